@@ -1,0 +1,223 @@
+"""Pydantic models mirroring the platform's logging events, field for field.
+
+Names on the wire are camelCase, exactly as the TypeScript schemas have them, so
+the Python attributes use the same names. Fields a newer producer adds are kept
+(``extra="allow"``) and written back out unchanged. Optional fields may be
+absent but not ``null``, as in the platform's schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from contracts.errors import ContractError, FieldError
+from contracts.timestamps import Timestamp, parse_timestamp
+
+__all__ = [
+    "LEVELS",
+    "ContractModel",
+    "ErrorPatternDetected",
+    "LogArchived",
+    "LogBatchCreated",
+    "LogEntryCreated",
+    "LogLevel",
+    "LogStreamStarted",
+    "Severity",
+    "StreamDestination",
+    "StreamFormat",
+    "TimeRange",
+    "contract_errors",
+]
+
+LogLevel = Literal["debug", "info", "warn", "error", "fatal"]
+Severity = Literal["low", "medium", "high", "critical"]
+StreamDestination = Literal["console", "file", "database", "external"]
+StreamFormat = Literal["json", "text", "structured"]
+LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warn", "error", "fatal")
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class ContractModel(BaseModel):
+    """Base of every contract: strict types, unknown fields carried through."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    EVENT_TYPE: ClassVar[str] = ""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any) -> Any:
+        # Runs only for fields present in the input: absent is fine, null is not.
+        if value is None:
+            raise ValueError("null is not allowed; leave an optional field out instead")
+        return value
+
+    @classmethod
+    def parse(cls, data: Any) -> Self:
+        """Validate already-parsed JSON data.
+
+        Raises:
+            ContractError: naming this event, each bad field and what was wrong.
+        """
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ContractError(cls.__name__, contract_errors(exc)) from None
+
+    @classmethod
+    def parse_json(cls, data: bytes | str) -> Self:
+        """Validate a JSON document (use :func:`contracts.jsonsafe.loads` for untrusted bytes).
+
+        Raises:
+            ContractError: naming this event, each bad field and what was wrong.
+        """
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise ContractError(cls.__name__, contract_errors(exc)) from None
+
+    def to_json(self) -> bytes:
+        """The event data as JSON, with exactly the fields it was given (unknown ones too)."""
+        return self.model_dump_json(exclude_unset=True).encode()
+
+    def to_data(self) -> dict[str, Any]:
+        """The event data as a JSON-ready dict, with exactly the fields it was given."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+def contract_errors(exc: ValidationError) -> list[FieldError]:
+    """Turn pydantic's errors into (dotted field, message) pairs."""
+    out = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in err["loc"]) or "(root)"
+        out.append(FieldError(field, err["msg"]))
+    return out
+
+
+class LogEntryCreated(ContractModel):
+    """One log entry (``cortex_logging.entry.created``)."""
+
+    EVENT_TYPE: ClassVar[str] = "cortex_logging.entry.created"
+
+    logId: NonEmpty
+    level: LogLevel
+    message: str
+    source: NonEmpty
+    component: str | None = None
+    userId: str | None = None
+    sessionId: str | None = None
+    metadata: dict[str, JsonValue] | None = None
+    createdAt: Timestamp
+
+
+class LogStreamStarted(ContractModel):
+    """A stream of log events began (``cortex_logging.stream.started``)."""
+
+    EVENT_TYPE: ClassVar[str] = "cortex_logging.stream.started"
+
+    streamId: NonEmpty
+    filters: dict[str, JsonValue] | None = None
+    destination: StreamDestination
+    format: StreamFormat
+    startedBy: NonEmpty
+    startedAt: Timestamp
+
+
+class ErrorPatternDetected(ContractModel):
+    """A recurring error pattern crossed its threshold (``cortex_logging.error_pattern.detected``)."""
+
+    EVENT_TYPE: ClassVar[str] = "cortex_logging.error_pattern.detected"
+
+    patternId: NonEmpty
+    pattern: NonEmpty
+    occurrences: Annotated[int, Field(gt=0)]
+    severity: Severity
+    timeWindow: NonEmpty
+    firstOccurrence: Timestamp
+    lastOccurrence: Timestamp
+    detectedAt: Timestamp
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _check_order(self.firstOccurrence, self.lastOccurrence, "lastOccurrence")
+        return self
+
+
+class TimeRange(ContractModel):
+    """An inclusive span of time."""
+
+    start: Timestamp
+    end: Timestamp
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        _check_order(self.start, self.end, "end")
+        return self
+
+
+class LogArchived(ContractModel):
+    """A segment of log entries was archived (``cortex_logging.log.archived``)."""
+
+    EVENT_TYPE: ClassVar[str] = "cortex_logging.log.archived"
+
+    archiveId: NonEmpty
+    timeRange: TimeRange
+    entryCount: Count
+    compressedSize: Count
+    destination: NonEmpty
+    archivedAt: Timestamp
+
+
+class LogBatchCreated(ContractModel):
+    """Many log entries in one event (``cortex_logging.batch.created``).
+
+    ``sequence`` rises by one per batch a gateway instance publishes, so a gap
+    tells a consumer a batch is missing; ``droppedSinceLast`` counts the entries
+    that instance dropped since its previous batch, so loss is never silent.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "cortex_logging.batch.created"
+
+    batchId: NonEmpty
+    gatewayId: NonEmpty
+    sequence: Annotated[int, Field(ge=1)]
+    count: Annotated[int, Field(ge=1)]
+    entries: Annotated[list[LogEntryCreated], Field(min_length=1)]
+    firstCreatedAt: Timestamp
+    lastCreatedAt: Timestamp
+    levelCounts: dict[LogLevel, Count]
+    droppedSinceLast: Count
+    droppedByReason: dict[str, Count] | None = None
+    createdAt: Timestamp | None = None
+    source: NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.count != len(self.entries):
+            raise ValueError(f"count is {self.count} but entries holds {len(self.entries)}")
+        seen: dict[str, int] = {}
+        for entry in self.entries:
+            seen[entry.level] = seen.get(entry.level, 0) + 1
+        declared = {level: n for level, n in self.levelCounts.items() if n}
+        if declared != seen:
+            raise ValueError(f"levelCounts {declared} do not match the entries' levels {seen}")
+        if self.droppedByReason is not None and sum(self.droppedByReason.values()) != self.droppedSinceLast:
+            raise ValueError("droppedByReason does not add up to droppedSinceLast")
+        _check_order(self.firstCreatedAt, self.lastCreatedAt, "lastCreatedAt")
+        return self
+
+
+def _check_order(first: str, last: str, name: str) -> None:
+    if parse_timestamp(first) > parse_timestamp(last):
+        raise ValueError(f"{name} {last} is earlier than {first}")
