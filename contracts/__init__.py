@@ -15,6 +15,7 @@ from contracts.events import CONTRACTS, ENTRY_REJECTED_SUBJECT, contract_for_typ
 from contracts.models import (
     LEVELS,
     ContractModel,
+    EntryRejected,
     ErrorPatternDetected,
     LogArchived,
     LogBatchCreated,
@@ -35,6 +36,7 @@ __all__ = [
     "ContractModel",
     "DecodeError",
     "DecodedEvent",
+    "EntryRejected",
     "ErrorPatternDetected",
     "FieldError",
     "GatewayError",

@@ -6,6 +6,7 @@ import re
 
 from contracts.models import (
     ContractModel,
+    EntryRejected,
     ErrorPatternDetected,
     LogArchived,
     LogBatchCreated,
@@ -28,8 +29,9 @@ CONTRACTS: tuple[type[ContractModel], ...] = (
     ErrorPatternDetected,
     LogArchived,
     LogBatchCreated,
+    EntryRejected,
 )
-ENTRY_REJECTED_SUBJECT = "cortex_logging.entry.rejected"
+ENTRY_REJECTED_SUBJECT = EntryRejected.EVENT_TYPE
 _BY_TYPE = {model.EVENT_TYPE: model for model in CONTRACTS}
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
 

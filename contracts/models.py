@@ -26,6 +26,7 @@ from contracts.timestamps import Timestamp, parse_timestamp
 __all__ = [
     "LEVELS",
     "ContractModel",
+    "EntryRejected",
     "ErrorPatternDetected",
     "LogArchived",
     "LogBatchCreated",
@@ -216,6 +217,27 @@ class LogBatchCreated(ContractModel):
             raise ValueError("droppedByReason does not add up to droppedSinceLast")
         _check_order(self.firstCreatedAt, self.lastCreatedAt, "lastCreatedAt")
         return self
+
+
+class EntryRejected(ContractModel):
+    """A message the gateway could not accept, forwarded so it never disappears silently.
+
+    ``payload`` holds as much of the original body as fits (as text when it is
+    UTF-8, else ``payloadBase64``); ``payloadBytes`` is the original size.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "cortex_logging.entry.rejected"
+
+    reason: NonEmpty
+    detail: str
+    subject: NonEmpty
+    headers: dict[str, str] | None = None
+    payload: str | None = None
+    payloadBase64: str | None = None
+    payloadBytes: Count
+    truncated: bool
+    gatewayId: NonEmpty
+    rejectedAt: Timestamp
 
 
 def _check_order(first: str, last: str, name: str) -> None:

@@ -1,0 +1,136 @@
+"""The gateway as a FastStream application on its NATS broker.
+
+FastStream owns the connection, the lifespan (start after the broker connects,
+flush before it drains) and the AsyncAPI document. The per-entry ingest is
+subscribed with nats-py on the broker's connection (see ``gateway.service``
+for the measurement); in the AsyncAPI document it is declared as FastStream
+subscribers so every subject the gateway speaks is described with its schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from faststream.specification import AsyncAPI
+
+from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
+from gateway.config import GatewayConfig
+from gateway.connection import ConnectionSettings
+from gateway.http import HealthServer
+from gateway.metrics import render_metrics
+from gateway.service import Gateway, ShutdownReport
+
+__all__ = ["GatewayApp", "build_app", "build_asyncapi"]
+
+log = logging.getLogger("log_gateway")
+VERSION = "0.1.0"
+
+
+@dataclass
+class GatewayApp:
+    """The FastStream app with the gateway it runs, and its health server (if any)."""
+
+    app: FastStream
+    broker: NatsBroker
+    gateway: Gateway
+    health: HealthServer | None
+    report: ShutdownReport | None = None
+
+
+def _declare_channels(broker: NatsBroker, config: GatewayConfig, *, with_ingest: bool) -> None:
+    subjects = config.subjects
+    broker.publisher(
+        subjects.batch,
+        schema=LogBatchCreated,
+        title="logBatchCreated",
+        description="Batches of log entries, stored in JetStream with Nats-Msg-Id = batchId.",
+    )
+    broker.publisher(
+        subjects.rejected,
+        schema=EntryRejected,
+        title="entryRejected",
+        description="Messages the gateway could not accept, with the reason and the original payload.",
+    )
+    if not with_ingest:
+        return
+    for subject in (subjects.entry, subjects.entry_children):
+
+        async def entry_created(body: LogEntryCreated) -> None:  # pragma: no cover - documentation only
+            """Per-entry events (structured or binary CloudEvents, or bare JSON)."""
+
+        broker.subscriber(subject, queue=config.queue_group, title=f"ingest:{subject}")(entry_created)
+
+
+def _broker(connection: ConnectionSettings, gateway: Gateway | None) -> NatsBroker:
+    async def on_error(exc: BaseException) -> None:
+        if gateway is not None:
+            gateway.on_error(exc)
+
+    return NatsBroker(
+        **connection.broker_kwargs(),
+        error_cb=on_error,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+        logger=log,
+        log_level=logging.DEBUG,
+    )
+
+
+def _spec(broker: NatsBroker) -> AsyncAPI:
+    return AsyncAPI(
+        broker,
+        title="cortex-log-gateway",
+        version=VERSION,
+        description="Batches per-entry Cortex logging events into logBatchCreated CloudEvents on JetStream.",
+    )
+
+
+def build_app(
+    config: GatewayConfig,
+    connection: ConnectionSettings,
+    *,
+    http_port: int | None = None,
+    http_host: str = "127.0.0.1",
+) -> GatewayApp:
+    """The runnable application; nothing connects until FastStream starts it."""
+    gateway = Gateway(config)
+    broker = _broker(connection, gateway)
+    _declare_channels(broker, config, with_ingest=False)
+    health = None
+    if http_port is not None:
+        health = HealthServer(
+            port=http_port,
+            host=http_host,
+            ready=lambda: gateway.ready and broker.connection.is_connected,
+            metrics=lambda: render_metrics(gateway),
+        )
+    holder = GatewayApp(FastStream(broker, specification=_spec(broker)), broker, gateway, health)
+
+    async def started() -> None:
+        await gateway.start(broker.connection)
+        if health is not None:
+            await health.start()
+        http = f" http=http://{http_host}:{health.port}" if health else ""
+        print(f"log-gateway: ready gateway_id={config.gateway_id}{http}", file=sys.stdout, flush=True)
+
+    async def stopping() -> None:
+        holder.report = await gateway.stop()
+        if health is not None:
+            await health.stop()
+
+    holder.app.after_startup(started)
+    holder.app.on_shutdown(stopping)
+    return holder
+
+
+def build_asyncapi(config: GatewayConfig, *, yaml: bool = False) -> str:
+    """The AsyncAPI 3.0 document of every subject the gateway speaks."""
+    broker = _broker(ConnectionSettings(servers=("nats://localhost:4222",)), None)
+    _declare_channels(broker, config, with_ingest=True)
+    spec = _spec(broker).to_specification()
+    return spec.to_yaml() if yaml else spec.to_json()

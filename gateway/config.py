@@ -1,0 +1,105 @@
+"""The gateway's settings as typed objects, with the cross-field rules checked once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from contracts.events import ENTRY_REJECTED_SUBJECT, subject_for, validate_subject, validate_subject_token
+from contracts.models import LogBatchCreated, LogEntryCreated
+from gateway.core.limits import BatchLimits, BufferLimits
+from publishers.jetstream import PublishPolicy
+from publishers.stream import StreamSpec
+
+__all__ = ["GatewayConfig", "Subjects", "ThrottleLimits", "default_gateway_id"]
+
+
+def default_gateway_id() -> str:
+    """``<host>-<pid>-<random>``: unique per gateway instance, so sequences never mix."""
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Subjects:
+    """The subjects the gateway speaks, all after an optional prefix."""
+
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if self.prefix:
+            validate_subject(self.prefix, "subject prefix")
+
+    @property
+    def entry(self) -> str:
+        """Where services publish single entries."""
+        return subject_for(LogEntryCreated.EVENT_TYPE, self.prefix)
+
+    @property
+    def entry_children(self) -> str:
+        """Entries on per-service sub-subjects (``<entry>.>``)."""
+        return self.entry + ".>"
+
+    @property
+    def batch(self) -> str:
+        """Where batches go."""
+        return subject_for(LogBatchCreated.EVENT_TYPE, self.prefix)
+
+    @property
+    def rejected(self) -> str:
+        """Where rejected input is forwarded."""
+        return subject_for(ENTRY_REJECTED_SUBJECT, self.prefix)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The subjects the gateway's stream captures."""
+        return (self.batch, self.rejected)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ThrottleLimits:
+    """What the gateway may put on the bus: batches/s, bytes/s, unacknowledged publishes."""
+
+    max_publish_rate: float | None = None
+    max_publish_bytes_rate: float | None = None
+    max_in_flight: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("max_publish_rate", "max_publish_bytes_rate"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GatewayConfig:
+    """Everything the gateway needs, validated at construction."""
+
+    gateway_id: str = field(default_factory=default_gateway_id)
+    queue_group: str = "log-gateway"
+    subjects: Subjects = field(default_factory=Subjects)
+    batch: BatchLimits = field(default_factory=BatchLimits)
+    buffer: BufferLimits = field(default_factory=BufferLimits)
+    throttle: ThrottleLimits = field(default_factory=ThrottleLimits)
+    publish: PublishPolicy = field(default_factory=PublishPolicy)
+    stream: StreamSpec = field(default_factory=StreamSpec)
+    shutdown_timeout_s: float = 30.0
+    pending_msgs_limit: int = 512 * 1024
+    pending_bytes_limit: int = 256 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        validate_subject_token(self.gateway_id, "gateway_id")
+        validate_subject_token(self.queue_group, "queue_group")
+        if self.shutdown_timeout_s <= 0:
+            raise ValueError(f"shutdown_timeout_s must be positive, got {self.shutdown_timeout_s}")
+        worst = self.publish.retry_deadline_s + self.publish.timeout_s
+        if worst >= self.stream.duplicate_window_s:
+            raise ValueError(
+                f"publish_retry_deadline_s + publish_timeout_s ({worst:g}s) must stay below the stream's "
+                f"duplicate window ({self.stream.duplicate_window_s:g}s), "
+                "or a retried batch could be stored twice"
+            )

@@ -1,0 +1,77 @@
+"""How to reach NATS: servers and every way NATS authenticates, as one typed object."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from faststream.security import BaseSecurity, SASLPlaintext
+
+__all__ = ["ConnectionSettings", "redact_url"]
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any user, password or token, for logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConnectionSettings:
+    """Servers and credentials; secrets are kept out of ``repr``."""
+
+    servers: tuple[str, ...] = ()
+    name: str = "log-gateway"
+    token: str | None = field(default=None, repr=False)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    creds_file: Path | None = None
+    nkey_seed_file: Path | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    def __post_init__(self) -> None:
+        for url in self.servers:
+            if urlsplit(url).scheme not in ("nats", "tls", "ws", "wss"):
+                raise ValueError(
+                    f"nats_url {redact_url(url)!r} must start with nats://, tls://, ws:// or wss://"
+                )
+        if (self.user is None) != (self.password is None):
+            raise ValueError("nats_user and nats_password must be given together")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        for name in ("creds_file", "nkey_seed_file", "tls_ca", "tls_cert", "tls_key"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name} {str(path)!r} is not a readable file")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A TLS context verifying the server (and presenting a client certificate), if configured."""
+        if self.tls_ca is None and self.tls_cert is None:
+            return None
+        context = ssl.create_default_context(cafile=str(self.tls_ca) if self.tls_ca else None)
+        if self.tls_cert is not None and self.tls_key is not None:
+            context.load_cert_chain(str(self.tls_cert), str(self.tls_key))
+        return context
+
+    def broker_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for FastStream's ``NatsBroker`` (and so nats-py's connect)."""
+        context = self.ssl_context()
+        kwargs: dict[str, Any] = {"servers": list(self.servers), "name": self.name}
+        if self.user is not None and self.password is not None:
+            kwargs["security"] = SASLPlaintext(self.user, self.password, ssl_context=context)
+        elif context is not None:
+            kwargs["security"] = BaseSecurity(ssl_context=context)
+        if self.token is not None:
+            kwargs["token"] = self.token
+        if self.creds_file is not None:
+            kwargs["user_credentials"] = str(self.creds_file)
+        if self.nkey_seed_file is not None:
+            kwargs["nkeys_seed"] = str(self.nkey_seed_file)
+        return kwargs

@@ -1,0 +1,206 @@
+"""Entries into batches: size, bytes and time thresholds, buffer caps, overflow policy.
+
+A batch stays open, and keeps filling, until it is full or the sender takes it;
+so while the sender is throttled, entries go into fewer, fuller batches rather
+than a queue of small ones. A batch that is full is sealed and waits its turn.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from gateway.core.entry import PendingEntry
+from gateway.core.limits import BatchLimits, BufferLimits, DropReason, OverflowPolicy
+from gateway.core.stats import Stats
+
+__all__ = ["Accumulator", "Admission", "SealedBatch"]
+
+
+class Admission(StrEnum):
+    """The outcome of offering an entry."""
+
+    ACCEPTED = "accepted"
+    DROPPED = "dropped"
+    BLOCKED = "blocked"
+    OVERSIZE = "oversize"
+
+
+@dataclass(slots=True)
+class SealedBatch:
+    """Entries bound for one logBatchCreated message.
+
+    ``overhead`` is the most bytes everything but the entries and their commas
+    can take, so ``overhead + data_bytes + len(entries) - 1`` bounds the message.
+    """
+
+    source: str | None
+    overhead: int
+    entries: deque[PendingEntry] = field(default_factory=deque)
+    data_bytes: int = 0
+
+    @property
+    def opened_at(self) -> float:
+        """Receipt time of its oldest entry."""
+        return self.entries[0].received_at
+
+    def size_with(self, extra: int) -> int:
+        """The bound on the message size if an entry of ``extra`` bytes were added."""
+        return self.overhead + self.data_bytes + extra + len(self.entries)
+
+    def append(self, entry: PendingEntry) -> None:
+        self.entries.append(entry)
+        self.data_bytes += len(entry.data)
+
+    def pop_oldest(self) -> PendingEntry:
+        entry = self.entries.popleft()
+        self.data_bytes -= len(entry.data)
+        return entry
+
+
+class Accumulator:
+    """Holds entries until the sender takes them as batches.
+
+    Args:
+        limits: batch thresholds.
+        buffer: caps on everything held, and the overflow policy.
+        overhead_for: the byte bound of a batch's non-entry parts, per source.
+        stats: where drops are counted.
+    """
+
+    def __init__(
+        self,
+        limits: BatchLimits,
+        buffer: BufferLimits,
+        overhead_for: Callable[[str | None], int],
+        stats: Stats,
+    ) -> None:
+        self.limits = limits
+        self.buffer = buffer
+        self._overhead_for = overhead_for
+        self._stats = stats
+        self._open: OrderedDict[str | None, SealedBatch] = OrderedDict()
+        self._waiting: deque[SealedBatch] = deque()
+        self.held_entries = 0
+        self.held_bytes = 0
+
+    def offer(self, entry: PendingEntry) -> Admission:
+        """Add an entry, applying the overflow policy when the buffer is full."""
+        key = entry.source if self.limits.per_source else None
+        batch = self._open.get(key)
+        overhead = batch.overhead if batch else self._overhead_for(key)
+        if overhead + len(entry.data) > self.limits.max_bytes:
+            return Admission.OVERSIZE
+        if not self._make_room(len(entry.data)):
+            if self.buffer.overflow is OverflowPolicy.BLOCK:
+                return Admission.BLOCKED
+            self._stats.drop(DropReason.OVERFLOW_NEWEST)
+            return Admission.DROPPED
+        self._append(key, entry)
+        return Admission.ACCEPTED
+
+    def _has_room(self, size: int) -> bool:
+        return self.held_entries < self.buffer.max_entries and self.held_bytes + size <= self.buffer.max_bytes
+
+    def _make_room(self, size: int) -> bool:
+        if self._has_room(size):
+            return True
+        if self.buffer.overflow is not OverflowPolicy.DROP_OLDEST:
+            return False
+        while not self._has_room(size) and self._evict_oldest():
+            pass
+        return self._has_room(size)
+
+    def _evict_oldest(self) -> bool:
+        """Drop the oldest entry not yet handed to the sender; False if there is none."""
+        if self._waiting:
+            batch = self._waiting[0]
+            if len(batch.entries) == 1:
+                self._waiting.popleft()
+        elif self._open:
+            key, batch = next(iter(self._open.items()))
+            if len(batch.entries) == 1:
+                del self._open[key]
+        else:
+            return False
+        entry = batch.pop_oldest()
+        self._release(1, len(entry.data))
+        self._stats.drop(DropReason.OVERFLOW_OLDEST)
+        return True
+
+    def _append(self, key: str | None, entry: PendingEntry) -> None:
+        batch = self._open.get(key)
+        size = len(entry.data)
+        if batch is not None and (
+            len(batch.entries) >= self.limits.max_entries or batch.size_with(size) > self.limits.max_bytes
+        ):
+            self._seal(key)
+            batch = None
+        if batch is None:
+            if len(self._open) >= self.limits.max_open_sources:
+                self._seal(next(iter(self._open)))
+            batch = self._open[key] = SealedBatch(key, self._overhead_for(key))
+        batch.append(entry)
+        self.held_entries += 1
+        self.held_bytes += size
+        if len(batch.entries) >= self.limits.max_entries:
+            self._seal(key)
+
+    def _seal(self, key: str | None) -> None:
+        self._waiting.append(self._open.pop(key))
+
+    def next_due(self) -> float | None:
+        """When a batch is next ready to send (monotonic seconds), or None when empty.
+
+        A sealed batch is ready at once (``0.0``); otherwise the oldest open batch
+        is ready ``max_delay_ms`` after its oldest entry arrived.
+        """
+        if self._waiting:
+            return 0.0
+        if self._open:
+            return next(iter(self._open.values())).opened_at + self.limits.max_delay_s
+        return None
+
+    def take(self, now: float) -> SealedBatch | None:
+        """The next batch ready at ``now`` (sealed ones first), or None."""
+        if self._waiting:
+            return self._waiting.popleft()
+        due = self.next_due()
+        if due is not None and due <= now:
+            key = next(iter(self._open))
+            return self._open.pop(key)
+        return None
+
+    def seal_all(self) -> None:
+        """Make every open batch ready at once (for shutdown)."""
+        while self._open:
+            self._seal(next(iter(self._open)))
+
+    def release(self, batch: SealedBatch) -> None:
+        """Forget a batch the sender is done with (published or counted as dropped)."""
+        self._release(len(batch.entries), batch.data_bytes)
+
+    def _release(self, entries: int, size: int) -> None:
+        self.held_entries -= entries
+        self.held_bytes -= size
+
+    @property
+    def has_waiting(self) -> bool:
+        """Is a full batch waiting for the sender?"""
+        return bool(self._waiting)
+
+    def clear(self) -> int:
+        """Forget every batch not yet taken; returns how many entries that was."""
+        count = self.queued_entries
+        for batch in [*self._waiting, *self._open.values()]:
+            self.release(batch)
+        self._waiting.clear()
+        self._open.clear()
+        return count
+
+    @property
+    def queued_entries(self) -> int:
+        """Entries not yet handed to the sender."""
+        return sum(len(b.entries) for b in self._waiting) + sum(len(b.entries) for b in self._open.values())

@@ -1,0 +1,28 @@
+"""An accepted entry as the core holds it: encoded once, with what batching needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["PendingEntry"]
+
+
+@dataclass(slots=True)
+class PendingEntry:
+    """A validated ``LogEntryCreated`` kept as its JSON bytes, never as a live model.
+
+    Attributes:
+        data: the entry's JSON, encoded once at ingest and spliced into batches.
+        level: the entry's level.
+        source: the entry's source.
+        created_at: ``createdAt`` as seconds since the epoch (for ordering).
+        created_text: ``createdAt`` exactly as sent.
+        received_at: when the gateway received it, on the monotonic clock.
+    """
+
+    data: bytes
+    level: str
+    source: str
+    created_at: float
+    created_text: str
+    received_at: float

@@ -1,0 +1,72 @@
+"""Prometheus metrics read from the gateway's own counts at scrape time (nothing on the hot path)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from contracts.errors import RejectReason
+from gateway.core.limits import DropReason
+from gateway.core.stats import LatencyHistogram
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
+
+__all__ = ["GatewayCollector", "render_metrics"]
+
+_P = "log_gateway_"
+
+
+class GatewayCollector(Collector):
+    """Exposes a :class:`~gateway.service.Gateway`'s counters, gauges and histograms."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gw = gateway
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._gw.stats
+        yield _counter("entries_received", "Entry messages received", stats.received)
+        yield _counter("entries_published", "Entries acknowledged by JetStream in a batch", stats.published)
+        yield _labelled("entries_rejected", "Messages rejected, by reason", stats.rejected, RejectReason)
+        yield _labelled(
+            "entries_dropped", "Accepted entries not published, by reason", stats.dropped, DropReason
+        )
+        yield _counter("batches_published", "Batches acknowledged by JetStream", stats.batches)
+        yield _counter("publish_retries", "Batch publish attempts retried", stats.retries)
+        acc = getattr(self._gw, "acc", None)
+        yield GaugeMetricFamily(_P + "buffered_entries", "Entries held", value=acc.held_entries if acc else 0)
+        yield GaugeMetricFamily(_P + "buffered_bytes", "Entry bytes held", value=acc.held_bytes if acc else 0)
+        yield GaugeMetricFamily(
+            _P + "ready", "1 once subscribed with the stream in place", value=int(self._gw.ready)
+        )
+        yield _histogram("batch_entries", "Entries per published batch", self._gw.batch_entries)
+        yield _histogram("batch_bytes", "Bytes per published batch, headers included", self._gw.batch_bytes)
+        yield _histogram("entry_latency_seconds", "Entry receipt to JetStream ack", self._gw.latency)
+
+
+def _counter(name: str, doc: str, value: int) -> CounterMetricFamily:
+    return CounterMetricFamily(_P + name, doc, value=value)
+
+
+def _labelled(name: str, doc: str, counts: dict[str, int], known: Iterable[str]) -> CounterMetricFamily:
+    family = CounterMetricFamily(_P + name, doc, labels=["reason"])
+    for reason in sorted({*map(str, known), *counts}):
+        family.add_metric([reason], counts.get(reason, 0))
+    return family
+
+
+def _histogram(name: str, doc: str, hist: LatencyHistogram) -> HistogramMetricFamily:
+    buckets = [(f"{bound:g}", count) for bound, count in zip(hist.buckets, hist.counts, strict=True)]
+    buckets.append(("+Inf", hist.count))
+    return HistogramMetricFamily(_P + name, doc, buckets=buckets, sum_value=hist.total)
+
+
+def render_metrics(gateway: Gateway) -> bytes:
+    """The Prometheus text exposition of ``gateway``'s metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(GatewayCollector(gateway))
+    return generate_latest(registry)

@@ -1,0 +1,218 @@
+"""Every setting as a flag and a ``LOG_GATEWAY_*`` variable, read in this one place.
+
+A flag wins over its variable, which wins over the default. A bad value is a
+:class:`SettingError` naming the setting; the CLI turns it into exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from contracts.errors import GatewayError
+from gateway.config import GatewayConfig, Subjects, ThrottleLimits, default_gateway_id
+from gateway.connection import ConnectionSettings
+from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
+from publishers.jetstream import PublishPolicy
+from publishers.stream import StreamSpec
+
+__all__ = [
+    "CONNECTION_OPTIONS",
+    "RUN_OPTIONS",
+    "Option",
+    "SettingError",
+    "add_options",
+    "connection_settings",
+    "gateway_config",
+    "read_options",
+]
+
+
+class SettingError(GatewayError, ValueError):
+    """A setting has a bad value; the message names it."""
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _servers(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its flag, how its text is parsed, its default and help."""
+
+    flag: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    secret: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "LOG_GATEWAY_" + self.dest.upper()
+
+
+CONNECTION_OPTIONS = (
+    Option("--nats-url", _servers, (), "NATS server URL(s), comma-separated; none starts an embedded server"),
+    Option("--nats-token", str, None, "token authentication", secret=True),
+    Option("--nats-user", str, None, "user for user/password authentication"),
+    Option("--nats-password", str, None, "password for user/password authentication", secret=True),
+    Option("--nats-creds", Path, None, "credentials file (JWT and NKEY seed)"),
+    Option("--nats-nkey-seed", Path, None, "NKEY seed file"),
+    Option("--tls-ca", Path, None, "CA certificate that verifies the server"),
+    Option("--tls-cert", Path, None, "client certificate (with --tls-key)"),
+    Option("--tls-key", Path, None, "client certificate key"),
+    Option("--subject-prefix", str, "", "prefix put in front of every subject"),
+)
+RUN_OPTIONS = (
+    *CONNECTION_OPTIONS,
+    Option("--state-dir", Path, None, "state directory of the embedded nats-server"),
+    Option("--gateway-id", str, None, "this instance's id (default: host-pid-random)"),
+    Option("--queue-group", str, "log-gateway", "queue group shared by gateway processes"),
+    Option("--max-batch-entries", int, 500, "flush a batch at this many entries"),
+    Option(
+        "--max-batch-bytes", int, 256 * 1024, "flush before a batch message (headers included) exceeds this"
+    ),
+    Option("--max-batch-delay-ms", int, 100, "flush a batch this long after its oldest entry arrived"),
+    Option("--per-source", _bool, False, "batch each source separately"),
+    Option("--max-open-sources", int, 64, "most per-source batches open at once"),
+    Option("--max-buffered-entries", int, 100_000, "most entries held by the gateway"),
+    Option("--max-buffered-bytes", int, 64 * 1024 * 1024, "most entry bytes held by the gateway"),
+    Option(
+        "--overflow", OverflowPolicy, OverflowPolicy.BLOCK, "when full: block, drop_oldest or drop_newest"
+    ),
+    Option("--max-publish-rate", float, None, "most batches per second sent to the bus"),
+    Option("--max-publish-bytes-rate", float, None, "most bytes per second sent to the bus"),
+    Option("--max-in-flight", int, 4, "most unacknowledged JetStream publishes"),
+    Option("--publish-timeout-s", float, 5.0, "wait this long for one publish's ack"),
+    Option("--publish-retry-deadline-s", float, 60.0, "give up on a batch after retrying this long"),
+    Option("--stream-name", str, "CORTEX_LOGGING", "JetStream stream for the gateway's output"),
+    Option("--stream-max-age-s", float, 7 * 24 * 3600.0, "how long the stream keeps messages"),
+    Option("--stream-replicas", int, 1, "stream replicas (3 on a cluster)"),
+    Option("--stream-duplicate-window-s", float, 120.0, "duplicate window of a stream the gateway creates"),
+    Option("--shutdown-timeout-s", float, 30.0, "most time to flush and wait for acks on shutdown"),
+    Option("--http-port", int, None, "serve /healthz, /readyz and /metrics on this port (0: any free port)"),
+    Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
+    Option("--log-level", str, "info", "debug, info, warning or error"),
+)
+
+
+def add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
+    """Add each option as a flag whose help names its variable and default."""
+    for opt in options:
+        shown = "(secret)" if opt.secret else opt.default
+        parser.add_argument(
+            opt.flag, dest=opt.dest, default=None, help=f"{opt.help} [{opt.env}; default {shown}]"
+        )
+
+
+def read_options(
+    args: argparse.Namespace, options: tuple[Option, ...], environ: Mapping[str, str] = os.environ
+) -> dict[str, Any]:
+    """Each option's value: flag, else variable, else default.
+
+    Raises:
+        SettingError: a value does not parse; names the flag and variable.
+    """
+    values: dict[str, Any] = {}
+    for opt in options:
+        text = getattr(args, opt.dest, None)
+        if text is None:
+            text = environ.get(opt.env)
+        if text is None:
+            values[opt.dest] = opt.default
+            continue
+        try:
+            values[opt.dest] = opt.parse(text)
+        except ValueError as exc:
+            raise SettingError(f"{opt.flag} / {opt.env}: {exc}") from None
+    return values
+
+
+def connection_settings(values: Mapping[str, Any]) -> ConnectionSettings:
+    """The connection part of the settings.
+
+    Raises:
+        SettingError: naming the bad setting.
+    """
+    try:
+        return ConnectionSettings(
+            servers=values["nats_url"],
+            token=values["nats_token"],
+            user=values["nats_user"],
+            password=values["nats_password"],
+            creds_file=values["nats_creds"],
+            nkey_seed_file=values["nats_nkey_seed"],
+            tls_ca=values["tls_ca"],
+            tls_cert=values["tls_cert"],
+            tls_key=values["tls_key"],
+        )
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+
+
+def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
+    """The gateway part of the settings, with every cross-field rule checked.
+
+    Raises:
+        SettingError: naming the bad setting.
+    """
+    try:
+        return GatewayConfig(
+            gateway_id=values["gateway_id"] or default_gateway_id(),
+            queue_group=values["queue_group"],
+            subjects=Subjects(prefix=values["subject_prefix"]),
+            batch=_batch(values),
+            buffer=BufferLimits(
+                max_entries=values["max_buffered_entries"],
+                max_bytes=values["max_buffered_bytes"],
+                overflow=values["overflow"],
+            ),
+            throttle=ThrottleLimits(
+                max_publish_rate=values["max_publish_rate"],
+                max_publish_bytes_rate=values["max_publish_bytes_rate"],
+                max_in_flight=values["max_in_flight"],
+            ),
+            publish=PublishPolicy(
+                timeout_s=values["publish_timeout_s"], retry_deadline_s=values["publish_retry_deadline_s"]
+            ),
+            stream=_stream(values),
+            shutdown_timeout_s=values["shutdown_timeout_s"],
+        )
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+
+
+def _batch(values: Mapping[str, Any]) -> BatchLimits:
+    return BatchLimits(
+        max_entries=values["max_batch_entries"],
+        max_bytes=values["max_batch_bytes"],
+        max_delay_ms=values["max_batch_delay_ms"],
+        per_source=values["per_source"],
+        max_open_sources=values["max_open_sources"],
+    )
+
+
+def _stream(values: Mapping[str, Any]) -> StreamSpec:
+    return StreamSpec(
+        name=values["stream_name"],
+        max_age_s=values["stream_max_age_s"],
+        replicas=values["stream_replicas"],
+        duplicate_window_s=values["stream_duplicate_window_s"],
+    )
