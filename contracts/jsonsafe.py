@@ -41,7 +41,7 @@ def loads(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     except orjson.JSONDecodeError as exc:
         _fail_json(exc)
     # Wrapped in a list so a top-level scalar is checked too; the wrapper is one level.
-    keys, string_colons = _walk([value], max_depth + 1)
+    keys, string_colons = _walk([value], max_depth, 0)
     suspicious = _ESCAPED_COLON in data or _LONG_DIGITS.search(data) is not None
     if suspicious or data.count(b":") - string_colons != keys:
         return _strict_loads(data)
@@ -52,7 +52,7 @@ def _fail_json(exc: orjson.JSONDecodeError) -> NoReturn:
     raise DecodeError(RejectReason.INVALID_JSON, str(exc)) from None
 
 
-def _walk(value: Any, max_depth: int, depth: int = 1) -> tuple[int, int]:
+def _walk(value: Any, max_depth: int, depth: int) -> tuple[int, int]:
     """Count keys and colons inside strings; enforce depth and integer range."""
     if depth > max_depth:
         raise DecodeError(RejectReason.TOO_DEEP, f"JSON nested deeper than {max_depth} levels")

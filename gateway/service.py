@@ -47,6 +47,9 @@ from publishers import JetStreamPublisher, PermissionWatch, PublishError, TokenB
 __all__ = ["ConfigError", "Gateway", "ShutdownReport"]
 
 log = logging.getLogger("log_gateway")
+# A rejected message is forwarded for diagnosis; 64 KiB of it is plenty and
+# keeps a flood of garbage from costing the bus more than the garbage itself.
+MAX_REJECTED_BYTES = 64 * 1024
 
 
 class ConfigError(GatewayError, ValueError):
@@ -209,7 +212,7 @@ class Gateway:
             headers=msg.headers,
             body=msg.data,
             gateway_id=self.config.gateway_id,
-            max_bytes=self._nc.max_payload,
+            max_bytes=min(self._nc.max_payload, MAX_REJECTED_BYTES),
         )
         try:
             await self._nc.publish(self.config.subjects.rejected, body, headers=headers)

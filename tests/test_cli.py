@@ -1,0 +1,169 @@
+"""``log-gateway`` as users run it: real processes, real signals, a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from contracts import CONTRACTS, LogBatchCreated
+from gateway.natsserver import NatsServer
+from tests.helpers import entries, log_ids, publish_entries, stored_batches
+
+LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOG_GATEWAY_")}
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LOG_GATEWAY, *args], capture_output=True, text=True, timeout=60, env=env or clean_env(), check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["--max-batch-entries", "0"], {}, "max_batch_entries"),
+        (["--max-batch-entries", "many"], {}, "--max-batch-entries / LOG_GATEWAY_MAX_BATCH_ENTRIES"),
+        ([], {"LOG_GATEWAY_OVERFLOW": "sideways"}, "LOG_GATEWAY_OVERFLOW"),
+        ([], {"LOG_GATEWAY_MAX_BATCH_DELAY_MS": "-5"}, "max_batch_delay_ms"),
+        (["--publish-retry-deadline-s", "500"], {}, "duplicate window"),
+        (["--nats-url", "http://x"], {}, "nats_url"),
+        (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], {}, "tls_cert"),
+        (["--subject-prefix", "a.>"], {}, "subject prefix"),
+    ],
+)
+def test_bad_setting_exits_2_naming_it(args: list[str], env: dict[str, str], needle: str) -> None:
+    result = run_cli("run", *args, env=clean_env(**env))
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr
+
+
+def test_schemas_command_writes_every_contract(tmp_path: Path) -> None:
+    result = run_cli("schemas", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{m.EVENT_TYPE}.schema.json" for m in CONTRACTS
+    )
+
+
+def test_asyncapi_names_every_subject_with_its_schema() -> None:
+    result = run_cli("asyncapi")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["asyncapi"].startswith("3.")
+    addresses = {channel["address"] for channel in doc["channels"].values()}
+    assert addresses == {
+        "cortex_logging.entry.created",
+        "cortex_logging.entry.created.>",
+        "cortex_logging.batch.created",
+        "cortex_logging.entry.rejected",
+    }
+    assert {"LogEntryCreated", "LogBatchCreated", "EntryRejected"} <= set(doc["components"]["schemas"])
+
+
+@asynccontextmanager
+async def gateway_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str]]]:
+    """``log-gateway run ARGS``; yields once it prints that it is ready, with its output so far."""
+    proc = await asyncio.create_subprocess_exec(
+        LOG_GATEWAY,
+        "run",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=clean_env(),
+    )
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            while not any("log-gateway: ready" in line for line in lines):
+                raw = await proc.stdout.readline() if proc.stdout else b""
+                if not raw:
+                    pytest.fail("gateway exited before it was ready:\n" + "".join(lines))
+                lines.append(raw.decode())
+        yield proc, lines
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.decode().partition("\r\n\r\n")
+    return int(head.split(" ")[1]), body
+
+
+def metric(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name} missing"
+    return float(match.group(1))
+
+
+async def test_sigterm_with_a_full_buffer_publishes_everything(nats_server: NatsServer, nc: Client) -> None:
+    args = ["--nats-url", nats_server.url, "--http-port", "0", "--stream-name", "SIGTERM_TEST"]
+    args += ["--max-batch-entries", "20", "--max-publish-rate", "1", "--max-in-flight", "1"]
+    async with gateway_process(*args) as (proc, lines):
+        port = int(re.search(r"http=http://127.0.0.1:(\d+)", "".join(lines)).group(1))  # type: ignore[union-attr]
+        assert await http_get(port, "/healthz") == (200, "ok\n")
+        assert (await http_get(port, "/readyz"))[0] == 200
+        sent = entries(400)
+        await publish_entries(nc, sent)
+        async with asyncio.timeout(20):
+            while metric((await http_get(port, "/metrics"))[1], "log_gateway_entries_received_total") < len(
+                sent
+            ):
+                await asyncio.sleep(0.02)
+        text = (await http_get(port, "/metrics"))[1]
+        assert metric(text, "log_gateway_buffered_entries") > 0  # throttled to 1 batch/s: most still held
+        for name in ("log_gateway_batch_entries_bucket", "log_gateway_entry_latency_seconds_bucket"):
+            assert name in text
+        assert 'log_gateway_entries_rejected_total{reason="oversize"} 0.0' in text
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    stored = log_ids(await stored_batches(nc.jetstream(), "SIGTERM_TEST"))
+    assert sorted(stored) == sorted(e["logId"] for e in sent)
+
+
+async def test_run_without_url_starts_an_embedded_server(tmp_path: Path) -> None:
+    async with gateway_process("--state-dir", str(tmp_path)) as (proc, lines):
+        url = re.search(r"embedded nats-server at (nats://\S+)", "".join(lines)).group(1)  # type: ignore[union-attr]
+        client = await nats.connect(url)
+        got: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def on_batch(msg: Msg) -> None:
+            await got.put(msg)
+
+        await client.subscribe(LogBatchCreated.EVENT_TYPE, cb=on_batch)
+        await publish_entries(client, entries(3))
+        batch = LogBatchCreated.parse(json.loads((await asyncio.wait_for(got.get(), 10)).data)["data"])
+        assert batch.count >= 1
+        await client.close()
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert (tmp_path / "nats" / "js").is_dir()
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):  # the embedded server stopped with the gateway
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
