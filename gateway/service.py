@@ -177,7 +177,7 @@ class Gateway:
         except DecodeError as exc:
             await self._reject(msg, exc.reason, exc.detail)
             return
-        was_idle = self.acc.next_due() is None
+        was_idle = self.acc.is_empty
         admission = self.acc.offer(entry)
         if admission is Admission.ACCEPTED:
             if was_idle or self.acc.has_waiting:

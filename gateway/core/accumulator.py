@@ -85,6 +85,8 @@ class Accumulator:
         self._waiting: deque[SealedBatch] = deque()
         self.held_entries = 0
         self.held_bytes = 0
+        self._in_flight_entries = 0
+        self._in_flight_bytes = 0
 
     def offer(self, entry: PendingEntry) -> Admission:
         """Add an entry, applying the overflow policy when the buffer is full."""
@@ -107,28 +109,40 @@ class Accumulator:
     def _make_room(self, size: int) -> bool:
         if self._has_room(size):
             return True
-        if self.buffer.overflow is not OverflowPolicy.DROP_OLDEST:
+        if self.buffer.overflow is not OverflowPolicy.DROP_OLDEST or not self._room_after_evicting_all(size):
+            # Evicting cannot help (what is in flight alone leaves no room): keep the queue.
             return False
-        while not self._has_room(size) and self._evict_oldest():
-            pass
-        return self._has_room(size)
+        while not self._has_room(size):
+            self._evict_oldest()
+        return True
 
-    def _evict_oldest(self) -> bool:
-        """Drop the oldest entry not yet handed to the sender; False if there is none."""
-        if self._waiting:
-            batch = self._waiting[0]
-            if len(batch.entries) == 1:
-                self._waiting.popleft()
-        elif self._open:
-            key, batch = next(iter(self._open.items()))
-            if len(batch.entries) == 1:
-                del self._open[key]
-        else:
-            return False
+    def _room_after_evicting_all(self, size: int) -> bool:
+        return (
+            self._in_flight_entries < self.buffer.max_entries
+            and self._in_flight_bytes + size <= self.buffer.max_bytes
+        )
+
+    def _oldest_batch(self) -> SealedBatch:
+        """The batch holding the oldest entry not yet handed to the sender."""
+        if not self.limits.per_source:
+            # One stream of entries: waiting batches are older than the open one.
+            return self._waiting[0] if self._waiting else next(iter(self._open.values()))
+        return min([*self._waiting, *self._open.values()], key=lambda b: b.opened_at)
+
+    def _evict_oldest(self) -> None:
+        """Drop the oldest entry not yet handed to the sender (there is one: see ``_make_room``)."""
+        batch = self._oldest_batch()
         entry = batch.pop_oldest()
+        if not batch.entries:
+            self._forget(batch)
         self._release(1, len(entry.data))
         self._stats.drop(DropReason.OVERFLOW_OLDEST)
-        return True
+
+    def _forget(self, batch: SealedBatch) -> None:
+        if self._open.get(batch.source) is batch:
+            del self._open[batch.source]
+        else:
+            self._waiting.remove(batch)
 
     def _append(self, key: str | None, entry: PendingEntry) -> None:
         batch = self._open.get(key)
@@ -159,19 +173,27 @@ class Accumulator:
         """
         if self._waiting:
             return 0.0
-        if self._open:
-            return next(iter(self._open.values())).opened_at + self.limits.max_delay_s
-        return None
+        oldest = self._oldest_open()
+        return None if oldest is None else oldest.opened_at + self.limits.max_delay_s
+
+    def _oldest_open(self) -> SealedBatch | None:
+        if len(self._open) <= 1:
+            return next(iter(self._open.values()), None)
+        # Per source, eviction can make a later-opened batch the oldest: look at all.
+        return min(self._open.values(), key=lambda b: b.opened_at)
 
     def take(self, now: float) -> SealedBatch | None:
         """The next batch ready at ``now`` (sealed ones first), or None."""
         if self._waiting:
-            return self._waiting.popleft()
-        due = self.next_due()
-        if due is not None and due <= now:
-            key = next(iter(self._open))
-            return self._open.pop(key)
-        return None
+            batch = self._waiting.popleft()
+        else:
+            oldest = self._oldest_open()
+            if oldest is None or oldest.opened_at + self.limits.max_delay_s > now:
+                return None
+            batch = self._open.pop(oldest.source)
+        self._in_flight_entries += len(batch.entries)
+        self._in_flight_bytes += batch.data_bytes
+        return batch
 
     def seal_all(self) -> None:
         """Make every open batch ready at once (for shutdown)."""
@@ -179,12 +201,19 @@ class Accumulator:
             self._seal(next(iter(self._open)))
 
     def release(self, batch: SealedBatch) -> None:
-        """Forget a batch the sender is done with (published or counted as dropped)."""
+        """Forget a batch the sender took and is done with (published or counted as dropped)."""
+        self._in_flight_entries -= len(batch.entries)
+        self._in_flight_bytes -= batch.data_bytes
         self._release(len(batch.entries), batch.data_bytes)
 
     def _release(self, entries: int, size: int) -> None:
         self.held_entries -= entries
         self.held_bytes -= size
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing is waiting to be taken."""
+        return not self._waiting and not self._open
 
     @property
     def has_waiting(self) -> bool:
@@ -195,7 +224,7 @@ class Accumulator:
         """Forget every batch not yet taken; returns how many entries that was."""
         count = self.queued_entries
         for batch in [*self._waiting, *self._open.values()]:
-            self.release(batch)
+            self._release(len(batch.entries), batch.data_bytes)
         self._waiting.clear()
         self._open.clear()
         return count
