@@ -55,10 +55,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
+    from contracts.errors import GatewayError
     from gateway.app import build_app
+    from gateway.service import ConfigError
 
     holder = build_app(config, connection, http_port=values["http_port"], http_host=values["http_host"])
-    await holder.app.run()
+    try:
+        await holder.app.run()
+    except ConfigError as exc:
+        print(f"log-gateway: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    except GatewayError as exc:
+        print(f"log-gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
     report = holder.report
     return 1 if report is not None and report.unpublished else 0
 

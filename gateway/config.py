@@ -69,7 +69,7 @@ class ThrottleLimits:
     def __post_init__(self) -> None:
         for name in ("max_publish_rate", "max_publish_bytes_rate"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
+            if value is not None and not value > 0:  # NaN too
                 raise ValueError(f"{name} must be positive, got {value}")
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
@@ -94,7 +94,7 @@ class GatewayConfig:
     def __post_init__(self) -> None:
         validate_subject_token(self.gateway_id, "gateway_id")
         validate_subject_token(self.queue_group, "queue_group")
-        if self.shutdown_timeout_s <= 0:
+        if not self.shutdown_timeout_s > 0:
             raise ValueError(f"shutdown_timeout_s must be positive, got {self.shutdown_timeout_s}")
         worst = self.publish.retry_deadline_s + self.publish.timeout_s
         if worst >= self.stream.duplicate_window_s:

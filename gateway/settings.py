@@ -45,6 +45,13 @@ def _bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
+def _level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError(f"expected debug, info, warning or error, got {text!r}")
+    return level
+
+
 def _servers(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -109,7 +116,7 @@ RUN_OPTIONS = (
     Option("--shutdown-timeout-s", float, 30.0, "most time to flush and wait for acks on shutdown"),
     Option("--http-port", int, None, "serve /healthz, /readyz and /metrics on this port (0: any free port)"),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
-    Option("--log-level", str, "info", "debug, info, warning or error"),
+    Option("--log-level", _level, "info", "debug, info, warning or error"),
 )
 
 

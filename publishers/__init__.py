@@ -9,7 +9,7 @@ from publishers.errors import (
 )
 from publishers.jetstream import JetStreamPublisher, PermissionWatch, PublishPolicy
 from publishers.ratelimit import TokenBucket
-from publishers.stream import StreamSpec, ensure_stream
+from publishers.stream import StreamConflictError, StreamSpec, ensure_stream
 
 __all__ = [
     "JetStreamPublisher",
@@ -18,6 +18,7 @@ __all__ = [
     "PublishError",
     "PublishFailedError",
     "PublishPolicy",
+    "StreamConflictError",
     "StreamSpec",
     "TokenBucket",
     "ensure_stream",

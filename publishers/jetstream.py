@@ -46,7 +46,7 @@ class PublishPolicy:
 
     def __post_init__(self) -> None:
         for name in ("timeout_s", "retry_deadline_s", "backoff_initial_s", "backoff_max_s"):
-            if getattr(self, name) <= 0:
+            if not getattr(self, name) > 0:  # NaN too
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 

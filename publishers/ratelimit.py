@@ -18,7 +18,7 @@ class TokenBucket:
     """
 
     def __init__(self, rate_per_s: float | None, *, burst: float | None = None, now: float = 0.0) -> None:
-        if rate_per_s is not None and rate_per_s <= 0:
+        if rate_per_s is not None and not rate_per_s > 0:  # NaN too
             raise ValueError(f"rate must be positive, got {rate_per_s}")
         self.rate = rate_per_s
         self.burst = burst if burst is not None else (rate_per_s or 0.0)

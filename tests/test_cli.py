@@ -49,6 +49,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["--nats-url", "http://x"], {}, "nats_url"),
         (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], {}, "tls_cert"),
         (["--subject-prefix", "a.>"], {}, "subject prefix"),
+        (["--max-publish-rate", "nan"], {}, "max_publish_rate"),
     ],
 )
 def test_bad_setting_exits_2_naming_it(args: list[str], env: dict[str, str], needle: str) -> None:

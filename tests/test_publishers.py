@@ -19,6 +19,7 @@ from publishers import (
     PermissionWatch,
     PublishFailedError,
     PublishPolicy,
+    StreamConflictError,
     StreamSpec,
     ensure_stream,
     is_retriable,
@@ -93,6 +94,18 @@ async def test_ensure_stream_creates_then_adds_missing_subjects(nc: Client) -> N
         "a.one",
         "a.two",
     ]
+
+
+async def test_ensure_stream_uses_a_stream_that_already_captures_the_subjects(nc: Client) -> None:
+    js = nc.jetstream()
+    await ensure_stream(js, StreamSpec(name="OPS", subjects=("out.a", "out.b")))
+    info = await ensure_stream(js, StreamSpec(name="MINE", subjects=("out.a", "out.b")))
+    assert info.config.name == "OPS"
+    await ensure_stream(js, StreamSpec(name="OTHER", subjects=("out.c",)))
+    with pytest.raises(StreamConflictError, match="split across streams"):
+        await ensure_stream(js, StreamSpec(name="MINE", subjects=("out.a", "out.c")))
+    with pytest.raises(StreamConflictError, match=r"\(none\)"):
+        await ensure_stream(js, StreamSpec(name="MINE", subjects=("out.a", "out.new")))
 
 
 DENY_BATCHES = """

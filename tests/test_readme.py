@@ -1,0 +1,36 @@
+"""The README keeps up with the code: the two commands, every setting, every metric."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.settings import RUN_OPTIONS
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+CI = (Path(__file__).parent.parent / ".ci" / "run").read_text()
+
+
+def test_two_commands_are_stated_and_ci_runs_the_test_one() -> None:
+    assert "bash scripts/run" in README
+    assert "bash scripts/test" in README
+    assert "exec bash scripts/test" in CI
+
+
+def test_every_setting_is_documented_with_its_variable() -> None:
+    missing = [
+        opt.flag for opt in RUN_OPTIONS if f"`{opt.flag}`" not in README or f"`{opt.env}`" not in README
+    ]
+    assert missing == []
+
+
+def test_required_metrics_are_documented() -> None:
+    for name in (
+        "log_gateway_entries_received_total",
+        "log_gateway_entries_published_total",
+        "log_gateway_entries_rejected_total",
+        "log_gateway_entries_dropped_total",
+        "log_gateway_batches_published_total",
+        "log_gateway_publish_retries_total",
+        "log_gateway_entry_latency_seconds",
+    ):
+        assert name in README
