@@ -8,7 +8,14 @@ import uuid
 from dataclasses import dataclass, field
 
 from contracts.events import ENTRY_REJECTED_SUBJECT, subject_for, validate_subject, validate_subject_token
-from contracts.models import LogBatchCreated, LogEntryCreated
+from contracts.models import (
+    ErrorPatternDetected,
+    LogArchived,
+    LogBatchCreated,
+    LogEntryCreated,
+    LogStreamStarted,
+)
+from gateway.alerts import AlertConfig
 from gateway.core.limits import BatchLimits, BufferLimits
 from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
@@ -53,9 +60,24 @@ class Subjects:
         return subject_for(ENTRY_REJECTED_SUBJECT, self.prefix)
 
     @property
+    def alerts(self) -> str:
+        """Where error-pattern alerts go."""
+        return subject_for(ErrorPatternDetected.EVENT_TYPE, self.prefix)
+
+    @property
+    def stream_started(self) -> str:
+        """Where stream announcements go."""
+        return subject_for(LogStreamStarted.EVENT_TYPE, self.prefix)
+
+    @property
+    def archived(self) -> str:
+        """Where archive segments are announced."""
+        return subject_for(LogArchived.EVENT_TYPE, self.prefix)
+
+    @property
     def outputs(self) -> tuple[str, ...]:
         """The subjects the gateway's stream captures."""
-        return (self.batch, self.rejected)
+        return (self.batch, self.rejected, self.alerts, self.stream_started, self.archived)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -87,6 +109,7 @@ class GatewayConfig:
     throttle: ThrottleLimits = field(default_factory=ThrottleLimits)
     publish: PublishPolicy = field(default_factory=PublishPolicy)
     stream: StreamSpec = field(default_factory=StreamSpec)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
     shutdown_timeout_s: float = 30.0
     pending_msgs_limit: int = 512 * 1024
     pending_bytes_limit: int = 256 * 1024 * 1024
@@ -96,6 +119,12 @@ class GatewayConfig:
         validate_subject_token(self.queue_group, "queue_group")
         if not self.shutdown_timeout_s > 0:
             raise ValueError(f"shutdown_timeout_s must be positive, got {self.shutdown_timeout_s}")
+        if self.buffer.max_bytes < self.batch.max_bytes:
+            # Otherwise an entry that fits a batch might never fit the buffer, and "block" would wait forever.
+            raise ValueError(
+                f"max_buffered_bytes ({self.buffer.max_bytes}) must be at least "
+                f"max_batch_bytes ({self.batch.max_bytes})"
+            )
         worst = self.publish.retry_deadline_s + self.publish.timeout_s
         if worst >= self.stream.duplicate_window_s:
             raise ValueError(
