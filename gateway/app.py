@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
+from nats.errors import SlowConsumerError
 
 from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
 from gateway.config import GatewayConfig
@@ -28,6 +29,20 @@ __all__ = ["GatewayApp", "build_app", "build_asyncapi"]
 
 log = logging.getLogger("log_gateway")
 VERSION = "0.1.0"
+
+
+class _CountedElsewhere(logging.Filter):
+    """FastStream logs every connection error with a traceback; the gateway already counts
+    slow-consumer drops and permission denials and logs them rate-limited, so a burst
+    of them must not flood the log here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, SlowConsumerError) and "permissions violation" not in str(exc)
+
+
+_faststream_log = logging.getLogger("log_gateway.faststream")
+_faststream_log.addFilter(_CountedElsewhere())
 
 
 @dataclass
@@ -76,7 +91,7 @@ def _broker(connection: ConnectionSettings, gateway: Gateway | None) -> NatsBrok
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         connect_timeout=5,
-        logger=log,
+        logger=_faststream_log,
         log_level=logging.DEBUG,
     )
 

@@ -31,6 +31,7 @@ __all__ = ["EntryDecoder", "rejected_message"]
 # The envelope of an entry event is much smaller than this; a body beyond the
 # batch limit plus this allowance cannot hold an entry that fits a batch.
 _ENVELOPE_ALLOWANCE = 16 * 1024
+_ALERT_LEVELS = frozenset(("error", "fatal"))
 
 
 class EntryDecoder:
@@ -42,9 +43,16 @@ class EntryDecoder:
         clock: monotonic time of receipt.
     """
 
-    def __init__(self, *, max_batch_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        max_batch_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+        on_error_entry: Callable[[LogEntryCreated, float], None] | None = None,
+    ) -> None:
         self._max_body = max_batch_bytes + _ENVELOPE_ALLOWANCE
         self._clock = clock
+        self._on_error_entry = on_error_entry
 
     def decode(self, headers: Mapping[str, str] | None, body: bytes) -> PendingEntry:
         """The entry in a message, encoded once.
@@ -52,6 +60,9 @@ class EntryDecoder:
         Envelope trace attributes (``traceparent``, ``tracestate``,
         ``correlationid``, ``causationid``) are kept on the entry under the
         same names unless it already has them.
+
+        Error and fatal entries are also shown to ``on_error_entry`` (the
+        pattern detector), whether or not they later fit a batch.
 
         Raises:
             DecodeError: the message is not a valid entry (the reason says why).
@@ -66,13 +77,11 @@ class EntryDecoder:
             for name in PLATFORM_EXTENSIONS:
                 if name in event.attributes and name not in data:
                     data[name] = event.attributes[name]
+        created_at = parse_timestamp(entry.createdAt).timestamp()
+        if self._on_error_entry is not None and entry.level in _ALERT_LEVELS:
+            self._on_error_entry(entry, created_at)
         return PendingEntry(
-            orjson.dumps(data),
-            entry.level,
-            entry.source,
-            parse_timestamp(entry.createdAt).timestamp(),
-            entry.createdAt,
-            self._clock(),
+            orjson.dumps(data), entry.level, entry.source, created_at, entry.createdAt, self._clock()
         )
 
 

@@ -43,6 +43,16 @@ class GatewayCollector(Collector):
         yield GaugeMetricFamily(
             _P + "ready", "1 once subscribed with the stream in place", value=int(self._gw.ready)
         )
+        alerts = getattr(self._gw, "alerts", None)
+        if alerts is not None:
+            yield _counter("alerts_published", "Error-pattern alerts published", alerts.stats.published)
+            yield _counter(
+                "alerts_suppressed", "Alerts held back by the alert rate limit", alerts.stats.suppressed
+            )
+            yield _counter("alerts_failed", "Alerts that could not be published", alerts.stats.failed)
+            yield GaugeMetricFamily(
+                _P + "alert_patterns_tracked", "Error patterns counted", value=alerts.detector.tracked
+            )
         yield _histogram("batch_entries", "Entries per published batch", self._gw.batch_entries)
         yield _histogram("batch_bytes", "Bytes per published batch, headers included", self._gw.batch_bytes)
         yield _histogram("entry_latency_seconds", "Entry receipt to JetStream ack", self._gw.latency)

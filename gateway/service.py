@@ -26,6 +26,8 @@ from nats.js.client import JetStreamContext
 
 from contracts.errors import DecodeError, GatewayError, RejectReason
 from contracts.timestamps import now_timestamp
+from gateway.alerts import AlertPublisher
+from gateway.announce import stream_started
 from gateway.config import GatewayConfig
 from gateway.core import (
     Accumulator,
@@ -94,7 +96,7 @@ class Gateway:
     # -- start ---------------------------------------------------------------
 
     async def start(self, nc: Client) -> None:
-        """Check limits against the server, ensure the stream, start sending, subscribe.
+        """Check limits against the server, ensure the stream, start sending, announce, subscribe.
 
         Raises:
             ConfigError: the stream's duplicate window is too short for the retry deadline.
@@ -107,10 +109,32 @@ class Gateway:
             max_entries=limits.max_entries,
         )
         self.acc = Accumulator(limits, self.config.buffer, self._encoder.overhead_for, self.stats)
-        self._decoder = EntryDecoder(max_batch_bytes=limits.max_bytes, clock=self._clock)
         js = nc.jetstream()
         await self._ensure_stream(js)
         self._publisher = JetStreamPublisher(js, self.config.publish, self.watch, self._count_retry)
+        self._start_alerts()
+        self._decoder = EntryDecoder(
+            max_batch_bytes=limits.max_bytes,
+            clock=self._clock,
+            on_error_entry=self.alerts.observe if self.alerts else None,
+        )
+        self._start_sender()
+        await self._announce(limits)
+        await self._subscribe(nc)
+        self.ready = True
+
+    def _start_alerts(self) -> None:
+        self.alerts: AlertPublisher | None = None
+        if self.config.alerts.enabled:
+            self.alerts = AlertPublisher(
+                self.config.alerts,
+                self._publisher,
+                subject=self.config.subjects.alerts,
+                gateway_id=self.config.gateway_id,
+                clock=self._clock,
+            )
+
+    def _start_sender(self) -> None:
         now = self._clock()
         throttle = self.config.throttle
         rate = throttle.max_publish_rate
@@ -118,8 +142,24 @@ class Gateway:
         self._bytes_bucket = TokenBucket(throttle.max_publish_bytes_rate, now=now)
         self._slots = asyncio.Semaphore(throttle.max_in_flight)
         self._sender = asyncio.create_task(self._send_loop(), name="log-gateway-sender")
-        await self._subscribe(nc)
-        self.ready = True
+
+    async def _announce(self, limits: BatchLimits) -> None:
+        subjects = self.config.subjects
+        headers, body = stream_started(
+            stream_id=self.config.gateway_id,
+            started_by=self.config.gateway_id,
+            destination="external",
+            fmt="json",
+            filters={
+                "input": [subjects.entry, subjects.entry_children],
+                "output": subjects.batch,
+                "perSource": limits.per_source,
+            },
+        )
+        try:
+            await self._publisher.publish(subjects.stream_started, body, headers, deadline_s=10.0)
+        except PublishError as exc:
+            log.warning("could not announce the batch stream: %s", exc)
 
     def _fit_to_server(self, max_payload: int) -> BatchLimits:
         limits = self.config.batch
@@ -314,6 +354,8 @@ class Gateway:
         self.ready = False
         await self._stop_intake(deadline)
         report = await self._flush(deadline)
+        if getattr(self, "alerts", None) is not None:
+            await self.alerts.close(deadline - self._clock())  # type: ignore[union-attr]
         self._stopped.set_result(report)
         return report
 

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from contracts.errors import GatewayError
+from gateway.alerts import AlertConfig
 from gateway.config import GatewayConfig, Subjects, ThrottleLimits, default_gateway_id
 from gateway.connection import ConnectionSettings
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
+from gateway.core.patterns import PatternLimits
 from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
 
@@ -113,6 +115,12 @@ RUN_OPTIONS = (
     Option("--stream-max-age-s", float, 7 * 24 * 3600.0, "how long the stream keeps messages"),
     Option("--stream-replicas", int, 1, "stream replicas (3 on a cluster)"),
     Option("--stream-duplicate-window-s", float, 120.0, "duplicate window of a stream the gateway creates"),
+    Option("--alerts", _bool, True, "publish error-pattern alerts"),
+    Option("--alert-threshold", int, 5, "alert when a pattern occurs this many times ..."),
+    Option("--alert-window-s", float, 60.0, "... within this many seconds"),
+    Option("--alert-cooldown-s", float, 300.0, "quiet time after a pattern alerts, unless it worsens"),
+    Option("--alert-max-patterns", int, 10_000, "most patterns tracked (least recently seen forgotten)"),
+    Option("--max-alert-rate", float, 5.0, "most alerts per second"),
     Option("--shutdown-timeout-s", float, 30.0, "most time to flush and wait for acks on shutdown"),
     Option("--http-port", int, None, "serve /healthz, /readyz and /metrics on this port (0: any free port)"),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
@@ -200,6 +208,7 @@ def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
                 timeout_s=values["publish_timeout_s"], retry_deadline_s=values["publish_retry_deadline_s"]
             ),
             stream=_stream(values),
+            alerts=_alerts(values),
             shutdown_timeout_s=values["shutdown_timeout_s"],
         )
     except ValueError as exc:
@@ -213,6 +222,19 @@ def _batch(values: Mapping[str, Any]) -> BatchLimits:
         max_delay_ms=values["max_batch_delay_ms"],
         per_source=values["per_source"],
         max_open_sources=values["max_open_sources"],
+    )
+
+
+def _alerts(values: Mapping[str, Any]) -> AlertConfig:
+    return AlertConfig(
+        enabled=values["alerts"],
+        limits=PatternLimits(
+            threshold=values["alert_threshold"],
+            window_s=values["alert_window_s"],
+            cooldown_s=values["alert_cooldown_s"],
+            max_patterns=values["alert_max_patterns"],
+        ),
+        max_rate=values["max_alert_rate"],
     )
 
 

@@ -246,6 +246,27 @@ async def test_per_source_batches_hold_one_source_each(nats_server: NatsServer, 
     assert sorted(log_ids(batches)) == sorted(e["logId"] for e in sent)
     for stored in batches:
         assert {entry.source for entry in stored.batch.entries} == {stored.batch.source}
-    # Sources never become subjects: every batch went to the one batch subject.
-    info = await nc.jetstream().stream_info(cfg.stream.name)
-    assert info.state.messages == len(batches)
+    # Sources never become subjects: everything stored went to the gateway's own subjects.
+    info = await nc.jetstream().stream_info(cfg.stream.name, subjects_filter=">")
+    assert set(info.state.subjects or {}) <= set(cfg.subjects.outputs)
+    assert (info.state.subjects or {})[cfg.subjects.batch] == len(batches)
+
+
+async def test_slow_consumer_drops_are_received_and_counted(nats_server: NatsServer, nc: Client) -> None:
+    cfg = config(
+        batch=BatchLimits(max_entries=10, max_delay_ms=10),
+        buffer=BufferLimits(max_entries=10, overflow=OverflowPolicy.BLOCK),
+        throttle=ThrottleLimits(max_publish_rate=5, max_in_flight=1),
+        pending_msgs_limit=20,
+    )
+    sent = entries(300)
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        await publish_entries(nc, sent)
+        await until(lambda: gateway.stats.received == len(sent))
+        await gateway.stop()
+    stats = gateway.stats
+    assert stats.dropped["slow_consumer"] > 0
+    assert set(stats.dropped) == {"slow_consumer"}
+    assert stats.published + stats.total_dropped == stats.received == len(sent)
+    stored = log_ids(await stored_batches(nc.jetstream(), cfg.stream.name))
+    assert len(stored) == len(set(stored)) == stats.published

@@ -1,0 +1,128 @@
+"""Error-pattern alerts: published at once, beside the batches, under their own rate limit.
+
+An alert never waits for the batching delay, the batch throttle or a batch
+publish slot: it is its own JetStream publish, in its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from contracts.cloudevents import encode_structured, make_attributes
+from contracts.models import ErrorPatternDetected, LogEntryCreated
+from contracts.timestamps import now_timestamp
+from gateway.core.patterns import Alert, PatternDetector, PatternLimits
+from gateway.logs import RateLimitedLog
+from publishers import JetStreamPublisher, PublishError, TokenBucket
+
+__all__ = ["AlertConfig", "AlertPublisher", "AlertStats"]
+
+log = logging.getLogger("log_gateway.alerts")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlertConfig:
+    """Pattern thresholds and the alerts' own rate limit (alerts per second)."""
+
+    enabled: bool = True
+    limits: PatternLimits = field(default_factory=PatternLimits)
+    max_rate: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.max_rate > 0:
+            raise ValueError(f"max_alert_rate must be positive, got {self.max_rate}")
+
+
+@dataclass
+class AlertStats:
+    """Alerts published, held back by the rate limit, and lost."""
+
+    published: int = 0
+    suppressed: int = 0
+    failed: int = 0
+
+
+class AlertPublisher:
+    """Watches error and fatal entries; publishes ``ErrorPatternDetected`` when a pattern is due."""
+
+    def __init__(
+        self,
+        config: AlertConfig,
+        publisher: JetStreamPublisher,
+        *,
+        subject: str,
+        gateway_id: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.detector = PatternDetector(config.limits)
+        self.stats = AlertStats()
+        self._publisher = publisher
+        self._subject = subject
+        self._source = f"//log-gateway/{gateway_id}"
+        self._clock = clock
+        self._bucket = TokenBucket(config.max_rate, burst=max(1.0, config.max_rate * 2), now=clock())
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._warn = RateLimitedLog(log)
+
+    def observe(self, entry: LogEntryCreated, created_at: float) -> None:
+        """Count an error or fatal entry; start publishing an alert if one is due."""
+        now = self._clock()
+        alert = self.detector.observe(
+            source=entry.source,
+            message=entry.message,
+            fatal=entry.level == "fatal",
+            created=entry.createdAt,
+            created_at=created_at,
+            now=now,
+        )
+        if alert is None:
+            return
+        if self._bucket.wait_s(now, 1.0) > 0:
+            self.stats.suppressed += 1
+            self._warn.warning(
+                "suppressed", "alert rate limit reached; held back an alert for %s", alert.pattern_id
+            )
+            return
+        self._bucket.spend(now, 1.0)
+        task = asyncio.create_task(self._publish(alert))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def event(self, alert: Alert) -> tuple[dict[str, str], bytes]:
+        """The ``ErrorPatternDetected`` CloudEvent for ``alert``; its ``source`` rides as an extra field."""
+        data = {
+            "patternId": alert.pattern_id,
+            "pattern": alert.pattern,
+            "occurrences": alert.occurrences,
+            "severity": alert.severity,
+            "timeWindow": f"{self.config.limits.window_s:g}s",
+            "firstOccurrence": alert.first_occurrence,
+            "lastOccurrence": alert.last_occurrence,
+            "detectedAt": now_timestamp(),
+            "source": alert.source,
+        }
+        attrs = make_attributes(ErrorPatternDetected.EVENT_TYPE, self._source, subject=alert.source)
+        headers, body = encode_structured(attrs, orjson.dumps(data))
+        headers["Nats-Msg-Id"] = attrs["id"]
+        return headers, body
+
+    async def _publish(self, alert: Alert) -> None:
+        headers, body = self.event(alert)
+        try:
+            await self._publisher.publish(self._subject, body, headers, deadline_s=10.0)
+        except PublishError as exc:
+            self.stats.failed += 1
+            self._warn.warning("failed", "alert %s lost: %s", alert.pattern_id, exc)
+        else:
+            self.stats.published += 1
+
+    async def close(self, timeout_s: float) -> None:
+        """Wait for alerts still being published, at most ``timeout_s``."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=max(0.01, timeout_s))

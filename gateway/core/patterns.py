@@ -1,0 +1,192 @@
+"""Error-pattern detection: messages reduced to signatures, counted in a sliding window.
+
+Pure: time comes in as arguments. Memory is bounded twice over: each pattern
+counts in a fixed ring of buckets (1/60 of the window each), and at most
+``max_patterns`` patterns are tracked, the least recently seen forgotten first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+__all__ = ["SEVERITIES", "Alert", "PatternDetector", "PatternLimits", "severity_for", "signature"]
+
+SEVERITIES = ("low", "medium", "high", "critical")
+_BUCKETS = 60
+
+# Order matters: larger shapes first, so a UUID is not masked as hex and numbers.
+_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"), "<str>"),
+    (re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE), "<url>"),
+    (
+        re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE),
+        "<uuid>",
+    ),
+    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), "<email>"),
+    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"), "<ip>"),
+    (re.compile(r"\b(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}\b", re.IGNORECASE), "<ip>"),
+    (re.compile(r"(?:[A-Za-z]:)?(?:/[\w.@%+-]+){2,}/?|(?:\\[\w.@%+-]+){2,}\\?"), "<path>"),
+    (
+        re.compile(
+            r"\b(?:0x)?[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*\b|\b(?:0x)?[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*\b",
+            re.IGNORECASE,
+        ),
+        "<hex>",
+    ),
+    (re.compile(r"\b[A-Za-z]+[-_]?\d[\w-]*\b"), "<id>"),
+    (re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"), "<num>"),
+    (re.compile(r"\s+"), " "),
+)
+
+
+def signature(message: str, max_length: int = 200) -> str:
+    """``message`` with its variable parts masked, so occurrences of one error look alike.
+
+    ``timeout after 1532ms to 10.0.0.7`` and ``timeout after 20ms to 10.0.0.9``
+    both become ``timeout after <num>ms to <ip>``.
+    """
+    text = message[: max_length * 4]
+    for pattern, mask in _MASKS:
+        text = pattern.sub(mask, text)
+    return text.strip()[:max_length]
+
+
+def severity_for(occurrences: int, threshold: int, fatal: int) -> str:
+    """Severity rises with the rate (occurrences per threshold) and with fatal entries."""
+    ratio = occurrences / threshold
+    rank = 0 if ratio < 2 else 1 if ratio < 4 else 2 if ratio < 8 else 3
+    if fatal:
+        rank = min(3, rank + 1)
+    return SEVERITIES[rank]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PatternLimits:
+    """When a pattern alerts: ``threshold`` occurrences within ``window_s``; then quiet for
+    ``cooldown_s`` unless its severity rises."""
+
+    threshold: int = 5
+    window_s: float = 60.0
+    cooldown_s: float = 300.0
+    max_patterns: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.threshold < 1:
+            raise ValueError(f"alert_threshold must be at least 1, got {self.threshold}")
+        if not self.window_s > 0:
+            raise ValueError(f"alert_window_s must be positive, got {self.window_s}")
+        if not self.cooldown_s >= 0:
+            raise ValueError(f"alert_cooldown_s must not be negative, got {self.cooldown_s}")
+        if self.max_patterns < 1:
+            raise ValueError(f"alert_max_patterns must be at least 1, got {self.max_patterns}")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A pattern crossed its threshold (or rose in severity)."""
+
+    pattern_id: str
+    source: str
+    pattern: str
+    occurrences: int
+    severity: str
+    first_occurrence: str
+    last_occurrence: str
+
+
+@dataclass(slots=True)
+class _Bucket:
+    slot: int = -1
+    count: int = 0
+    fatal: int = 0
+    first: str = ""
+    first_at: float = 0.0
+    last: str = ""
+    last_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _Pattern:
+    source: str
+    text: str
+    buckets: list[_Bucket] = field(default_factory=lambda: [_Bucket() for _ in range(_BUCKETS)])
+    alerted_at: float | None = None
+    alerted_rank: int = -1
+
+
+class PatternDetector:
+    """Counts error patterns per source and signature; says when one should alert."""
+
+    def __init__(self, limits: PatternLimits) -> None:
+        self.limits = limits
+        self._width = limits.window_s / _BUCKETS
+        self._patterns: OrderedDict[str, _Pattern] = OrderedDict()
+        self.forgotten = 0
+
+    def observe(
+        self, *, source: str, message: str, fatal: bool, created: str, created_at: float, now: float
+    ) -> Alert | None:
+        """Count one error or fatal entry seen at ``now``; an :class:`Alert` if one is due."""
+        text = signature(message)
+        key = pattern_id(source, text)
+        state = self._patterns.get(key)
+        if state is None:
+            state = self._patterns[key] = _Pattern(source, text)
+            if len(self._patterns) > self.limits.max_patterns:
+                self._patterns.popitem(last=False)
+                self.forgotten += 1
+        else:
+            self._patterns.move_to_end(key)
+        self._count(state, fatal, created, created_at, now)
+        return self._maybe_alert(key, state, now)
+
+    def _count(self, state: _Pattern, fatal: bool, created: str, created_at: float, now: float) -> None:
+        slot = int(now // self._width)
+        bucket = state.buckets[slot % _BUCKETS]
+        if bucket.slot != slot:
+            bucket.slot, bucket.count, bucket.fatal = slot, 0, 0
+            bucket.first, bucket.first_at, bucket.last, bucket.last_at = (
+                created,
+                created_at,
+                created,
+                created_at,
+            )
+        bucket.count += 1
+        bucket.fatal += fatal
+        if created_at < bucket.first_at:
+            bucket.first, bucket.first_at = created, created_at
+        if created_at >= bucket.last_at:
+            bucket.last, bucket.last_at = created, created_at
+
+    def _live(self, state: _Pattern, now: float) -> list[_Bucket]:
+        newest = int(now // self._width)
+        return [b for b in state.buckets if newest - _BUCKETS < b.slot <= newest and b.count]
+
+    def _maybe_alert(self, key: str, state: _Pattern, now: float) -> Alert | None:
+        live = self._live(state, now)
+        occurrences = sum(b.count for b in live)
+        if occurrences < self.limits.threshold:
+            return None
+        fatal = sum(b.fatal for b in live)
+        severity = severity_for(occurrences, self.limits.threshold, fatal)
+        rank = SEVERITIES.index(severity)
+        cooling = state.alerted_at is not None and now - state.alerted_at < self.limits.cooldown_s
+        if cooling and rank <= state.alerted_rank:
+            return None
+        state.alerted_at, state.alerted_rank = now, rank
+        first = min(live, key=lambda b: b.first_at)
+        last = max(live, key=lambda b: b.last_at)
+        return Alert(key, state.source, state.text, occurrences, severity, first.first, last.last)
+
+    @property
+    def tracked(self) -> int:
+        """How many patterns are being counted."""
+        return len(self._patterns)
+
+
+def pattern_id(source: str, text: str) -> str:
+    """Stable id of a pattern: the same source and signature always give the same id."""
+    return "pat-" + hashlib.sha256(f"{source}\0{text}".encode()).hexdigest()[:16]
