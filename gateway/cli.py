@@ -7,13 +7,16 @@ import asyncio
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from gateway.settings import (
+    ARCHIVE_OPTIONS,
     RUN_OPTIONS,
+    TAIL_OPTIONS,
     SettingError,
     add_options,
     connection_settings,
@@ -72,6 +75,101 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
     return 1 if report is not None and report.unpublished else 0
 
 
+def _connected(values: dict[str, Any]) -> Any:
+    connection = connection_settings(values)
+    if not connection.servers:
+        raise SettingError("--nats-url / LOG_GATEWAY_NATS_URL is required for this command")
+    return connection
+
+
+async def _until_signalled(work: Any, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await work
+
+
+def _archive(args: argparse.Namespace) -> int:
+    from gateway.archive import Compression
+    from gateway.archiver import ArchiveConfig
+
+    values = read_options(args, ARCHIVE_OPTIONS)
+    connection = _connected(values)
+    if values["dir"] is None:
+        raise SettingError("--dir / LOG_GATEWAY_DIR is required")
+    try:
+        config = ArchiveConfig(
+            directory=values["dir"],
+            compression=Compression(values["compression"]),
+            max_segment_bytes=values["max_segment_bytes"],
+            max_segment_age_s=values["max_segment_age_s"],
+            durable=values["durable"],
+            stream=values["stream_name"],
+            fsync=values["fsync"],
+        )
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+    logging.basicConfig(
+        level=values["log_level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_archive_main(connection, config))
+    return 0
+
+
+async def _archive_main(connection: Any, config: Any) -> None:
+    import nats
+
+    from gateway.archiver import Archiver
+
+    nc = await nats.connect(**connection.nats_kwargs())
+    stop = asyncio.Event()
+    try:
+        print(f"log-gateway: archiving to {config.directory}", flush=True)
+        await _until_signalled(Archiver(nc, config).run(stop), stop)
+    finally:
+        await nc.drain()
+
+
+def _archive_read(args: argparse.Namespace) -> int:
+    from gateway.archive import read_segment
+
+    for name in args.files:
+        for entry in read_segment(Path(name)):
+            sys.stdout.write(entry.to_json().decode() + "\n")
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from gateway.tail import TailOptions
+
+    values = read_options(args, TAIL_OPTIONS)
+    connection = _connected(values)
+    color = values["color"] == "always" or (
+        values["color"] == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    )
+    options = TailOptions(
+        min_level=values["level"],
+        sources=values["source"],
+        as_json=values["json"],
+        color=color and not values["json"],
+    )
+    asyncio.run(_tail_main(connection, options))
+    return 0
+
+
+async def _tail_main(connection: Any, options: Any) -> None:
+    import nats
+
+    from gateway.tail import tail
+
+    nc = await nats.connect(**connection.nats_kwargs())
+    stop = asyncio.Event()
+    try:
+        await _until_signalled(tail(nc, options, stop), stop)
+    finally:
+        await nc.drain()
+
+
 def _asyncapi(args: argparse.Namespace) -> int:
     from gateway.app import build_asyncapi
 
@@ -106,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("--yaml", action="store_true", help="YAML instead of JSON")
     spec.add_argument("--out", help="write to this file instead of standard output")
     spec.set_defaults(func=_asyncapi)
+    archive = commands.add_parser("archive", help="write batches to compressed NDJSON segment files")
+    add_options(archive, ARCHIVE_OPTIONS)
+    archive.set_defaults(func=_archive)
+    read = commands.add_parser("archive-read", help="print the entries of segment files, one JSON per line")
+    read.add_argument("files", nargs="+", metavar="FILE")
+    read.set_defaults(func=_archive_read)
+    tail = commands.add_parser("tail", help="show batched entries and alerts as they arrive")
+    add_options(tail, TAIL_OPTIONS)
+    tail.set_defaults(func=_tail)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")
     schemas.set_defaults(func=_schemas)

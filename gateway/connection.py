@@ -60,6 +60,20 @@ class ConnectionSettings:
             context.load_cert_chain(str(self.tls_cert), str(self.tls_key))
         return context
 
+    def nats_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``nats.connect``."""
+        kwargs: dict[str, Any] = {"servers": list(self.servers), "name": self.name}
+        optional = {
+            "user": self.user,
+            "password": self.password,
+            "token": self.token,
+            "user_credentials": str(self.creds_file) if self.creds_file else None,
+            "nkeys_seed": str(self.nkey_seed_file) if self.nkey_seed_file else None,
+            "tls": self.ssl_context(),
+        }
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        return kwargs
+
     def broker_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for FastStream's ``NatsBroker`` (and so nats-py's connect)."""
         context = self.ssl_context()

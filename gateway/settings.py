@@ -23,8 +23,10 @@ from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
 
 __all__ = [
+    "ARCHIVE_OPTIONS",
     "CONNECTION_OPTIONS",
     "RUN_OPTIONS",
+    "TAIL_OPTIONS",
     "Option",
     "SettingError",
     "add_options",
@@ -52,6 +54,20 @@ def _level(text: str) -> str:
     if level not in ("debug", "info", "warning", "error"):
         raise ValueError(f"expected debug, info, warning or error, got {text!r}")
     return level
+
+
+def _level_name(text: str) -> str:
+    level = text.strip().lower()
+    if level not in ("debug", "info", "warn", "error", "fatal"):
+        raise ValueError(f"expected debug, info, warn, error or fatal, got {text!r}")
+    return level
+
+
+def _color(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("auto", "always", "never"):
+        raise ValueError(f"expected auto, always or never, got {text!r}")
+    return value
 
 
 def _servers(text: str) -> tuple[str, ...]:
@@ -128,12 +144,45 @@ RUN_OPTIONS = (
 )
 
 
+def _compression(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("zstd", "gzip"):
+        raise ValueError(f"expected zstd or gzip, got {text!r}")
+    return value
+
+
+def _csv(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
+
+
+ARCHIVE_OPTIONS = (
+    *CONNECTION_OPTIONS,
+    Option("--dir", Path, None, "directory for the segment files (required)"),
+    Option("--compression", _compression, "zstd", "zstd or gzip"),
+    Option("--max-segment-bytes", int, 64 * 1024 * 1024, "roll a segment at this many uncompressed bytes"),
+    Option("--max-segment-age-s", float, 300.0, "roll a segment this long after it was started"),
+    Option("--durable", str, "log-archive", "durable consumer name (archivers sharing it share the work)"),
+    Option("--stream-name", str, "CORTEX_LOGGING", "JetStream stream holding the batches"),
+    Option("--fsync", _bool, True, "fsync each finished segment"),
+    Option("--log-level", _level, "info", "debug, info, warning or error"),
+)
+TAIL_OPTIONS = (
+    *CONNECTION_OPTIONS,
+    Option("--level", _level_name, "debug", "show this level and above"),
+    Option("--source", _csv, None, "show only these sources (comma-separated)"),
+    Option("--json", _bool, False, "one JSON entry per line, for piping"),
+    Option("--color", _color, "auto", "auto, always or never"),
+)
+
+
 def add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
     """Add each option as a flag whose help names its variable and default."""
     for opt in options:
         shown = "(secret)" if opt.secret else opt.default
+        # A boolean flag may stand alone (--json) or take a value (--json false).
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if opt.parse is _bool else {}
         parser.add_argument(
-            opt.flag, dest=opt.dest, default=None, help=f"{opt.help} [{opt.env}; default {shown}]"
+            opt.flag, dest=opt.dest, default=None, help=f"{opt.help} [{opt.env}; default {shown}]", **extra
         )
 
 

@@ -35,7 +35,7 @@ from contracts.cloudevents import decode_contract, encode_structured, make_attri
 from contracts.errors import DecodeError
 from contracts.models import LogBatchCreated, LogEntryCreated
 
-__all__ = ["BatchSubscriber", "Filters", "SubscriberConfig", "SubscriberStats"]
+__all__ = ["BatchSubscriber", "Delivery", "Filters", "SubscriberConfig", "SubscriberStats"]
 
 BatchHandler = Callable[[LogBatchCreated], Awaitable[None]]
 EntryHandler = Callable[[LogEntryCreated], Awaitable[None]]
@@ -85,6 +85,7 @@ class SubscriberConfig:
     dead_letter_subject: str = "cortex_logging.batch.dead_letter"
     dedup_capacity: int = 100_000
     fetch_batch: int = 16
+    max_ack_pending: int = 1000
 
     def __post_init__(self) -> None:
         if self.max_deliver < 1:
@@ -174,7 +175,7 @@ class BatchSubscriber:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.config.ack_wait_s,
-            max_ack_pending=max(64, self.config.fetch_batch * 4),
+            max_ack_pending=max(self.config.max_ack_pending, self.config.fetch_batch),
             filter_subject=self.config.subject,
         )
         pull = await self._nc.jetstream().pull_subscribe(
@@ -277,6 +278,14 @@ class BatchSubscriber:
                 self._seen_entries.add(entry.logId)
                 self.stats.entries += 1
 
+    async def deliveries(self) -> AsyncIterator[Delivery]:
+        """New batches with their acknowledgement left to the caller (e.g. an archiver that
+        acks only once the batch is safely on disk). Unsettled deliveries are redelivered
+        after ``ack_wait_s``."""
+        while True:
+            msg, batch = await self._next()
+            yield Delivery(self, msg, batch)
+
     # -- internals -----------------------------------------------------------
 
     async def _next(self) -> tuple[Msg, LogBatchCreated]:
@@ -360,6 +369,24 @@ class BatchSubscriber:
         await self._nc.publish(self.config.dead_letter_subject, body, headers=headers)
         if self.config.durable is not None:
             await msg.term()
+
+
+class Delivery:
+    """One batch handed over with :meth:`BatchSubscriber.deliveries`; settle it once."""
+
+    def __init__(self, subscriber: BatchSubscriber, msg: Msg, batch: LogBatchCreated) -> None:
+        self._subscriber = subscriber
+        self._msg = msg
+        self.batch = batch
+
+    async def ack(self) -> None:
+        """The batch is handled: never hand it over again."""
+        self._subscriber._mark_handled(self.batch)
+        await self._subscriber._settle(self._msg, ok=True)
+
+    async def nak(self, error: str) -> None:
+        """The batch could not be handled: redeliver it with backoff (or dead-letter it)."""
+        await self._subscriber._settle(self._msg, ok=False, error=error)
 
 
 def _delivered(msg: Msg) -> int:

@@ -46,7 +46,7 @@ async def test_alert_goes_out_while_batches_are_throttled(nats_server: NatsServe
     )
     async with running_gateway(nats_server.url, cfg) as (gateway, _):
         await publish_entries(nc, storm(9))
-        await until(lambda: len(alerts) == 1, timeout_s=10)
+        await until(lambda: len(alerts) == 1 and gateway.stats.received == 9, timeout_s=10)
         assert gateway.stats.published == 0  # the batch is still waiting out its delay
         assert gateway.acc.held_entries == 9
     event = json.loads(alerts[0].data)

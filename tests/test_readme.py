@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gateway.subscribe as subscribe_api
 from gateway.settings import RUN_OPTIONS
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -34,3 +35,11 @@ def test_required_metrics_are_documented() -> None:
         "log_gateway_entry_latency_seconds",
     ):
         assert name in README
+
+
+def test_subscriber_example_compiles_and_names_real_api() -> None:
+    block = README.split("### Subscribing to batches", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    code = compile(block, "README example", "exec")
+    names = set(code.co_names)
+    assert {"BatchSubscriber", "Filters", "SubscriberConfig"} <= names
+    assert all(hasattr(subscribe_api, name) for name in ("BatchSubscriber", "Filters", "SubscriberConfig"))

@@ -1,0 +1,182 @@
+"""Archive batches to compressed newline-delimited JSON segments, and read them back.
+
+Each line of a segment is one ``LogEntryCreated`` exactly as it was received.
+A segment is written as ``*.part``, rolled by size (uncompressed bytes) or age,
+then flushed, fsynced and renamed; only then are its batches acknowledged and a
+``LogArchived`` event published, so a crash loses nothing (unacknowledged
+batches are redelivered) and a finished file is always complete.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Protocol
+
+import orjson
+import zstandard
+
+from contracts.models import LogArchived, LogEntryCreated
+from contracts.timestamps import now_timestamp, parse_timestamp
+
+__all__ = ["Compression", "SegmentInfo", "SegmentWriter", "archived_event_data", "read_segment"]
+
+
+class Compression(StrEnum):
+    """Segment compression."""
+
+    ZSTD = "zstd"
+    GZIP = "gzip"
+
+    @property
+    def suffix(self) -> str:
+        return ".ndjson.zst" if self is Compression.ZSTD else ".ndjson.gz"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """A finished segment, as ``LogArchived`` reports it."""
+
+    archive_id: str
+    path: Path
+    entry_count: int
+    compressed_size: int
+    start: str
+    end: str
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Open:
+    path: Path
+    raw: IO[bytes]
+    stream: _Sink
+    opened_at: float
+    first: tuple[float, str]
+    last: tuple[float, str]
+    entries: int = 0
+    size: int = 0
+
+
+class SegmentWriter:
+    """Writes entries into rolling segment files in ``directory``."""
+
+    def __init__(self, directory: Path, *, compression: Compression, fsync: bool = True) -> None:
+        self.directory = directory
+        self.compression = compression
+        self.fsync = fsync
+        directory.mkdir(parents=True, exist_ok=True)
+        self._open: _Open | None = None
+
+    @property
+    def entries(self) -> int:
+        """Entries in the open segment."""
+        return self._open.entries if self._open else 0
+
+    @property
+    def size(self) -> int:
+        """Uncompressed bytes in the open segment."""
+        return self._open.size if self._open else 0
+
+    def opened_at(self) -> float | None:
+        """Monotonic time the open segment was started, if one is open."""
+        return self._open.opened_at if self._open else None
+
+    def write(self, entry: LogEntryCreated, now: float) -> None:
+        """Append one entry (its JSON exactly as received, one line)."""
+        moment = (parse_timestamp(entry.createdAt).timestamp(), entry.createdAt)
+        seg = self._open or self._start(now, moment)
+        line = entry.to_json() + b"\n"
+        seg.stream.write(line)
+        seg.entries += 1
+        seg.size += len(line)
+        if moment[0] < seg.first[0]:
+            seg.first = moment
+        if moment[0] > seg.last[0]:
+            seg.last = moment
+
+    def _start(self, now: float, moment: tuple[float, str]) -> _Open:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        name = f"segment-{stamp}-{uuid.uuid4().hex[:8]}{self.compression.suffix}"
+        path = self.directory / (name + ".part")
+        raw = path.open("xb")
+        stream: _Sink
+        if self.compression is Compression.ZSTD:
+            stream = zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False)
+        else:
+            stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+        self._open = _Open(path, raw, stream, now, moment, moment)
+        return self._open
+
+    def finish(self) -> SegmentInfo | None:
+        """Close the open segment: compress, flush, fsync, rename. None if nothing was open."""
+        seg, self._open = self._open, None
+        if seg is None:
+            return None
+        seg.stream.close()
+        seg.raw.flush()
+        if self.fsync:
+            os.fsync(seg.raw.fileno())
+        seg.raw.close()
+        final = seg.path.with_suffix("")  # drop ".part"
+        seg.path.rename(final)
+        if self.fsync:
+            _fsync_dir(self.directory)
+        return SegmentInfo(
+            final.name.split(".")[0], final, seg.entries, final.stat().st_size, seg.first[1], seg.last[1]
+        )
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def archived_event_data(info: SegmentInfo) -> bytes:
+    """The ``LogArchived`` data for a finished segment (validated against the contract)."""
+    event = LogArchived.parse(
+        {
+            "archiveId": info.archive_id,
+            "timeRange": {"start": info.start, "end": info.end},
+            "entryCount": info.entry_count,
+            "compressedSize": info.compressed_size,
+            "destination": info.path.resolve().as_uri(),
+            "archivedAt": now_timestamp(),
+        }
+    )
+    return event.to_json()
+
+
+def read_segment(path: Path) -> Iterator[LogEntryCreated]:
+    """The entries of a segment file (zstd or gzip, by its suffix), in order.
+
+    Raises:
+        ContractError: a line is not a valid entry.
+        ValueError: the file is not a segment.
+    """
+    with path.open("rb") as raw:
+        stream: Iterable[bytes]
+        if path.name.endswith(".zst"):
+            stream = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
+        elif path.name.endswith(".gz"):
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        else:
+            raise ValueError(f"{path} is not a .ndjson.zst or .ndjson.gz segment")
+        for line in stream:
+            if line.strip():
+                yield LogEntryCreated.parse(orjson.loads(line))

@@ -1,0 +1,124 @@
+"""``log-gateway tail``: batched entries as they arrive, for a person at a terminal first."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from contracts.cloudevents import decode_contract
+from contracts.errors import DecodeError
+from contracts.models import LEVELS, ErrorPatternDetected, LogEntryCreated
+from gateway.announce import stream_started
+from gateway.subscribe import BatchSubscriber, Filters, SubscriberConfig
+
+__all__ = ["TailOptions", "format_alert", "format_entry", "tail"]
+
+_RESET = "\x1b[0m"
+_COLORS = {
+    "debug": "\x1b[2m",
+    "info": "\x1b[32m",
+    "warn": "\x1b[33m",
+    "error": "\x1b[31m",
+    "fatal": "\x1b[1;97;41m",
+}
+_ALERT = "\x1b[1;95m"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TailOptions:
+    """What to show and how."""
+
+    min_level: str = "debug"
+    sources: frozenset[str] | None = None
+    as_json: bool = False
+    color: bool = False
+    batch_subject: str = "cortex_logging.batch.created"
+    alert_subject: str = ErrorPatternDetected.EVENT_TYPE
+    stream_started_subject: str = "cortex_logging.stream.started"
+
+    def __post_init__(self) -> None:
+        if self.min_level not in LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {self.min_level!r}")
+
+    @property
+    def levels(self) -> frozenset[str]:
+        """The levels shown: ``min_level`` and above."""
+        return frozenset(LEVELS[LEVELS.index(self.min_level) :])
+
+
+def format_entry(entry: LogEntryCreated, *, color: bool) -> str:
+    """One line: time, level, source/component, message, then metadata as JSON."""
+    clock = entry.createdAt[11:23] if len(entry.createdAt) >= 23 else entry.createdAt
+    where = entry.source + (f"/{entry.component}" if entry.component else "")
+    level = f"{entry.level.upper():5}"
+    if color:
+        level = f"{_COLORS[entry.level]}{level}{_RESET}"
+    extra = f" {json.dumps(entry.metadata, separators=(',', ':'))}" if entry.metadata else ""
+    return f"{clock} {level} {where}: {entry.message}{extra}"
+
+
+def format_alert(data: dict[str, Any], *, color: bool) -> str:
+    """An alert, marked so it stands out among entries."""
+    text = (
+        f"!! ALERT {str(data.get('severity', '?')).upper()} {data.get('source', '?')}: "
+        f"{data.get('pattern')} x{data.get('occurrences')} in {data.get('timeWindow')}"
+    )
+    return f"{_ALERT}{text}{_RESET}" if color else text
+
+
+async def tail(nc: Client, options: TailOptions, stop: asyncio.Event, out: TextIO = sys.stdout) -> None:
+    """Print entries (and alerts) until ``stop`` is set."""
+    write = _writer(out, stop)
+    alerts = await nc.subscribe(options.alert_subject, cb=_on_alert(options, write))
+    filters = Filters(levels=options.levels, sources=options.sources)
+    config = SubscriberConfig(durable=None, subject=options.batch_subject)
+    async with BatchSubscriber(nc, config, filters=filters) as sub:
+        printer = asyncio.ensure_future(_print_entries(sub, options, write))
+        await nc.flush()  # subscribed before saying so
+        headers, body = stream_started(
+            started_by="tail",
+            destination="console",
+            fmt="json" if options.as_json else "text",
+            filters={"levels": sorted(options.levels), "sources": sorted(options.sources or [])},
+        )
+        await nc.publish(options.stream_started_subject, body, headers=headers)
+        await stop.wait()
+        printer.cancel()
+    await alerts.unsubscribe()
+
+
+def _writer(out: TextIO, stop: asyncio.Event) -> Callable[[str], None]:
+    def write(line: str) -> None:
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except BrokenPipeError:  # the reader went away (| head): stop quietly
+            stop.set()
+
+    return write
+
+
+def _on_alert(options: TailOptions, write: Callable[[str], None]) -> Callable[[Msg], Any]:
+    async def on_alert(msg: Msg) -> None:
+        try:
+            event, alert = decode_contract(msg.headers, msg.data, ErrorPatternDetected)
+        except DecodeError:
+            return
+        data = event.data if isinstance(event.data, dict) else alert.to_data()
+        if options.sources is not None and data.get("source") not in options.sources:
+            return
+        write(json.dumps({"alert": data}) if options.as_json else format_alert(data, color=options.color))
+
+    return on_alert
+
+
+async def _print_entries(sub: BatchSubscriber, options: TailOptions, write: Callable[[str], None]) -> None:
+    async for entry in sub.entries():
+        write(entry.to_json().decode() if options.as_json else format_entry(entry, color=options.color))
