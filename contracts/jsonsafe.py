@@ -6,14 +6,14 @@ integers too large for 64 bits (which it silently turns into floats), is
 checked here. The check is exact but cheap: a document has a duplicate key iff
 it holds more key tokens than the parsed objects hold keys, and the key tokens
 are counted from the colons outside strings. When the cheap count cannot be
-trusted (escaped colons, very long digit runs) the stdlib parser with strict
-hooks decides instead, so the slow path is only paid by odd inputs.
+trusted (escaped colons, numbers near or beyond the 64-bit range) the stdlib
+parser with strict hooks decides instead, so the slow path is only paid by odd
+inputs.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, NoReturn
 
 import orjson
@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_MAX_DEPTH", "INT_MAX", "INT_MIN", "loads"]
 DEFAULT_MAX_DEPTH = 32
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
-_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+_HUGE = 9.2e18  # floats at least this large may be integer literals orjson could not hold
 _ESCAPED_COLON = b"\\u003"
 
 
@@ -41,9 +41,8 @@ def loads(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     except orjson.JSONDecodeError as exc:
         _fail_json(exc)
     # Wrapped in a list so a top-level scalar is checked too; the wrapper is one level.
-    keys, string_colons = _walk([value], max_depth, 0)
-    suspicious = _ESCAPED_COLON in data or _LONG_DIGITS.search(data) is not None
-    if suspicious or data.count(b":") - string_colons != keys:
+    keys, string_colons, huge = _walk([value], max_depth, 0)
+    if huge or _ESCAPED_COLON in data or data.count(b":") - string_colons != keys:
         return _strict_loads(data)
     return value
 
@@ -52,11 +51,16 @@ def _fail_json(exc: orjson.JSONDecodeError) -> NoReturn:
     raise DecodeError(RejectReason.INVALID_JSON, str(exc)) from None
 
 
-def _walk(value: Any, max_depth: int, depth: int) -> tuple[int, int]:
-    """Count keys and colons inside strings; enforce depth and integer range."""
+def _walk(value: Any, max_depth: int, depth: int) -> tuple[int, int, bool]:
+    """Count keys and colons inside strings; enforce depth and integer range.
+
+    ``huge`` flags a float beyond the 64-bit integer range: orjson turns too-large
+    integer literals into such floats, so the strict parser must look at them.
+    """
     if depth > max_depth:
         raise DecodeError(RejectReason.TOO_DEEP, f"JSON nested deeper than {max_depth} levels")
     keys = colons = 0
+    huge = False
     if type(value) is dict:
         keys = len(value)
         items: Any = value.values()
@@ -69,12 +73,15 @@ def _walk(value: Any, max_depth: int, depth: int) -> tuple[int, int]:
         if kind is str:
             colons += item.count(":")
         elif kind is dict or kind is list:
-            k, c = _walk(item, max_depth, depth + 1)
+            k, c, h = _walk(item, max_depth, depth + 1)
             keys += k
             colons += c
+            huge = huge or h
+        elif kind is float and not -_HUGE < item < _HUGE:
+            huge = True
         elif kind is int and not INT_MIN <= item <= INT_MAX:
             _out_of_range(item)
-    return keys, colons
+    return keys, colons, huge
 
 
 def _out_of_range(number: object) -> NoReturn:

@@ -14,11 +14,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     JsonValue,
     ValidationError,
-    field_validator,
     model_validator,
 )
+from pydantic_core import CoreSchema
 
 from contracts.errors import ContractError, FieldError
 from contracts.timestamps import Timestamp, parse_timestamp
@@ -46,6 +47,18 @@ StreamDestination = Literal["console", "file", "database", "external"]
 StreamFormat = Literal["json", "text", "structured"]
 LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warn", "error", "fatal")
 
+
+class _NotNull:
+    """Validate ``X | None`` as plain ``X``: an optional field may be absent (its
+    default is None) but not null, as in the platform's schemas. Done in the core
+    schema, so no Python code runs per field."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = handler(source)
+        return schema["schema"] if schema["type"] == "nullable" else schema
+
+
+Opt = _NotNull()
 NonEmpty = Annotated[str, Field(min_length=1)]
 Count = Annotated[int, Field(ge=0)]
 
@@ -55,14 +68,6 @@ class ContractModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
     EVENT_TYPE: ClassVar[str] = ""
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_null(cls, value: Any) -> Any:
-        # Runs only for fields present in the input: absent is fine, null is not.
-        if value is None:
-            raise ValueError("null is not allowed; leave an optional field out instead")
-        return value
 
     @classmethod
     def parse(cls, data: Any) -> Self:
@@ -115,10 +120,10 @@ class LogEntryCreated(ContractModel):
     level: LogLevel
     message: str
     source: NonEmpty
-    component: str | None = None
-    userId: str | None = None
-    sessionId: str | None = None
-    metadata: dict[str, JsonValue] | None = None
+    component: Annotated[str | None, Opt] = None
+    userId: Annotated[str | None, Opt] = None
+    sessionId: Annotated[str | None, Opt] = None
+    metadata: Annotated[dict[str, JsonValue] | None, Opt] = None
     createdAt: Timestamp
 
 
@@ -128,7 +133,7 @@ class LogStreamStarted(ContractModel):
     EVENT_TYPE: ClassVar[str] = "cortex_logging.stream.started"
 
     streamId: NonEmpty
-    filters: dict[str, JsonValue] | None = None
+    filters: Annotated[dict[str, JsonValue] | None, Opt] = None
     destination: StreamDestination
     format: StreamFormat
     startedBy: NonEmpty
@@ -199,9 +204,9 @@ class LogBatchCreated(ContractModel):
     lastCreatedAt: Timestamp
     levelCounts: dict[LogLevel, Count]
     droppedSinceLast: Count
-    droppedByReason: dict[str, Count] | None = None
-    createdAt: Timestamp | None = None
-    source: NonEmpty | None = None
+    droppedByReason: Annotated[dict[str, Count] | None, Opt] = None
+    createdAt: Annotated[Timestamp | None, Opt] = None
+    source: Annotated[NonEmpty | None, Opt] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -231,9 +236,9 @@ class EntryRejected(ContractModel):
     reason: NonEmpty
     detail: str
     subject: NonEmpty
-    headers: dict[str, str] | None = None
-    payload: str | None = None
-    payloadBase64: str | None = None
+    headers: Annotated[dict[str, str] | None, Opt] = None
+    payload: Annotated[str | None, Opt] = None
+    payloadBase64: Annotated[str | None, Opt] = None
     payloadBytes: Count
     truncated: bool
     gatewayId: NonEmpty

@@ -27,6 +27,12 @@ def parse_timestamp(value: str) -> datetime:
     Raises:
         ValueError: the calendar date or time does not exist (e.g. February 30).
     """
+    if len(value) == 24 and value[23] == "Z" and value[19] == ".":
+        # The platform's own form (2025-10-13T08:00:00.000Z): parsed directly.
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not a valid RFC 3339 timestamp: {value!r}") from None
     text = value.upper()
     dot = text.find(".")
     if dot != -1:

@@ -40,6 +40,8 @@ def _run(args: argparse.Namespace) -> int:
     values = read_options(args, RUN_OPTIONS)
     config = gateway_config(values)
     connection = connection_settings(values)
+    if values["workers"] < 1:
+        raise SettingError(f"--workers must be at least 1, got {values['workers']}")
     logging.basicConfig(
         level=values["log_level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -51,10 +53,34 @@ def _run(args: argparse.Namespace) -> int:
         connection = dataclasses.replace(connection, servers=(server.url,))
         print(f"log-gateway: embedded nats-server at {server.url}", flush=True)
     try:
+        if values["workers"] > 1:
+            return _supervise(args, values, connection.servers)
         return asyncio.run(_serve(config, connection, values))
     finally:
         if server is not None:
             server.stop()
+
+
+def _supervise(args: argparse.Namespace, values: dict[str, Any], servers: tuple[str, ...]) -> int:
+    """Run ``--workers`` gateway processes in one queue group; forward SIGTERM/SIGINT to them."""
+    import subprocess
+
+    children = []
+    for index in range(values["workers"]):
+        argv = [*args.argv, "--workers", "1", "--nats-url", ",".join(servers)]
+        if values["gateway_id"]:
+            argv += ["--gateway-id", f"{values['gateway_id']}-w{index}"]
+        if values["http_port"]:
+            argv += ["--http-port", str(values["http_port"] + index)]
+        children.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", *argv]))  # noqa: S603
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    return max(child.wait() for child in children)
 
 
 async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
@@ -170,6 +196,23 @@ async def _tail_main(connection: Any, options: Any) -> None:
         await nc.drain()
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from gateway.bench import BenchConfig, run_bench
+
+    out = Path(args.out)
+    config = BenchConfig.quick(out) if args.quick else BenchConfig(out_dir=out)
+    if args.entries is not None or args.rounds is not None:
+        config = dataclasses.replace(
+            config, entries=args.entries or config.entries, rounds=args.rounds or config.rounds
+        )
+    if config.entries < 100 or config.rounds < 1:
+        raise SettingError("--entries must be at least 100 and --rounds at least 1")
+    run_bench(config)
+    print((out / "results.md").read_text())
+    print(f"log-gateway: results in {out}/results.json, results.md and batch_size.png")
+    return 0
+
+
 def _asyncapi(args: argparse.Namespace) -> int:
     from gateway.app import build_asyncapi
 
@@ -213,6 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     tail = commands.add_parser("tail", help="show batched entries and alerts as they arrive")
     add_options(tail, TAIL_OPTIONS)
     tail.set_defaults(func=_tail)
+    bench = commands.add_parser(
+        "bench", help="measure the gateway against raw NATS, naive publishing, OpenTelemetry"
+    )
+    bench.add_argument("--quick", action="store_true", help="a smoke run that checks everything works")
+    bench.add_argument(
+        "--out", default="bench-results", help="directory for results.json, results.md, the PNG"
+    )
+    bench.add_argument("--entries", type=int, help="entries per measurement")
+    bench.add_argument("--rounds", type=int, help="rounds per measurement")
+    bench.set_defaults(func=_bench)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")
     schemas.set_defaults(func=_schemas)
@@ -222,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``log-gateway``; returns the exit status (2 for a bad setting)."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         status: int = args.func(args)
     except SettingError as exc:

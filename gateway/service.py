@@ -4,8 +4,9 @@ Ingest subscribes with nats-py directly on the FastStream broker's connection,
 because ingest is the hot path: measured on this project's 2-core machine with
 40k ~400-byte messages, a FastStream 0.7 subscriber (apply_types off, no
 logger) handled about 22k msg/s where a raw nats-py callback handled about
-80k msg/s of the same messages. Publishing batches goes through nats-py's JetStream API too, for its
-error types (retry classification) and ack handling.
+80k msg/s of the same messages. It reads in bursts (see ``gateway.intake``).
+Publishing batches goes through nats-py's JetStream API too, for its error
+types (retry classification) and ack handling.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nats.aio.client import Client
@@ -43,6 +44,7 @@ from gateway.core import (
 )
 from gateway.core.stats import BATCH_BYTES_BUCKETS, BATCH_ENTRIES_BUCKETS
 from gateway.ingest import EntryDecoder, rejected_message
+from gateway.intake import subscribe_in_bursts
 from gateway.logs import RateLimitedLog
 from publishers import JetStreamPublisher, PermissionWatch, PublishError, TokenBucket, ensure_stream
 
@@ -86,6 +88,7 @@ class Gateway:
         self._stopping = False
         self._stopped: asyncio.Future[ShutdownReport] | None = None
         self._subs: list[Subscription] = []
+        self._readers: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._sender: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -188,14 +191,17 @@ class Gateway:
 
     async def _subscribe(self, nc: Client) -> None:
         for subject in (self.config.subjects.entry, self.config.subjects.entry_children):
-            sub = await nc.subscribe(
+            sub, reader = await subscribe_in_bursts(
+                nc,
                 subject,
                 queue=self.config.queue_group,
-                cb=self._on_msg,
+                handler=self._on_msg,
                 pending_msgs_limit=self.config.pending_msgs_limit,
                 pending_bytes_limit=self.config.pending_bytes_limit,
             )
             self._subs.append(sub)
+            if reader is not None:
+                self._readers.append(reader)
         await nc.flush()
 
     def on_error(self, exc: BaseException) -> None:
@@ -210,24 +216,25 @@ class Gateway:
 
     # -- ingest --------------------------------------------------------------
 
-    async def _on_msg(self, msg: Msg) -> None:
+    def _on_msg(self, msg: Msg) -> Awaitable[None] | None:
+        """Take one message; synchronous unless it must wait (block policy) or be forwarded."""
         self.stats.received += 1
         try:
             entry = self._decoder.decode(msg.headers, msg.data)
         except DecodeError as exc:
-            await self._reject(msg, exc.reason, exc.detail)
-            return
+            return self._reject(msg, exc.reason, exc.detail)
         was_idle = self.acc.is_empty
         admission = self.acc.offer(entry)
         if admission is Admission.ACCEPTED:
             if was_idle or self.acc.has_waiting:
                 self._wake.set()
-        elif admission is Admission.BLOCKED:
-            await self._offer_blocking(msg, entry)
-        elif admission is Admission.OVERSIZE:
-            await self._reject(msg, RejectReason.OVERSIZE, f"entry of {len(entry.data)} bytes fits no batch")
-        else:
-            self._warn.warning("overflow", "buffer full: dropped the newest entry")
+            return None
+        if admission is Admission.BLOCKED:
+            return self._offer_blocking(msg, entry)
+        if admission is Admission.OVERSIZE:
+            return self._reject(msg, RejectReason.OVERSIZE, f"entry of {len(entry.data)} bytes fits no batch")
+        self._warn.warning("overflow", "buffer full: dropped the newest entry")
+        return None
 
     async def _offer_blocking(self, msg: Msg, entry: PendingEntry) -> None:
         """Policy ``block``: hold this callback (and so intake) until there is room."""
@@ -364,6 +371,9 @@ class Gateway:
             with contextlib.suppress(Exception):
                 # nats-py leaves Subscription.drain unannotated.
                 await asyncio.wait_for(sub.drain(), max(0.01, deadline - self._clock()))  # type: ignore[no-untyped-call]
+        for reader in self._readers:
+            reader.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
 
     async def _flush(self, deadline: float) -> ShutdownReport:
         if self._sender is None:

@@ -108,6 +108,7 @@ CONNECTION_OPTIONS = (
 RUN_OPTIONS = (
     *CONNECTION_OPTIONS,
     Option("--state-dir", Path, None, "state directory of the embedded nats-server"),
+    Option("--workers", int, 1, "gateway processes sharing the queue group (one per core)"),
     Option("--gateway-id", str, None, "this instance's id (default: host-pid-random)"),
     Option("--queue-group", str, "log-gateway", "queue group shared by gateway processes"),
     Option("--max-batch-entries", int, 500, "flush a batch at this many entries"),

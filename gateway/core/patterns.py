@@ -1,7 +1,7 @@
 """Error-pattern detection: messages reduced to signatures, counted in a sliding window.
 
 Pure: time comes in as arguments. Memory is bounded twice over: each pattern
-counts in a fixed ring of buckets (1/60 of the window each), and at most
+counts in at most 60 buckets (1/60 of the window each), and at most
 ``max_patterns`` patterns are tracked, the least recently seen forgotten first.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 __all__ = ["SEVERITIES", "Alert", "PatternDetector", "PatternLimits", "severity_for", "signature"]
@@ -99,20 +99,24 @@ class Alert:
 
 @dataclass(slots=True)
 class _Bucket:
-    slot: int = -1
+    slot: int
+    first: str
+    first_at: float
+    last: str
+    last_at: float
     count: int = 0
     fatal: int = 0
-    first: str = ""
-    first_at: float = 0.0
-    last: str = ""
-    last_at: float = 0.0
 
 
 @dataclass(slots=True)
 class _Pattern:
+    """One pattern's window: its non-empty buckets, oldest first, and running totals."""
+
     source: str
     text: str
-    buckets: list[_Bucket] = field(default_factory=lambda: [_Bucket() for _ in range(_BUCKETS)])
+    buckets: deque[_Bucket] = field(default_factory=deque)
+    count: int = 0
+    fatal: int = 0
     alerted_at: float | None = None
     alerted_rank: int = -1
 
@@ -140,46 +144,39 @@ class PatternDetector:
                 self.forgotten += 1
         else:
             self._patterns.move_to_end(key)
-        self._count(state, fatal, created, created_at, now)
+        self._count(state, fatal, created, created_at, int(now // self._width))
         return self._maybe_alert(key, state, now)
 
-    def _count(self, state: _Pattern, fatal: bool, created: str, created_at: float, now: float) -> None:
-        slot = int(now // self._width)
-        bucket = state.buckets[slot % _BUCKETS]
-        if bucket.slot != slot:
-            bucket.slot, bucket.count, bucket.fatal = slot, 0, 0
-            bucket.first, bucket.first_at, bucket.last, bucket.last_at = (
-                created,
-                created_at,
-                created,
-                created_at,
-            )
+    def _count(self, state: _Pattern, fatal: bool, created: str, created_at: float, slot: int) -> None:
+        buckets = state.buckets
+        while buckets and buckets[0].slot <= slot - _BUCKETS:  # left the window
+            gone = buckets.popleft()
+            state.count -= gone.count
+            state.fatal -= gone.fatal
+        if not buckets or buckets[-1].slot != slot:
+            buckets.append(_Bucket(slot, created, created_at, created, created_at))
+        bucket = buckets[-1]
         bucket.count += 1
         bucket.fatal += fatal
+        state.count += 1
+        state.fatal += fatal
         if created_at < bucket.first_at:
             bucket.first, bucket.first_at = created, created_at
         if created_at >= bucket.last_at:
             bucket.last, bucket.last_at = created, created_at
 
-    def _live(self, state: _Pattern, now: float) -> list[_Bucket]:
-        newest = int(now // self._width)
-        return [b for b in state.buckets if newest - _BUCKETS < b.slot <= newest and b.count]
-
     def _maybe_alert(self, key: str, state: _Pattern, now: float) -> Alert | None:
-        live = self._live(state, now)
-        occurrences = sum(b.count for b in live)
-        if occurrences < self.limits.threshold:
+        if state.count < self.limits.threshold:
             return None
-        fatal = sum(b.fatal for b in live)
-        severity = severity_for(occurrences, self.limits.threshold, fatal)
+        severity = severity_for(state.count, self.limits.threshold, state.fatal)
         rank = SEVERITIES.index(severity)
         cooling = state.alerted_at is not None and now - state.alerted_at < self.limits.cooldown_s
         if cooling and rank <= state.alerted_rank:
             return None
         state.alerted_at, state.alerted_rank = now, rank
-        first = min(live, key=lambda b: b.first_at)
-        last = max(live, key=lambda b: b.last_at)
-        return Alert(key, state.source, state.text, occurrences, severity, first.first, last.last)
+        first = min(state.buckets, key=lambda b: b.first_at)
+        last = max(state.buckets, key=lambda b: b.last_at)
+        return Alert(key, state.source, state.text, state.count, severity, first.first, last.last)
 
     @property
     def tracked(self) -> int:

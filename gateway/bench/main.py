@@ -1,0 +1,187 @@
+"""Run every measurement in rounds, side by side, and write JSON, Markdown and a PNG."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from gateway.bench.payloads import FORMS, messages
+from gateway.bench.report import write_markdown, write_plot
+from gateway.bench.runners import measure_gateway, measure_latency, measure_naive, measure_otel, measure_raw
+from gateway.natsserver import NatsServer
+
+__all__ = ["BenchConfig", "run_bench"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BenchConfig:
+    """How much to measure."""
+
+    entries: int = 40_000
+    rounds: int = 3
+    latency_s: float = 5.0
+    batch_sizes: tuple[int, ...] = (10, 50, 100, 500)
+    workers: tuple[int, ...] = (1, 2)
+    out_dir: Path = Path("bench-results")
+
+    @classmethod
+    def quick(cls, out_dir: Path) -> BenchConfig:
+        """A smoke run: checks that everything works, not how fast."""
+        return cls(
+            entries=3000, rounds=1, latency_s=1.0, batch_sizes=(50, 500), workers=(1, 2), out_dir=out_dir
+        )
+
+
+@dataclass
+class _Progress:
+    total: int
+    done: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def say(self, what: str, value: str) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.started
+        print(
+            f"[{self.done:>3}/{self.total}] {elapsed:6.1f}s  {what:<42} {value}", file=sys.stderr, flush=True
+        )
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+async def _rounds(
+    config: BenchConfig, progress: _Progress, name: str, measure: Callable[[], Coroutine[Any, Any, float]]
+) -> list[float]:
+    out = []
+    for index in range(config.rounds):
+        value = await measure()
+        out.append(value)
+        progress.say(f"{name} (round {index + 1})", f"{value:>10,.0f} entries/s")
+    return out
+
+
+async def _throughput(url: str, config: BenchConfig, progress: _Progress) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for form in FORMS:
+        msgs = messages(config.entries, form)
+        limit = await _rounds(
+            config, progress, f"limit: raw nats-py, {form}", partial(measure_raw, url, msgs)
+        )
+        gateway = await _rounds(config, progress, f"gateway, {form}", partial(_entries_per_s, url, msgs))
+        results[form] = {
+            "limit": _spread(limit),
+            "gateway": _spread(gateway),
+            "ratio_gateway_to_limit": _spread([g / lim for g, lim in zip(gateway, limit, strict=True)]),
+        }
+    return results
+
+
+async def _entries_per_s(url: str, msgs: Any, *args: str) -> float:
+    return (await measure_gateway(url, msgs, *args))["entries_per_s"]
+
+
+async def _baselines(
+    url: str, config: BenchConfig, progress: _Progress, gateway: list[float]
+) -> dict[str, Any]:
+    msgs = messages(config.entries, "structured")
+    naive = await _rounds(
+        config, progress, "naive: await each JetStream publish", partial(measure_naive, url, msgs)
+    )
+    pipelined = await _rounds(
+        config,
+        progress,
+        "naive, pipelined (publish_async)",
+        partial(measure_naive, url, msgs, pipelined=True),
+    )
+
+    async def otel() -> float:
+        return await asyncio.get_running_loop().run_in_executor(None, measure_otel, config.entries)
+
+    otel_rates = await _rounds(config, progress, "OpenTelemetry SDK (BatchLogRecordProcessor)", otel)
+    return {
+        "naive": _spread(naive),
+        "naive_pipelined": _spread(pipelined),
+        "otel": _spread(otel_rates),
+        "ratio_gateway_to_naive": _spread([g / n for g, n in zip(gateway, naive, strict=True)]),
+        "ratio_gateway_to_naive_pipelined": _spread([g / n for g, n in zip(gateway, pipelined, strict=True)]),
+        "ratio_gateway_to_otel": _spread([g / o for g, o in zip(gateway, otel_rates, strict=True)]),
+    }
+
+
+async def _sweep(url: str, config: BenchConfig, progress: _Progress, peak: float) -> list[dict[str, Any]]:
+    """Throughput and latency at half load against the batch size."""
+    rows = []
+    msgs = messages(config.entries, "mix")
+    for size in config.batch_sizes:
+        args = ("--max-batch-entries", str(size))
+        traffic = await measure_gateway(url, msgs, *args)
+        progress.say(f"batch size {size}: peak", f"{traffic['entries_per_s']:>10,.0f} entries/s")
+        latency = await measure_latency(url, peak / 2, config.latency_s, *args)
+        progress.say(f"batch size {size}: p99 at {peak / 2:,.0f}/s", f"{latency.p99_ms:>10.1f} ms")
+        rows.append({"batch_size": size, **traffic, "latency": asdict(latency)})
+    return rows
+
+
+async def _scaling(url: str, config: BenchConfig, progress: _Progress) -> dict[str, Any]:
+    msgs = messages(config.entries, "mix")
+    out: dict[str, Any] = {}
+    for workers in config.workers:
+        rate = await _entries_per_s(url, msgs, "--workers", str(workers))
+        progress.say(f"{workers} gateway process(es), mix", f"{rate:>10,.0f} entries/s")
+        out[str(workers)] = rate
+    return out
+
+
+async def _all(config: BenchConfig) -> dict[str, Any]:
+    steps = (
+        len(FORMS) * 2 * config.rounds
+        + 3 * config.rounds
+        + 2 * len(config.batch_sizes)
+        + len(config.workers)
+        + 1
+    )
+    progress = _Progress(steps)
+    with NatsServer() as server:
+        throughput = await _throughput(server.url, config, progress)
+        mix_gateway = [throughput["mix"]["gateway"]["median"]] * config.rounds
+        baselines = await _baselines(server.url, config, progress, mix_gateway)
+        peak = throughput["mix"]["gateway"]["median"]
+        latency = await measure_latency(server.url, peak / 2, config.latency_s)
+        progress.say(f"gateway latency at half load ({peak / 2:,.0f}/s)", f"p99 {latency.p99_ms:.1f} ms")
+        sweep = await _sweep(server.url, config, progress, peak)
+        scaling = await _scaling(server.url, config, progress)
+    return {
+        "config": {**asdict(config), "out_dir": str(config.out_dir)},
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()},
+        "throughput": throughput,
+        "baselines": baselines,
+        "latency_at_half_load": asdict(latency),
+        "batch_size_sweep": sweep,
+        "workers": scaling,
+    }
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    """Measure everything; write ``results.json``, ``results.md`` and ``batch_size.png``."""
+    results = asyncio.run(_all(config))
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    (config.out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(results, config.out_dir / "results.md")
+    write_plot(results, config.out_dir / "batch_size.png")
+    return results

@@ -1,0 +1,77 @@
+"""The benchmark's results as a Markdown table and a picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_markdown", "write_plot"]
+
+
+def _cell(spread: dict[str, float], fmt: str = ",.0f") -> str:
+    return f"{spread['median']:{fmt}} ({spread['min']:{fmt}}–{spread['max']:{fmt}})"
+
+
+def write_markdown(results: dict[str, Any], path: Path) -> None:
+    """Tables of medians with (min–max) over the rounds."""
+    rounds = results["config"]["rounds"]
+    lines = [
+        f"Entries per run: {results['config']['entries']:,}; rounds: {rounds}; median (min–max).",
+        "",
+        "| wire form | limit: raw nats-py msgs/s | gateway entries/s | gateway / limit |",
+        "|---|---|---|---|",
+    ]
+    for form, row in results["throughput"].items():
+        ratio = _cell(row["ratio_gateway_to_limit"], ".2f")
+        lines.append(f"| {form} | {_cell(row['limit'])} | {_cell(row['gateway'])} | {ratio} |")
+    base = results["baselines"]
+    lat = results["latency_at_half_load"]
+    lines += [
+        "",
+        "| contender | entries/s | gateway (mix) / contender |",
+        "|---|---|---|",
+        f"| naive per-entry JetStream publish, awaiting each ack | {_cell(base['naive'])} "
+        f"| {_cell(base['ratio_gateway_to_naive'], '.1f')} |",
+        f"| naive per-entry JetStream publish, pipelined (publish_async) | {_cell(base['naive_pipelined'])} "
+        f"| {_cell(base['ratio_gateway_to_naive_pipelined'], '.1f')} |",
+        f"| OpenTelemetry SDK (BatchLogRecordProcessor, no-op exporter) | {_cell(base['otel'])} "
+        f"| {_cell(base['ratio_gateway_to_otel'], '.1f')} |",
+        "",
+        f"Latency per entry at {lat['offered_per_s']:,.0f} entries/s (half the peak), send to stored batch: "
+        f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms "
+        f"over {lat['entries']:,} entries; "
+        f"bus {lat['bus_msgs_per_s']:,.0f} msgs/s and {lat['bus_bytes_per_s'] / 1e6:,.2f} MB/s "
+        f"(per-entry publishing would put {lat['offered_per_s']:,.0f} msgs/s on the bus).",
+        "",
+        "| batch size | peak entries/s | bus msgs/s at peak | p99 latency at half load (ms) |",
+        "|---|---|---|---|",
+    ]
+    for row in results["batch_size_sweep"]:
+        p99, peak, bus = row["latency"]["p99_ms"], row["entries_per_s"], row["bus_msgs_per_s"]
+        lines.append(f"| {row['batch_size']} | {peak:,.0f} | {bus:,.0f} | {p99:.1f} |")
+    lines += ["", "| gateway processes | entries/s (mix) |", "|---|---|"]
+    lines += [f"| {workers} | {rate:,.0f} |" for workers, rate in results["workers"].items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plot(results: dict[str, Any], path: Path) -> None:
+    """Throughput and p99 latency against batch size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["batch_size_sweep"]
+    sizes = [r["batch_size"] for r in rows]
+    fig, left = plt.subplots(figsize=(7, 4))
+    left.plot(sizes, [r["entries_per_s"] for r in rows], "o-", color="tab:blue", label="peak entries/s")
+    left.set_xscale("log")
+    left.set_xlabel("max batch entries")
+    left.set_ylabel("peak entries/s", color="tab:blue")
+    right = left.twinx()
+    right.plot(sizes, [r["latency"]["p99_ms"] for r in rows], "s--", color="tab:red", label="p99 latency")
+    right.set_ylabel("p99 latency at half load (ms)", color="tab:red")
+    left.set_title("cortex-log-gateway: throughput and latency against batch size")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,341 @@
+"""Each contender, measured against the same nats-server and the same messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import random
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.synchronize import Event as MpEvent
+from typing import Any
+
+import nats
+import orjson
+from nats.aio.msg import Msg
+
+from gateway.bench.payloads import Message, encode, entry
+
+__all__ = [
+    "GatewayProcess",
+    "LatencyResult",
+    "measure_gateway",
+    "measure_latency",
+    "measure_naive",
+    "measure_otel",
+    "measure_raw",
+]
+
+ENTRY_SUBJECT = "cortex_logging.entry.created"
+BATCH_SUBJECT = "cortex_logging.batch.created"
+_COUNT = re.compile(rb'"count":(\d+)')
+_CTX = multiprocessing.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a producer process publishes: ``msgs`` as fast as it can, or fresh entries at ``rate``."""
+
+    url: str
+    subject: str
+    msgs: list[Message] | None
+    rate: float
+    seconds: float
+
+
+def _producer_main(plan: _Plan, go: MpEvent) -> None:
+    asyncio.run(_produce(plan, go))
+
+
+async def _produce(plan: _Plan, go: MpEvent) -> None:
+    url, subject, msgs, rate, seconds = plan.url, plan.subject, plan.msgs, plan.rate, plan.seconds
+    nc = await nats.connect(url, pending_size=256 * 1024 * 1024)
+    await asyncio.get_running_loop().run_in_executor(None, go.wait)
+    if msgs is not None:
+        for i, (headers, body) in enumerate(msgs):
+            await nc.publish(subject, body, headers=headers)
+            if i % 2000 == 1999:
+                await nc.flush()
+    else:
+        await _paced(nc, subject, rate, seconds)
+    await nc.flush()
+    await nc.close()
+
+
+async def _paced(nc: Any, subject: str, rate: float, seconds: float) -> None:
+    """Publish fresh entries (stamped with their send time) at ``rate`` per second."""
+    rng = random.Random(11)
+    start = time.perf_counter()
+    sent = 0
+    while (elapsed := time.perf_counter() - start) < seconds:
+        due = int(elapsed * rate)
+        while sent < due:
+            headers, body = encode(entry(sent, rng, sent_at=time.time()), "mix", sent)
+            await nc.publish(subject, body, headers=headers)
+            sent += 1
+        await asyncio.sleep(0.002)
+
+
+class Producer:
+    """A separate process that publishes once told to go (so it does not share our core)."""
+
+    def __init__(
+        self,
+        url: str,
+        subject: str,
+        msgs: list[Message] | None = None,
+        *,
+        rate: float = 0,
+        seconds: float = 0,
+    ) -> None:
+        self.go = _CTX.Event()
+        plan = _Plan(url, subject, msgs, rate, seconds)
+        self.proc = _CTX.Process(target=_producer_main, args=(plan, self.go), daemon=True)
+        self.proc.start()
+
+    def start(self) -> float:
+        """Say go; returns the time it was said."""
+        started = time.perf_counter()
+        self.go.set()
+        return started
+
+    async def join(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.proc.join, 60)
+
+
+async def measure_raw(url: str, msgs: list[Message]) -> float:
+    """The limit: a raw nats-py subscriber receiving the messages and doing nothing else."""
+    nc = await nats.connect(url)
+    done = asyncio.Event()
+    count = 0
+    last = 0.0
+
+    async def on_msg(_msg: Msg) -> None:
+        nonlocal count, last
+        count += 1
+        if count == len(msgs):
+            last = time.perf_counter()
+            done.set()
+
+    await nc.subscribe("bench.raw", cb=on_msg, pending_msgs_limit=0, pending_bytes_limit=0)
+    await nc.flush()
+    producer = Producer(url, "bench.raw", msgs)
+    started = producer.start()
+    await asyncio.wait_for(done.wait(), 300)
+    await producer.join()
+    await nc.close()
+    return len(msgs) / (last - started)
+
+
+class GatewayProcess:
+    """``log-gateway run`` as users run it, in its own process."""
+
+    def __init__(self, url: str, *args: str) -> None:
+        self.url = url
+        self.args = args
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> GatewayProcess:
+        argv = [
+            "-m",
+            "gateway.cli",
+            "run",
+            "--nats-url",
+            self.url,
+            "--stream-name",
+            "BENCH",
+            "--log-level",
+            "error",
+        ]
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *argv,
+            *self.args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        ready = 0
+        workers = int(self.args[self.args.index("--workers") + 1]) if "--workers" in self.args else 1
+        assert self.proc.stdout is not None  # noqa: S101 - set just above
+        while ready < workers:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+            if not line:
+                raise RuntimeError("log-gateway run exited before it was ready")
+            ready += b"log-gateway: ready" in line
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.proc.wait(), 60)
+
+
+async def _purge(nc: Any) -> None:
+    js = nc.jetstream()
+    with contextlib.suppress(Exception):  # no stream yet on the first run
+        await js.purge_stream("BENCH")
+
+
+async def measure_gateway(url: str, msgs: list[Message], *args: str) -> dict[str, float]:
+    """Entries/s from per-entry publish until their batches are stored, and the bus traffic."""
+    nc = await nats.connect(url)
+    total = len(msgs)
+    seen = {"entries": 0, "batches": 0, "bytes": 0}
+    done = asyncio.Event()
+    last = 0.0
+
+    async def on_batch(msg: Msg) -> None:
+        nonlocal last
+        match = _COUNT.search(msg.data, 0, 4096)
+        seen["entries"] += int(match.group(1)) if match else 0
+        seen["batches"] += 1
+        seen["bytes"] += len(msg.data)
+        if seen["entries"] >= total:
+            last = time.perf_counter()
+            done.set()
+
+    await _purge(nc)
+    await nc.subscribe(BATCH_SUBJECT, cb=on_batch)
+    async with GatewayProcess(url, *args):
+        producer = Producer(url, ENTRY_SUBJECT, msgs)
+        started = producer.start()
+        await asyncio.wait_for(done.wait(), 300)
+        await producer.join()
+    await nc.close()
+    elapsed = last - started
+    return {
+        "entries_per_s": total / elapsed,
+        "bus_msgs_per_s": seen["batches"] / elapsed,
+        "bus_bytes_per_s": seen["bytes"] / elapsed,
+    }
+
+
+@dataclass
+class LatencyResult:
+    """Per-entry latency at a fixed offered load, and what reached the bus."""
+
+    offered_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    entries: int
+    bus_msgs_per_s: float
+    bus_bytes_per_s: float
+
+
+async def measure_latency(url: str, rate: float, seconds: float, *args: str) -> LatencyResult:
+    """Publish at ``rate`` entries/s for ``seconds``; latency from send to the stored batch."""
+    nc = await nats.connect(url)
+    latencies: list[float] = []
+    traffic = {"batches": 0, "bytes": 0}
+
+    async def on_batch(msg: Msg) -> None:
+        now = time.time()
+        traffic["batches"] += 1
+        traffic["bytes"] += len(msg.data)
+        latencies.extend(
+            now - item["metadata"]["sentAt"] for item in orjson.loads(msg.data)["data"]["entries"]
+        )
+
+    await _purge(nc)
+    await nc.subscribe(BATCH_SUBJECT, cb=on_batch)
+    async with GatewayProcess(url, *args):
+        producer = Producer(url, ENTRY_SUBJECT, rate=rate, seconds=seconds)
+        producer.start()
+        await producer.join()
+        # The last batches arrive within the batch delay: wait until nothing new comes.
+        seen = -1
+        while seen != len(latencies):
+            seen = len(latencies)
+            await asyncio.sleep(0.5)
+    await nc.close()
+    latencies.sort()
+    n = len(latencies)
+
+    def pick(q: float) -> float:
+        return latencies[min(n - 1, int(q * n))] * 1000 if n else float("nan")
+
+    return LatencyResult(
+        rate,
+        pick(0.5),
+        pick(0.99),
+        latencies[-1] * 1000 if n else float("nan"),
+        n,
+        traffic["batches"] / seconds,
+        traffic["bytes"] / seconds,
+    )
+
+
+async def measure_naive(url: str, msgs: list[Message], *, pipelined: bool = False) -> float:
+    """Each entry as its own CloudEvent published to JetStream (what the gateway replaces).
+
+    As a service would usually write it, awaiting each publish's ack; with
+    ``pipelined``, nats-py's ``publish_async`` keeps up to 4000 acks pending.
+    """
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    with contextlib.suppress(Exception):  # first run
+        await js.delete_stream("NAIVE")
+    await js.add_stream(name="NAIVE", subjects=["bench.naive"])
+    started = time.perf_counter()
+    if pipelined:
+        futures = [await js.publish_async("bench.naive", body, headers=headers) for headers, body in msgs]
+        await asyncio.gather(*futures)
+    else:
+        for headers, body in msgs:
+            await js.publish("bench.naive", body, headers=headers)
+    elapsed = time.perf_counter() - started
+    await js.delete_stream("NAIVE")
+    await nc.close()
+    return len(msgs) / elapsed
+
+
+def measure_otel(count: int) -> float:
+    """The OpenTelemetry SDK path: LoggingHandler, BatchLogRecordProcessor, a do-nothing exporter."""
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import (
+        BatchLogRecordProcessor,
+        LogRecordExporter,
+        LogRecordExportResult,
+    )
+
+    class Nothing(LogRecordExporter):
+        def export(self, batch: Any) -> LogRecordExportResult:
+            return LogRecordExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            return None
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return True
+
+    provider = LoggerProvider()
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(Nothing(), max_queue_size=count + 1, max_export_batch_size=512)
+    )
+    logger = logging.getLogger(f"bench.otel.{count}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(LoggingHandler(level=logging.DEBUG, logger_provider=provider))
+    rng = random.Random(3)
+    records = [entry(n, rng) for n in range(count)]
+    started = time.perf_counter()
+    for data in records:
+        logger.info(
+            data["message"],
+            extra={
+                "source": data["source"],
+                "component": data["component"],
+                "userId": data["userId"],
+                "requestId": data["metadata"]["requestId"],
+            },
+        )
+    provider.force_flush()
+    elapsed = time.perf_counter() - started
+    provider.shutdown()
+    return count / elapsed
