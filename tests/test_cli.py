@@ -171,3 +171,33 @@ async def test_run_without_url_starts_an_embedded_server(tmp_path: Path) -> None
     port = int(url.rsplit(":", 1)[1])
     with pytest.raises(ConnectionRefusedError):  # the embedded server stopped with the gateway
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+AUTH_USERS = """
+authorization {
+  users = [
+    { user: gw, password: "s3cret-pw" }
+  ]
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("server_config", "flags"),
+    [
+        (AUTH_USERS, ["--nats-user", "gw", "--nats-password", "s3cret-pw"]),
+        ('authorization { token: "t0ken-value" }', ["--nats-token", "t0ken-value"]),
+    ],
+    ids=["user-password", "token"],
+)
+async def test_run_authenticates_with_credential_flags(
+    tmp_path: Path, server_config: str, flags: list[str]
+) -> None:
+    with NatsServer(store_dir=tmp_path, config=server_config) as server:
+        async with gateway_process("--nats-url", server.url, *flags) as (proc, lines):
+            proc.send_signal(signal.SIGTERM)
+            output = "".join(lines) + (await proc.stdout.read()).decode()  # type: ignore[union-attr]
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert "log-gateway: ready" in output
+    secret = flags[-1]
+    assert secret not in output  # credentials never appear in the output
