@@ -22,7 +22,7 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[  1/18]" in result.stderr  # progress is shown while it runs
+    assert "[  1/19]" in result.stderr  # progress is shown while it runs
     results = json.loads((tmp_path / "results.json").read_text())
     for form in ("structured", "binary", "bare", "mix"):
         row = results["throughput"][form]
@@ -40,6 +40,12 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
     assert latency["bus_msgs_per_s"] < latency["offered_per_s"]  # batching cut the bus messages
     assert [row["batch_size"] for row in results["batch_size_sweep"]] == [50, 500]
     assert set(results["workers"]) == {"1", "2"}
+    assert set(results["call_cost_us"]) == {
+        "stdlib FileHandler",
+        "OpenTelemetry LoggingHandler",
+        "cortex NatsLogHandler",
+    }
+    assert all(cost > 0 for cost in results["call_cost_us"].values())
     table = (tmp_path / "results.md").read_text()
     assert "gateway / limit" in table
     assert "OpenTelemetry" in table

@@ -16,7 +16,14 @@ from typing import Any
 
 from gateway.bench.payloads import FORMS, messages
 from gateway.bench.report import write_markdown, write_plot
-from gateway.bench.runners import measure_gateway, measure_latency, measure_naive, measure_otel, measure_raw
+from gateway.bench.runners import (
+    measure_call_cost,
+    measure_gateway,
+    measure_latency,
+    measure_naive,
+    measure_otel,
+    measure_raw,
+)
 from gateway.natsserver import NatsServer
 
 __all__ = ["BenchConfig", "run_bench"]
@@ -148,7 +155,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         + 3 * config.rounds
         + 2 * len(config.batch_sizes)
         + len(config.workers)
-        + 1
+        + 2
     )
     progress = _Progress(steps)
     with NatsServer() as server:
@@ -160,6 +167,10 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         progress.say(f"gateway latency at half load ({peak / 2:,.0f}/s)", f"p99 {latency.p99_ms:.1f} ms")
         sweep = await _sweep(server.url, config, progress, peak)
         scaling = await _scaling(server.url, config, progress)
+        calls = await asyncio.get_running_loop().run_in_executor(
+            None, measure_call_cost, server.url, min(config.entries, 20_000)
+        )
+        progress.say("per-call cost of logger.info", ", ".join(f"{k} {v:.1f} us" for k, v in calls.items()))
     return {
         "config": {**asdict(config), "out_dir": str(config.out_dir)},
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()},
@@ -168,6 +179,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         "latency_at_half_load": asdict(latency),
         "batch_size_sweep": sweep,
         "workers": scaling,
+        "call_cost_us": calls,
     }
 
 

@@ -51,6 +51,8 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         lines.append(f"| {row['batch_size']} | {peak:,.0f} | {bus:,.0f} | {p99:.1f} |")
     lines += ["", "| gateway processes | entries/s (mix) |", "|---|---|"]
     lines += [f"| {workers} | {rate:,.0f} |" for workers, rate in results["workers"].items()]
+    lines += ["", "| handler | caller's cost per logger.info call (µs) |", "|---|---|"]
+    lines += [f"| {name} | {cost:.1f} |" for name, cost in results["call_cost_us"].items()]
     path.write_text("\n".join(lines) + "\n")
 
 

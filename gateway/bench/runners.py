@@ -300,23 +300,11 @@ def measure_otel(count: int) -> float:
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
     from opentelemetry.sdk._logs.export import (
         BatchLogRecordProcessor,
-        LogRecordExporter,
-        LogRecordExportResult,
     )
-
-    class Nothing(LogRecordExporter):
-        def export(self, batch: Any) -> LogRecordExportResult:
-            return LogRecordExportResult.SUCCESS
-
-        def shutdown(self) -> None:
-            return None
-
-        def force_flush(self, timeout_millis: int = 30_000) -> bool:
-            return True
 
     provider = LoggerProvider()
     provider.add_log_record_processor(
-        BatchLogRecordProcessor(Nothing(), max_queue_size=count + 1, max_export_batch_size=512)
+        BatchLogRecordProcessor(_noop_exporter(), max_queue_size=count + 1, max_export_batch_size=512)
     )
     logger = logging.getLogger(f"bench.otel.{count}")
     logger.propagate = False
@@ -339,3 +327,55 @@ def measure_otel(count: int) -> float:
     elapsed = time.perf_counter() - started
     provider.shutdown()
     return count / elapsed
+
+
+def measure_call_cost(url: str, count: int) -> dict[str, float]:
+    """Microseconds per ``logger.info(..., extra=...)`` call in the caller's thread, for three handlers."""
+    import tempfile
+
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    from publishers.handler import HandlerConfig, NatsLogHandler
+
+    with tempfile.TemporaryDirectory() as tmp:
+        provider = LoggerProvider()
+        provider.add_log_record_processor(BatchLogRecordProcessor(_noop_exporter(), max_queue_size=count + 1))
+        handlers: dict[str, logging.Handler] = {
+            "stdlib FileHandler": logging.FileHandler(f"{tmp}/bench.log"),
+            "OpenTelemetry LoggingHandler": LoggingHandler(logger_provider=provider),
+            "cortex NatsLogHandler": NatsLogHandler(
+                HandlerConfig(servers=(url,), service="bench", queue_size=count + 1)
+            ),
+        }
+        out = {}
+        for name, handler in handlers.items():
+            logger = logging.getLogger(f"bench.call.{id(handler)}")
+            logger.propagate = False
+            logger.addHandler(handler)
+            logger.info("warm up")
+            started = time.perf_counter()
+            for i in range(count):
+                logger.info("charged %d cents", i, extra={"orderId": "o-1", "attempt": 1})
+            out[name] = (time.perf_counter() - started) / count * 1e6
+            handler.flush()
+            handler.close()
+        provider.shutdown()
+    return out
+
+
+def _noop_exporter() -> Any:
+    """An OpenTelemetry log exporter that does nothing (so only the SDK's own cost is measured)."""
+    from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+
+    class Nothing(LogRecordExporter):
+        def export(self, batch: Any) -> LogRecordExportResult:
+            return LogRecordExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            return None
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return True
+
+    return Nothing()

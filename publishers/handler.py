@@ -1,0 +1,304 @@
+"""A ``logging.Handler`` that ships records to NATS without blocking or raising into the caller.
+
+``emit`` only takes a snapshot of the record (message, exception, trace context)
+and puts it on a bounded queue; a background thread with its own event loop
+turns snapshots into ``LogEntryCreated`` events and publishes them, one
+CloudEvent per entry for a gateway to batch, or, in library mode, batched
+in-process with the gateway's core and published to JetStream as
+``logBatchCreated``. When the queue is full the overflow policy drops (and
+counts) an entry; ``flush()`` and ``close()`` drain within a deadline, and
+``logging.shutdown()`` (run at interpreter exit) calls both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+import orjson
+from nats.aio.client import Client
+
+from contracts.cloudevents import ContentMode, encode_binary, encode_structured, make_attributes
+from contracts.errors import ContractError
+from contracts.events import subject_for
+from contracts.models import LogEntryCreated
+from gateway.core.limits import BatchLimits, OverflowPolicy
+from publishers.library import BatchSink
+from publishers.tracing import current_trace
+
+__all__ = ["HandlerConfig", "HandlerStats", "NatsLogHandler", "level_name"]
+
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+_TOP_LEVEL = ("userId", "sessionId")
+
+
+def level_name(levelno: int) -> str:
+    """The platform level for a stdlib level (custom levels fall to the nearest below)."""
+    if levelno >= logging.CRITICAL:
+        return "fatal"
+    if levelno >= logging.ERROR:
+        return "error"
+    if levelno >= logging.WARNING:
+        return "warn"
+    return "info" if levelno >= logging.INFO else "debug"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HandlerConfig:
+    """Where records go and how the handler behaves under pressure.
+
+    ``batching`` switches on library mode: batch in-process and publish
+    ``logBatchCreated`` to JetStream, for a service with no gateway beside it.
+    """
+
+    servers: tuple[str, ...]
+    service: str
+    subject_prefix: str = ""
+    mode: ContentMode = ContentMode.STRUCTURED
+    queue_size: int = 10_000
+    overflow: OverflowPolicy = OverflowPolicy.DROP_NEWEST
+    flush_timeout_s: float = 5.0
+    batching: BatchLimits | None = None
+    connect: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.overflow is OverflowPolicy.BLOCK:
+            raise ValueError("a logging handler must never block its caller: use drop_newest or drop_oldest")
+        if self.queue_size < 1 or not self.flush_timeout_s > 0:
+            raise ValueError("queue_size must be at least 1 and flush_timeout_s positive")
+        if self.mode is ContentMode.BARE:
+            raise ValueError("mode must be structured or binary")
+
+
+@dataclass
+class HandlerStats:
+    """Records taken, published, dropped (by reason) and failed."""
+
+    emitted: int = 0
+    published: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    record: logging.LogRecord
+    message: str
+    trace: dict[str, str]
+
+
+class NatsLogHandler(logging.Handler):
+    """Ships log records to NATS from a background thread; see the module docstring."""
+
+    def __init__(self, config: HandlerConfig, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.config = config
+        self.stats = HandlerStats()
+        self._queue: queue.Queue[_Snapshot] = queue.Queue(maxsize=config.queue_size)
+        self._count_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self.flush_requested = False
+        subject = subject_for(LogEntryCreated.EVENT_TYPE, config.subject_prefix)
+        service_token = "".join(c if c.isalnum() or c in "-_" else "_" for c in config.service)
+        self._subject = f"{subject}.{service_token}" if service_token else subject
+
+    # -- the caller's side: cheap, never blocks, never raises ------------------
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Snapshot the record and queue it; when the queue is full, drop per the policy."""
+        try:
+            self._ensure_worker()
+            item = _Snapshot(record, record.getMessage(), current_trace())
+            self._offer(item)
+        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+            self._count_drop("error")
+
+    def _offer(self, item: _Snapshot) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            if self.config.overflow is OverflowPolicy.DROP_OLDEST:
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()
+                    self._queue.task_done()
+                    self._count_drop("overflow_oldest")
+                try:
+                    self._queue.put_nowait(item)
+                except queue.Full:  # other threads refilled it first
+                    self._count_drop("overflow_newest")
+                else:
+                    self._count(emitted=1)
+            else:
+                self._count_drop("overflow_newest")
+            return
+        self._count(emitted=1)
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not wake.is_set():
+            loop.call_soon_threadsafe(wake.set)
+
+    def _count(self, *, emitted: int = 0, published: int = 0) -> None:
+        with self._count_lock:
+            self.stats.emitted += emitted
+            self.stats.published += published
+
+    def _count_drop(self, reason: str, count: int = 1) -> None:
+        with self._count_lock:
+            self.stats.dropped[reason] += count
+
+    def _ensure_worker(self) -> None:
+        if self._thread is None:
+            with self._count_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="nats-log-handler", daemon=True)
+                    self._thread.start()
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait (at most ``timeout_s``, default ``flush_timeout_s``) until queued records are published."""
+        if self._thread is None:
+            return
+        deadline = time.monotonic() + (timeout_s or self.config.flush_timeout_s)
+        self.flush_requested = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            loop.call_soon_threadsafe(wake.set)
+        with self._queue.all_tasks_done:
+            while self._queue.unfinished_tasks and (left := deadline - time.monotonic()) > 0:
+                self._queue.all_tasks_done.wait(left)
+
+    def close(self) -> None:
+        """Flush within the deadline, stop the thread; what could not be sent is counted as dropped."""
+        if self._thread is not None and not self._stopping:
+            self.flush()
+            self._stopping = True
+            if self._loop is not None and self._wake is not None:
+                self._loop.call_soon_threadsafe(self._wake.set)
+            self._thread.join(self.config.flush_timeout_s)
+            left = self._queue.qsize()
+            if left:
+                self._count_drop("shutdown", left)
+        super().close()
+
+    # -- the worker's side ------------------------------------------------------
+
+    def _run(self) -> None:
+        asyncio.run(self._work())
+
+    async def _work(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        nc = await nats.connect(list(self.config.servers), max_reconnect_attempts=-1, **self.config.connect)
+        sink = await _make_sink(self, nc)
+        try:
+            while not (self._stopping and self._queue.empty()):
+                items = self._take(1000)
+                if items:
+                    await sink.send(items)
+                    continue
+                self._wake.clear()
+                if self._queue.empty() and not self._stopping:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), sink.idle_timeout())
+                    await sink.tick()
+            await sink.tick(final=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.drain()
+
+    def _take(self, most: int) -> list[_Snapshot]:
+        items: list[_Snapshot] = []
+        with contextlib.suppress(queue.Empty):
+            while len(items) < most:
+                items.append(self._queue.get_nowait())
+        return items
+
+    def _done(self, count: int) -> None:
+        for _ in range(count):
+            self._queue.task_done()
+
+    def entry_data(self, item: _Snapshot) -> dict[str, Any]:
+        """The ``LogEntryCreated`` data for a queued record."""
+        record = item.record
+        created = datetime.fromtimestamp(record.created, UTC)
+        data: dict[str, Any] = {
+            "logId": uuid.uuid4().hex,
+            "level": level_name(record.levelno),
+            "message": item.message,
+            "source": self.config.service,
+            "component": record.name,
+            "createdAt": created.strftime("%Y-%m-%dT%H:%M:%S.") + f"{created.microsecond // 1000:03d}Z",
+        }
+        metadata = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        for key in _TOP_LEVEL:
+            if isinstance(metadata.get(key), str):
+                data[key] = metadata.pop(key)
+        if record.exc_info and record.exc_info[0] is not None:
+            exc_type, exc, tb = record.exc_info
+            metadata["exception"] = {
+                "type": exc_type.__name__,
+                "message": str(exc),
+                "stack": "".join(traceback.format_exception(exc_type, exc, tb)),
+            }
+        metadata.setdefault("pid", os.getpid())
+        data["metadata"] = orjson.loads(orjson.dumps(metadata, default=str))  # JSON-safe
+        data.update({k: v for k, v in item.trace.items() if k in ("traceId", "spanId")})
+        return data
+
+
+class _EntrySink:
+    """One CloudEvent per entry, on the entry subject (a gateway batches them)."""
+
+    def __init__(self, handler: NatsLogHandler, nc: Client) -> None:
+        self._handler = handler
+        self._nc = nc
+        self._encode = encode_structured if handler.config.mode is ContentMode.STRUCTURED else encode_binary
+
+    def idle_timeout(self) -> float | None:
+        return None
+
+    async def send(self, items: list[_Snapshot]) -> None:
+        sent = 0
+        for item in items:
+            try:
+                entry = LogEntryCreated.parse(self._handler.entry_data(item))
+            except ContractError:
+                self._handler._count_drop("invalid")
+                continue
+            ext = {k: v for k, v in item.trace.items() if k in ("traceparent", "tracestate")}
+            attrs = make_attributes(
+                LogEntryCreated.EVENT_TYPE, f"//{self._handler.config.service}", extensions=ext
+            )
+            headers, body = self._encode(attrs, entry.to_json())
+            await self._nc.publish(self._handler._subject, body, headers=headers)
+            sent += 1
+        await self._nc.flush()
+        self._handler._count(published=sent)
+        self._handler._done(len(items))
+
+    async def tick(self, *, final: bool = False) -> None:
+        return None
+
+
+async def _make_sink(handler: NatsLogHandler, nc: Client) -> Any:
+    if handler.config.batching is None:
+        return _EntrySink(handler, nc)
+    sink = BatchSink(handler, nc)
+    await sink.start()
+    return sink
