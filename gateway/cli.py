@@ -36,15 +36,17 @@ def _state_dir(values: dict[str, Any]) -> Path:
     return Path(base) / "cortex-log-gateway"
 
 
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def _run(args: argparse.Namespace) -> int:
     values = read_options(args, RUN_OPTIONS)
     config = gateway_config(values)
     connection = connection_settings(values)
     if values["workers"] < 1:
         raise SettingError(f"--workers must be at least 1, got {values['workers']}")
-    logging.basicConfig(
-        level=values["log_level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(values["log_level"])
     from gateway.natsserver import NatsServer
 
     server = None
@@ -135,23 +137,26 @@ def _archive(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise SettingError(str(exc)) from None
-    logging.basicConfig(
-        level=values["log_level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(values["log_level"])
     asyncio.run(_archive_main(connection, config))
     return 0
 
 
 async def _archive_main(connection: Any, config: Any) -> None:
-    import nats
-
     from gateway.archiver import Archiver
+
+    print(f"log-gateway: archiving to {config.directory}", flush=True)
+    await _connected_until_signalled(connection, lambda nc, stop: Archiver(nc, config).run(stop))
+
+
+async def _connected_until_signalled(connection: Any, work: Any) -> None:
+    """Connect, run ``work(nc, stop)`` until SIGTERM/SIGINT sets ``stop``, then drain the connection."""
+    import nats
 
     nc = await nats.connect(**connection.nats_kwargs())
     stop = asyncio.Event()
     try:
-        print(f"log-gateway: archiving to {config.directory}", flush=True)
-        await _until_signalled(Archiver(nc, config).run(stop), stop)
+        await _until_signalled(work(nc, stop), stop)
     finally:
         await nc.drain()
 
@@ -184,16 +189,9 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 async def _tail_main(connection: Any, options: Any) -> None:
-    import nats
-
     from gateway.tail import tail
 
-    nc = await nats.connect(**connection.nats_kwargs())
-    stop = asyncio.Event()
-    try:
-        await _until_signalled(tail(nc, options, stop), stop)
-    finally:
-        await nc.drain()
+    await _connected_until_signalled(connection, lambda nc, stop: tail(nc, options, stop))
 
 
 def _bench(args: argparse.Namespace) -> int:

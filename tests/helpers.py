@@ -13,6 +13,7 @@ from typing import Any
 import nats
 import orjson
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
 from contracts import LogBatchCreated, LogEntryCreated, encode_binary, encode_structured, make_attributes
@@ -108,6 +109,18 @@ async def until(predicate: Any, timeout_s: float = 20.0) -> None:
         # to wait on from outside, so yield to the loop until the condition holds.
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
+
+
+async def collect(nc: Client, subject: str) -> list[Msg]:
+    """Subscribe to ``subject``; the returned list fills with every message that arrives."""
+    got: list[Msg] = []
+
+    async def on_msg(msg: Msg) -> None:
+        got.append(msg)
+
+    await nc.subscribe(subject, cb=on_msg)
+    await nc.flush()
+    return got
 
 
 def entries(n: int, start: int = 0, **changes: Any) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 from contracts import ErrorPatternDetected, LogStreamStarted
 from gateway.alerts import AlertConfig
@@ -15,17 +14,7 @@ from gateway.core.limits import BatchLimits
 from gateway.core.patterns import PatternLimits
 from gateway.natsserver import NatsServer
 from tests import samples
-from tests.helpers import config, publish_entries, running_gateway, until
-
-
-async def collect(nc: Client, subject: str) -> list[Msg]:
-    got: list[Msg] = []
-
-    async def on_msg(msg: Msg) -> None:
-        got.append(msg)
-
-    await nc.subscribe(subject, cb=on_msg)
-    return got
+from tests.helpers import collect, config, publish_entries, running_gateway, until
 
 
 def storm(n: int, start: int = 0, source: str = "payments") -> list[dict[str, object]]:

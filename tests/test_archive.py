@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 from contracts import LogArchived, LogEntryCreated
 from gateway.archive import Compression, SegmentWriter, read_segment
@@ -18,7 +17,7 @@ from gateway.archiver import ArchiveConfig, Archiver
 from gateway.core.limits import BatchLimits
 from gateway.natsserver import NatsServer
 from tests import samples
-from tests.helpers import config, entries, publish_entries, running_gateway, until
+from tests.helpers import collect, config, entries, publish_entries, running_gateway, until
 
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
 
@@ -49,16 +48,6 @@ def test_reading_a_non_segment_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("hi")
     with pytest.raises(ValueError, match="segment"):
         list(read_segment(path))
-
-
-async def collect(nc: Client, subject: str) -> list[Msg]:
-    got: list[Msg] = []
-
-    async def on_msg(msg: Msg) -> None:
-        got.append(msg)
-
-    await nc.subscribe(subject, cb=on_msg)
-    return got
 
 
 async def test_archiver_rolls_segments_and_announces_each(

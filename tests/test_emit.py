@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import structlog
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from opentelemetry.sdk.trace import TracerProvider
 
 from contracts import (
@@ -27,20 +26,9 @@ from gateway.core.limits import BatchLimits, OverflowPolicy
 from gateway.natsserver import NatsServer
 from publishers import EventPublisher, HandlerConfig, NatsLogHandler, level_name
 from tests import samples
-from tests.helpers import stored_batches, until
+from tests.helpers import collect, stored_batches, until
 
 tracer = TracerProvider().get_tracer("tests")
-
-
-async def collect(nc: Client, subject: str) -> list[Msg]:
-    got: list[Msg] = []
-
-    async def on_msg(msg: Msg) -> None:
-        got.append(msg)
-
-    await nc.subscribe(subject, cb=on_msg)
-    await nc.flush()
-    return got
 
 
 @pytest.mark.parametrize("mode", [ContentMode.STRUCTURED, ContentMode.BINARY])
