@@ -10,6 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from faststream.security import BaseSecurity, SASLPlaintext
 
+from contracts.events import validate_subject
+
 __all__ = ["ConnectionSettings", "redact_url"]
 
 
@@ -35,6 +37,7 @@ class ConnectionSettings:
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    inbox_prefix: str = "_INBOX"
 
     def __post_init__(self) -> None:
         for url in self.servers:
@@ -42,6 +45,7 @@ class ConnectionSettings:
                 raise ValueError(
                     f"nats_url {redact_url(url)!r} must start with nats://, tls://, ws:// or wss://"
                 )
+        validate_subject(self.inbox_prefix, "inbox_prefix")
         if (self.user is None) != (self.password is None):
             raise ValueError("nats_user and nats_password must be given together")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -62,7 +66,11 @@ class ConnectionSettings:
 
     def nats_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``nats.connect``."""
-        kwargs: dict[str, Any] = {"servers": list(self.servers), "name": self.name}
+        kwargs: dict[str, Any] = {
+            "servers": list(self.servers),
+            "name": self.name,
+            "inbox_prefix": self.inbox_prefix,
+        }
         optional = {
             "user": self.user,
             "password": self.password,
@@ -77,7 +85,11 @@ class ConnectionSettings:
     def broker_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for FastStream's ``NatsBroker`` (and so nats-py's connect)."""
         context = self.ssl_context()
-        kwargs: dict[str, Any] = {"servers": list(self.servers), "name": self.name}
+        kwargs: dict[str, Any] = {
+            "servers": list(self.servers),
+            "name": self.name,
+            "inbox_prefix": self.inbox_prefix,
+        }
         if self.user is not None and self.password is not None:
             kwargs["security"] = SASLPlaintext(self.user, self.password, ssl_context=context)
         elif context is not None:

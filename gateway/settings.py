@@ -104,6 +104,7 @@ CONNECTION_OPTIONS = (
     Option("--tls-cert", Path, None, "client certificate (with --tls-key)"),
     Option("--tls-key", Path, None, "client certificate key"),
     Option("--subject-prefix", str, "", "prefix put in front of every subject"),
+    Option("--inbox-prefix", str, "_INBOX", "reply inbox prefix (for least-privilege permissions)"),
 )
 RUN_OPTIONS = (
     *CONNECTION_OPTIONS,
@@ -227,6 +228,7 @@ def connection_settings(values: Mapping[str, Any]) -> ConnectionSettings:
             tls_ca=values["tls_ca"],
             tls_cert=values["tls_cert"],
             tls_key=values["tls_key"],
+            inbox_prefix=values["inbox_prefix"],
         )
     except ValueError as exc:
         raise SettingError(str(exc)) from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -23,7 +24,6 @@ import traceback
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import nats
@@ -31,7 +31,6 @@ import orjson
 from nats.aio.client import Client
 
 from contracts.cloudevents import ContentMode, encode_binary, encode_structured, make_attributes
-from contracts.errors import ContractError
 from contracts.events import subject_for
 from contracts.models import LogEntryCreated
 from gateway.core.limits import BatchLimits, OverflowPolicy
@@ -116,6 +115,8 @@ class NatsLogHandler(logging.Handler):
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self.flush_requested = False
+        self._id_prefix = uuid.uuid4().hex[:12]
+        self._ids = itertools.count(1)
         subject = subject_for(LogEntryCreated.EVENT_TYPE, config.subject_prefix)
         service_token = "".join(c if c.isalnum() or c in "-_" else "_" for c in config.service)
         self._subject = f"{subject}.{service_token}" if service_token else subject
@@ -150,9 +151,16 @@ class NatsLogHandler(logging.Handler):
                 self._count_drop("overflow_newest")
             return
         self._count(emitted=1)
+        wake = self._wake
+        if wake is not None and not wake.is_set():
+            self._poke()
+
+    def _poke(self) -> None:
+        """Wake the worker's event loop from any thread (a closed loop needs no waking)."""
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not wake.is_set():
-            loop.call_soon_threadsafe(wake.set)
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
 
     def _count(self, *, emitted: int = 0, published: int = 0) -> None:
         with self._count_lock:
@@ -172,13 +180,11 @@ class NatsLogHandler(logging.Handler):
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait (at most ``timeout_s``, default ``flush_timeout_s``) until queued records are published."""
-        if self._thread is None:
-            return
+        if self._thread is None or not self._thread.is_alive():
+            return  # nothing started, or already closed (logging.shutdown flushes again at exit)
         deadline = time.monotonic() + (timeout_s or self.config.flush_timeout_s)
         self.flush_requested = True
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
-            loop.call_soon_threadsafe(wake.set)
+        self._poke()
         with self._queue.all_tasks_done:
             while self._queue.unfinished_tasks and (left := deadline - time.monotonic()) > 0:
                 self._queue.all_tasks_done.wait(left)
@@ -188,8 +194,7 @@ class NatsLogHandler(logging.Handler):
         if self._thread is not None and not self._stopping:
             self.flush()
             self._stopping = True
-            if self._loop is not None and self._wake is not None:
-                self._loop.call_soon_threadsafe(self._wake.set)
+            self._poke()
             self._thread.join(self.config.flush_timeout_s)
             left = self._queue.qsize()
             if left:
@@ -234,16 +239,18 @@ class NatsLogHandler(logging.Handler):
             self._queue.task_done()
 
     def entry_data(self, item: _Snapshot) -> dict[str, Any]:
-        """The ``LogEntryCreated`` data for a queued record."""
+        """The ``LogEntryCreated`` data for a queued record (valid by construction: level
+        from the mapping, strings from the record, the timestamp formatted here)."""
         record = item.record
-        created = datetime.fromtimestamp(record.created, UTC)
+        created = record.created
         data: dict[str, Any] = {
-            "logId": uuid.uuid4().hex,
+            "logId": f"{self._id_prefix}-{next(self._ids)}",
             "level": level_name(record.levelno),
             "message": item.message,
             "source": self.config.service,
             "component": record.name,
-            "createdAt": created.strftime("%Y-%m-%dT%H:%M:%S.") + f"{created.microsecond // 1000:03d}Z",
+            "createdAt": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+            + f".{int(created * 1000) % 1000:03d}Z",
         }
         metadata = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
         for key in _TOP_LEVEL:
@@ -257,9 +264,19 @@ class NatsLogHandler(logging.Handler):
                 "stack": "".join(traceback.format_exception(exc_type, exc, tb)),
             }
         metadata.setdefault("pid", os.getpid())
-        data["metadata"] = orjson.loads(orjson.dumps(metadata, default=str))  # JSON-safe
+        data["metadata"] = metadata
         data.update({k: v for k, v in item.trace.items() if k in ("traceId", "spanId")})
         return data
+
+    def entry_json(self, item: _Snapshot) -> tuple[dict[str, Any], bytes] | None:
+        """The entry and its JSON (values that are not JSON become text); None if it cannot be
+        encoded (e.g. a lone surrogate in the message), counted as dropped ``invalid``."""
+        data = self.entry_data(item)
+        try:
+            return data, orjson.dumps(data, default=str)
+        except (orjson.JSONEncodeError, TypeError):
+            self._count_drop("invalid")
+            return None
 
 
 class _EntrySink:
@@ -275,18 +292,22 @@ class _EntrySink:
 
     async def send(self, items: list[_Snapshot]) -> None:
         sent = 0
+        source = f"//{self._handler.config.service}"
         for item in items:
-            try:
-                entry = LogEntryCreated.parse(self._handler.entry_data(item))
-            except ContractError:
-                self._handler._count_drop("invalid")
+            encoded = self._handler.entry_json(item)
+            if encoded is None:
                 continue
+            data, body = encoded
             ext = {k: v for k, v in item.trace.items() if k in ("traceparent", "tracestate")}
             attrs = make_attributes(
-                LogEntryCreated.EVENT_TYPE, f"//{self._handler.config.service}", extensions=ext
+                LogEntryCreated.EVENT_TYPE,
+                source,
+                event_id=data["logId"],
+                time=data["createdAt"],
+                extensions=ext,
             )
-            headers, body = self._encode(attrs, entry.to_json())
-            await self._nc.publish(self._handler._subject, body, headers=headers)
+            headers, message = self._encode(attrs, body)
+            await self._nc.publish(self._handler._subject, message, headers=headers)
             sent += 1
         await self._nc.flush()
         self._handler._count(published=sent)

@@ -9,13 +9,11 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-import orjson
 from nats.aio.client import Client
 
-from contracts.errors import ContractError
 from contracts.events import subject_for
-from contracts.models import LogBatchCreated, LogEntryCreated
-from contracts.timestamps import now_timestamp, parse_timestamp
+from contracts.models import LogBatchCreated
+from contracts.timestamps import now_timestamp
 from gateway.core import (
     Accumulator,
     Admission,
@@ -76,19 +74,13 @@ class BatchSink:
     async def send(self, items: list[_Snapshot]) -> None:
         now = time.monotonic()
         for item in items:
-            try:
-                entry = LogEntryCreated.parse(self._handler.entry_data(item))
-            except ContractError:
-                self._handler._count_drop("invalid")
+            encoded = self._handler.entry_json(item)
+            if encoded is None:
                 self._handler._done(1)
                 continue
+            data, body = encoded
             pending = PendingEntry(
-                orjson.dumps(entry.to_data()),
-                entry.level,
-                entry.source,
-                parse_timestamp(entry.createdAt).timestamp(),
-                entry.createdAt,
-                now,
+                body, data["level"], data["source"], item.record.created, data["createdAt"], now
             )
             if self._acc.offer(pending) is not Admission.ACCEPTED:
                 self._handler._count_drop("oversize")

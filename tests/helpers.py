@@ -35,14 +35,22 @@ def config(**changes: Any) -> GatewayConfig:
 
 
 @asynccontextmanager
-async def running_gateway(url: str, cfg: GatewayConfig) -> AsyncIterator[tuple[Gateway, Client]]:
+async def running_gateway(
+    url: str, cfg: GatewayConfig, **connect: Any
+) -> AsyncIterator[tuple[Gateway, Client]]:
     """A started gateway on its own connection; stopped (flushed) on exit if the test did not."""
     gateway = Gateway(cfg)
 
     async def on_error(exc: Exception) -> None:
         gateway.on_error(exc)
 
-    nc = await nats.connect(url, error_cb=on_error, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await nats.connect(
+        servers=url.split(","),
+        error_cb=on_error,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.2,
+        **connect,
+    )
     await gateway.start(nc)
     try:
         yield gateway, nc

@@ -45,7 +45,9 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
         "OpenTelemetry LoggingHandler",
         "cortex NatsLogHandler",
     }
-    assert all(cost > 0 for cost in results["call_cost_us"].values())
+    costs = results["call_cost_us"]
+    # Each handler really ran: shipping a record costs more than a filtered-out call (~0.2 us).
+    assert all(cost > 0.5 for cost in costs.values()), costs
     table = (tmp_path / "results.md").read_text()
     assert "gateway / limit" in table
     assert "OpenTelemetry" in table

@@ -248,3 +248,16 @@ async def test_structlog_through_the_stdlib_handler(
     assert entry.metadata is not None
     assert entry.metadata["tool"] == "search"
     assert entry.metadata["ms"] == 812
+
+
+async def test_flush_and_emit_after_close_are_harmless(
+    nats_server: NatsServer, logger: logging.Logger
+) -> None:
+    handler = NatsLogHandler(HandlerConfig(servers=(nats_server.url,), service="late"))
+    logger.addHandler(handler)
+    logger.info("before")
+    await asyncio.to_thread(handler.close)
+    handler.flush()  # logging.shutdown() does this again at interpreter exit
+    handler.close()
+    logger.info("after close")  # counted, never raised
+    assert handler.stats.published == 1

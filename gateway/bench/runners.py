@@ -352,6 +352,7 @@ def measure_call_cost(url: str, count: int) -> dict[str, float]:
         for name, handler in handlers.items():
             logger = logging.getLogger(f"bench.call.{id(handler)}")
             logger.propagate = False
+            logger.setLevel(logging.INFO)
             logger.addHandler(handler)
             logger.info("warm up")
             started = time.perf_counter()
