@@ -9,9 +9,10 @@ subscribers so every subject the gateway speaks is described with its schema.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -54,6 +55,7 @@ class GatewayApp:
     gateway: Gateway
     health: HealthServer | None
     report: ShutdownReport | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _declare_channels(broker: NatsBroker, config: GatewayConfig, *, with_ingest: bool) -> None:
@@ -132,6 +134,7 @@ def build_app(
             await health.start()
         http = f" http=http://{http_host}:{health.port}" if health else ""
         print(f"log-gateway: ready gateway_id={config.gateway_id}{http}", file=sys.stdout, flush=True)
+        holder.ready.set()
 
     async def stopping() -> None:
         holder.report = await gateway.stop()

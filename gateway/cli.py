@@ -46,6 +46,8 @@ def _run(args: argparse.Namespace) -> int:
     connection = connection_settings(values)
     if values["workers"] < 1:
         raise SettingError(f"--workers must be at least 1, got {values['workers']}")
+    if not values["connect_timeout_s"] > 0:
+        raise SettingError(f"--connect-timeout-s must be positive, got {values['connect_timeout_s']}")
     _configure_logging(values["log_level"])
     from gateway.natsserver import NatsServer
 
@@ -88,11 +90,19 @@ def _supervise(args: argparse.Namespace, values: dict[str, Any], servers: tuple[
 async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
     from contracts.errors import GatewayError
     from gateway.app import build_app
+    from gateway.connection import redact_url
     from gateway.service import ConfigError
 
     holder = build_app(config, connection, http_port=values["http_port"], http_host=values["http_host"])
     try:
-        await holder.app.run()
+        if not await _started_in_time(holder, values["connect_timeout_s"]):
+            servers = ", ".join(redact_url(url) for url in connection.servers)
+            print(
+                f"log-gateway: cannot start: not connected and ready within {values['connect_timeout_s']:g}s "
+                f"(--connect-timeout-s); is NATS reachable at {servers}?",
+                file=sys.stderr,
+            )
+            return 1
     except ConfigError as exc:
         print(f"log-gateway: invalid setting: {exc}", file=sys.stderr)
         return 2
@@ -101,6 +111,21 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
         return 1
     report = holder.report
     return 1 if report is not None and report.unpublished else 0
+
+
+async def _started_in_time(holder: Any, timeout_s: float) -> bool:
+    """Run the app; False if it was not ready within ``timeout_s`` (then it is stopped)."""
+    run = asyncio.create_task(holder.app.run())
+    ready = asyncio.create_task(holder.ready.wait())
+    done, _ = await asyncio.wait({run, ready}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    if not done:
+        run.cancel()
+        ready.cancel()
+        await asyncio.gather(run, ready, return_exceptions=True)
+        return False
+    ready.cancel()
+    await run  # runs until SIGTERM/SIGINT; raises what start-up raised
+    return True
 
 
 def _connected(values: dict[str, Any]) -> Any:

@@ -213,6 +213,8 @@ class Gateway:
             self.stats.received += 1
             self.stats.drop(DropReason.SLOW_CONSUMER)
             self._warn.warning("slow", "ingest fell behind; nats-py dropped messages (slow consumer)")
+        else:
+            self._warn.warning("nats", "NATS connection problem: %r", exc)
 
     # -- ingest --------------------------------------------------------------
 

@@ -139,6 +139,7 @@ RUN_OPTIONS = (
     Option("--alert-cooldown-s", float, 300.0, "quiet time after a pattern alerts, unless it worsens"),
     Option("--alert-max-patterns", int, 10_000, "most patterns tracked (least recently seen forgotten)"),
     Option("--max-alert-rate", float, 5.0, "most alerts per second"),
+    Option("--connect-timeout-s", float, 30.0, "give up at start if not connected and ready by then"),
     Option("--shutdown-timeout-s", float, 30.0, "most time to flush and wait for acks on shutdown"),
     Option("--http-port", int, None, "serve /healthz, /readyz and /metrics on this port (0: any free port)"),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),

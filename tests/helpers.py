@@ -110,7 +110,7 @@ def log_ids(batches: list[StoredBatch]) -> list[str]:
     return [entry.logId for stored in batches for entry in stored.batch.entries]
 
 
-async def until(predicate: Any, timeout_s: float = 20.0) -> None:
+async def until(predicate: Any, timeout_s: float = 60.0) -> None:
     """Wait (yielding to the loop) until ``predicate()`` holds."""
     async with asyncio.timeout(timeout_s):
         # The gateway's counters change inside its callbacks; there is no event

@@ -50,6 +50,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], {}, "tls_cert"),
         (["--subject-prefix", "a.>"], {}, "subject prefix"),
         (["--max-publish-rate", "nan"], {}, "max_publish_rate"),
+        (["--connect-timeout-s", "0"], {}, "--connect-timeout-s"),
     ],
 )
 def test_bad_setting_exits_2_naming_it(args: list[str], env: dict[str, str], needle: str) -> None:
@@ -201,3 +202,10 @@ async def test_run_authenticates_with_credential_flags(
     assert "log-gateway: ready" in output
     secret = flags[-1]
     assert secret not in output  # credentials never appear in the output
+
+
+def test_an_unreachable_server_is_a_clear_error_not_a_hang() -> None:
+    result = run_cli("run", "--nats-url", "nats://user:hunter2@127.0.0.1:1", "--connect-timeout-s", "2")
+    assert result.returncode == 1
+    assert "is NATS reachable at nats://***@127.0.0.1:1" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
