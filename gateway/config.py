@@ -17,6 +17,7 @@ from contracts.models import (
 )
 from gateway.alerts import AlertConfig
 from gateway.core.limits import BatchLimits, BufferLimits
+from gateway.core.redact import DEFAULT_KEYS
 from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
 
@@ -110,6 +111,8 @@ class GatewayConfig:
     publish: PublishPolicy = field(default_factory=PublishPolicy)
     stream: StreamSpec = field(default_factory=StreamSpec)
     alerts: AlertConfig = field(default_factory=AlertConfig)
+    redact: bool = False
+    redact_keys: tuple[str, ...] = DEFAULT_KEYS
     shutdown_timeout_s: float = 30.0
     pending_msgs_limit: int = 512 * 1024
     pending_bytes_limit: int = 256 * 1024 * 1024

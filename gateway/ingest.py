@@ -25,6 +25,7 @@ from contracts.errors import DecodeError, RejectReason
 from contracts.models import EntryRejected, LogEntryCreated
 from contracts.timestamps import now_timestamp, parse_timestamp
 from gateway.core.entry import PendingEntry
+from gateway.core.redact import Redactor
 
 __all__ = ["EntryDecoder", "rejected_message"]
 
@@ -49,10 +50,12 @@ class EntryDecoder:
         max_batch_bytes: int,
         clock: Callable[[], float] = time.monotonic,
         on_error_entry: Callable[[LogEntryCreated, float], None] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self._max_body = max_batch_bytes + _ENVELOPE_ALLOWANCE
         self._clock = clock
         self._on_error_entry = on_error_entry
+        self.redactor = redactor
 
     def decode(self, headers: Mapping[str, str] | None, body: bytes) -> PendingEntry:
         """The entry in a message, encoded once.
@@ -62,7 +65,9 @@ class EntryDecoder:
         same names unless it already has them.
 
         Error and fatal entries are also shown to ``on_error_entry`` (the
-        pattern detector), whether or not they later fit a batch.
+        pattern detector), whether or not they later fit a batch. With a
+        ``redactor``, secrets are replaced before the entry is encoded (the
+        detector sees the entry as received; nothing it publishes quotes values).
 
         Raises:
             DecodeError: the message is not a valid entry (the reason says why).
@@ -77,6 +82,8 @@ class EntryDecoder:
             for name in PLATFORM_EXTENSIONS:
                 if name in event.attributes and name not in data:
                     data[name] = event.attributes[name]
+        if self.redactor is not None:
+            self.redactor.entry(data)
         created_at = parse_timestamp(entry.createdAt).timestamp()
         if self._on_error_entry is not None and entry.level in _ALERT_LEVELS:
             self._on_error_entry(entry, created_at)

@@ -37,6 +37,9 @@ class GatewayCollector(Collector):
         )
         yield _counter("batches_published", "Batches acknowledged by JetStream", stats.batches)
         yield _counter("publish_retries", "Batch publish attempts retried", stats.retries)
+        decoder = getattr(self._gw, "_decoder", None)
+        redactor = decoder.redactor if decoder is not None else None
+        yield _counter("redactions", "Secrets replaced before publishing", redactor.count if redactor else 0)
         acc = getattr(self._gw, "acc", None)
         yield GaugeMetricFamily(_P + "buffered_entries", "Entries held", value=acc.held_entries if acc else 0)
         yield GaugeMetricFamily(_P + "buffered_bytes", "Entry bytes held", value=acc.held_bytes if acc else 0)

@@ -42,6 +42,7 @@ from gateway.core import (
     SealedBatch,
     Stats,
 )
+from gateway.core.redact import Redactor
 from gateway.core.stats import BATCH_BYTES_BUCKETS, BATCH_ENTRIES_BUCKETS
 from gateway.ingest import EntryDecoder, rejected_message
 from gateway.intake import subscribe_in_bursts
@@ -120,6 +121,7 @@ class Gateway:
             max_batch_bytes=limits.max_bytes,
             clock=self._clock,
             on_error_entry=self.alerts.observe if self.alerts else None,
+            redactor=Redactor(keys=self.config.redact_keys) if self.config.redact else None,
         )
         self._start_sender()
         await self._announce(limits)

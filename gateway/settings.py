@@ -19,6 +19,7 @@ from gateway.config import GatewayConfig, Subjects, ThrottleLimits, default_gate
 from gateway.connection import ConnectionSettings
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
+from gateway.core.redact import DEFAULT_KEYS
 from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
 
@@ -72,6 +73,10 @@ def _color(text: str) -> str:
 
 def _servers(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _csv(text: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +144,12 @@ RUN_OPTIONS = (
     Option("--alert-cooldown-s", float, 300.0, "quiet time after a pattern alerts, unless it worsens"),
     Option("--alert-max-patterns", int, 10_000, "most patterns tracked (least recently seen forgotten)"),
     Option("--max-alert-rate", float, 5.0, "most alerts per second"),
+    Option(
+        "--redact", _bool, False, "replace secrets (sensitive metadata keys, tokens in text) with [REDACTED]"
+    ),
+    Option(
+        "--redact-keys", _csv, None, "metadata keys to redact, comma-separated (default: a built-in list)"
+    ),
     Option("--connect-timeout-s", float, 30.0, "give up at start if not connected and ready by then"),
     Option("--shutdown-timeout-s", float, 30.0, "most time to flush and wait for acks on shutdown"),
     Option("--http-port", int, None, "serve /healthz, /readyz and /metrics on this port (0: any free port)"),
@@ -152,10 +163,6 @@ def _compression(text: str) -> str:
     if value not in ("zstd", "gzip"):
         raise ValueError(f"expected zstd or gzip, got {text!r}")
     return value
-
-
-def _csv(text: str) -> frozenset[str]:
-    return frozenset(part.strip() for part in text.split(",") if part.strip())
 
 
 ARCHIVE_OPTIONS = (
@@ -262,6 +269,8 @@ def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
             ),
             stream=_stream(values),
             alerts=_alerts(values),
+            redact=values["redact"],
+            redact_keys=tuple(sorted(values["redact_keys"])) if values["redact_keys"] else DEFAULT_KEYS,
             shutdown_timeout_s=values["shutdown_timeout_s"],
         )
     except ValueError as exc:
