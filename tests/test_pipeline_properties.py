@@ -1,0 +1,125 @@
+"""Property tests of the whole ingest path without a server: decoder, accumulator, encoder.
+
+For any message, the gateway either batches the entry or rejects it with a
+reason; every batch stays within its limits; the counts always add up.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts import DecodeError, LogBatchCreated, RejectReason
+from gateway.core import (
+    Accumulator,
+    Admission,
+    BatchEncoder,
+    BatchLimits,
+    BufferLimits,
+    OverflowPolicy,
+    Stats,
+)
+from gateway.core.encode import header_size
+from gateway.ingest import EntryDecoder
+from tests import samples
+from tests.helpers import message
+
+json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=30)
+)
+json_any = st.recursive(
+    json_leaf,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+    max_leaves=12,
+)
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> tuple[dict[str, str] | None, bytes]:
+    """Valid entries in any form, entries with a field broken, and arbitrary bytes or JSON."""
+    kind = draw(st.sampled_from(["valid", "broken", "json", "bytes"]))
+    if kind == "bytes":
+        return draw(st.sampled_from([None, {"content-type": "application/json"}])), draw(
+            st.binary(max_size=200)
+        )
+    if kind == "json":
+        return None, json.dumps(draw(json_any), allow_nan=True).encode()
+    data: dict[str, Any] = samples.entry(draw(st.integers(0, 10**6)), message=draw(st.text(max_size=3000)))
+    if kind == "broken":  # any JSON in place of one field (huge numbers and NaN included)
+        data[draw(st.sampled_from(sorted(data)))] = draw(json_any)
+        return None, json.dumps(data, allow_nan=True).encode()
+    return message(draw(st.sampled_from(["structured", "binary", "bare"])), data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(messages(), min_size=1, max_size=60),
+    st.integers(1, 20),
+    st.integers(2048, 8000),
+    st.sampled_from(list(OverflowPolicy)),
+)
+def test_every_message_is_batched_or_rejected_and_limits_hold(
+    msgs: list[tuple[dict[str, str] | None, bytes]], max_entries: int, max_bytes: int, policy: OverflowPolicy
+) -> None:
+    limits = BatchLimits(max_entries=max_entries, max_bytes=max_bytes)
+    stats = Stats()
+    encoder = BatchEncoder(gateway_id="gw-prop", ce_source="//prop", max_entries=max_entries)
+    acc = Accumulator(limits, BufferLimits(max_entries=25, overflow=policy), encoder.overhead_for, stats)
+    decoder = EntryDecoder(max_batch_bytes=max_bytes)
+    accepted, rejected, blocked, sequence, published = 0, 0, 0, 0, []
+    reasons: list[RejectReason] = []
+    for now, (headers, body) in enumerate(msgs):
+        try:
+            entry = decoder.decode(headers, body)
+        except DecodeError as exc:
+            reasons.append(exc.reason)
+            rejected += 1
+            continue
+        admission = acc.offer(entry)
+        if admission is Admission.OVERSIZE:
+            rejected += 1
+        elif admission is Admission.BLOCKED:
+            blocked += 1
+        elif admission is Admission.ACCEPTED:
+            accepted += 1
+        if now % 7 == 6:  # the sender takes what is due now and then
+            while (batch := acc.take(float(now))) is not None:
+                sequence += 1
+                published.append(
+                    encoder.encode(
+                        batch,
+                        sequence=sequence,
+                        dropped=stats.take_unreported(),
+                        now="2025-10-13T08:00:00.000Z",
+                    )
+                )
+                acc.release(batch)
+    acc.seal_all()
+    while (batch := acc.take(1e9)) is not None:
+        sequence += 1
+        published.append(
+            encoder.encode(
+                batch, sequence=sequence, dropped=stats.take_unreported(), now="2025-10-13T08:00:00.000Z"
+            )
+        )
+        acc.release(batch)
+    entries_out = 0
+    for out in published:
+        assert header_size(out.headers) + len(out.body) <= max_bytes
+        parsed = LogBatchCreated.parse(orjson.loads(out.body)["data"])
+        assert parsed.count == len(parsed.entries) <= max_entries
+        entries_out += parsed.count
+    # Counts add up: every message was batched, rejected, dropped by policy or blocked.
+    dropped = stats.total_dropped
+    assert accepted == entries_out + stats.dropped.get("overflow_oldest", 0)
+    assert len(msgs) == entries_out + rejected + dropped + blocked
+    assert acc.held_entries == 0
+    assert set(reasons) <= set(RejectReason)
