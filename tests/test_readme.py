@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import contracts
+import gateway
+import gateway.core
 import gateway.subscribe as subscribe_api
+import publishers
 from gateway.settings import RUN_OPTIONS
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -43,3 +47,9 @@ def test_subscriber_example_compiles_and_names_real_api() -> None:
     names = set(code.co_names)
     assert {"BatchSubscriber", "Filters", "SubscriberConfig"} <= names
     assert all(hasattr(subscribe_api, name) for name in ("BatchSubscriber", "Filters", "SubscriberConfig"))
+
+
+def test_packages_state_their_public_names() -> None:
+    for package in (contracts, gateway, gateway.core, publishers):
+        assert package.__all__, package.__name__
+        assert all(getattr(package, name) is not None for name in package.__all__)

@@ -56,22 +56,27 @@ def _issue(
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, made for this test."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
+def _make_ca(common: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    ca = (
+    cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("test-ca"))
-        .issuer_name(_name("test-ca"))
-        .public_key(ca_key.public_key())
+        .subject_name(_name(common))
+        .issuer_name(_name(common))
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
+        .sign(key, hashes.SHA256())
     )
+    return cert, key
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made for this test."""
+    ca, ca_key = _make_ca("test-ca")
     ca_cert, _ = _write(tmp_path / "ca", ca, ca_key)
     server_cert, server_key = _write(tmp_path / "server", *_issue("127.0.0.1", ca, ca_key, server=True))
     client_cert, client_key = _write(tmp_path / "client", *_issue("log-gateway", ca, ca_key, server=False))
@@ -105,19 +110,7 @@ async def test_run_over_tls(tmp_path: Path, pki: dict[str, Path], client_cert: b
 
 
 def test_a_server_the_ca_does_not_vouch_for_is_refused(tmp_path: Path, pki: dict[str, Path]) -> None:
-    other = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    stranger = (
-        x509.CertificateBuilder()
-        .subject_name(_name("other-ca"))
-        .issuer_name(_name("other-ca"))
-        .public_key(other.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(other, hashes.SHA256())
-    )
+    stranger, other = _make_ca("other-ca")
     other_ca, _ = _write(tmp_path / "other-ca", stranger, other)
     with NatsServer(store_dir=tmp_path / "nats", config=_tls_config(pki, verify=False)) as server:
         url = server.url.replace("nats://", "tls://")

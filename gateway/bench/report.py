@@ -24,9 +24,14 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
     for form, row in results["throughput"].items():
         ratio = _cell(row["ratio_gateway_to_limit"], ".2f")
         lines.append(f"| {form} | {_cell(row['limit'])} | {_cell(row['gateway'])} | {ratio} |")
+    lines += _contenders(results)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _contenders(results: dict[str, Any]) -> list[str]:
     base = results["baselines"]
     lat = results["latency_at_half_load"]
-    lines += [
+    lines = [
         "",
         "| contender | entries/s | gateway (mix) / contender |",
         "|---|---|---|",
@@ -53,7 +58,7 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
     lines += [f"| {workers} | {rate:,.0f} |" for workers, rate in results["workers"].items()]
     lines += ["", "| handler | caller's cost per logger.info call (µs) |", "|---|---|"]
     lines += [f"| {name} | {cost:.1f} |" for name, cost in results["call_cost_us"].items()]
-    path.write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def write_plot(results: dict[str, Any], path: Path) -> None:

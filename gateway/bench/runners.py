@@ -254,21 +254,20 @@ async def measure_latency(url: str, rate: float, seconds: float, *args: str) -> 
             seen = len(latencies)
             await asyncio.sleep(0.5)
     await nc.close()
+    return _latency_result(rate, seconds, latencies, traffic)
+
+
+def _latency_result(
+    rate: float, seconds: float, latencies: list[float], traffic: dict[str, int]
+) -> LatencyResult:
     latencies.sort()
     n = len(latencies)
 
     def pick(q: float) -> float:
         return latencies[min(n - 1, int(q * n))] * 1000 if n else float("nan")
 
-    return LatencyResult(
-        rate,
-        pick(0.5),
-        pick(0.99),
-        latencies[-1] * 1000 if n else float("nan"),
-        n,
-        traffic["batches"] / seconds,
-        traffic["bytes"] / seconds,
-    )
+    bus_msgs, bus_bytes = traffic["batches"] / seconds, traffic["bytes"] / seconds
+    return LatencyResult(rate, pick(0.5), pick(0.99), pick(1.0), n, bus_msgs, bus_bytes)
 
 
 async def measure_naive(url: str, msgs: list[Message], *, pipelined: bool = False) -> float:
