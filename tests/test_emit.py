@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -261,3 +262,25 @@ async def test_flush_and_emit_after_close_are_harmless(
     handler.close()
     logger.info("after close")  # counted, never raised
     assert handler.stats.published == 1
+
+
+async def test_records_logged_just_before_interpreter_exit_arrive(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """No flush, no close: logging.shutdown() at exit drains the handler within its deadline."""
+    got = await collect(nc, "cortex_logging.entry.created.>")
+    script = (
+        "import logging\n"
+        "from publishers import HandlerConfig, NatsLogHandler\n"
+        f"handler = NatsLogHandler(HandlerConfig(servers=({nats_server.url!r},), service='exiting'))\n"
+        "log = logging.getLogger('app')\n"
+        "log.setLevel(logging.INFO)\n"
+        "log.addHandler(handler)\n"
+        "for i in range(300):\n"
+        "    log.info('last words %d', i)\n"
+    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script)
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    await until(lambda: len(got) == 300)
+    messages = {decode_contract(m.headers, m.data, LogEntryCreated)[1].message for m in got}
+    assert messages == {f"last words {i}" for i in range(300)}
