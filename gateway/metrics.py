@@ -37,8 +37,7 @@ class GatewayCollector(Collector):
         )
         yield _counter("batches_published", "Batches acknowledged by JetStream", stats.batches)
         yield _counter("publish_retries", "Batch publish attempts retried", stats.retries)
-        decoder = getattr(self._gw, "_decoder", None)
-        redactor = decoder.redactor if decoder is not None else None
+        redactor = self._gw.redactor
         yield _counter("redactions", "Secrets replaced before publishing", redactor.count if redactor else 0)
         acc = getattr(self._gw, "acc", None)
         yield GaugeMetricFamily(_P + "buffered_entries", "Entries held", value=acc.held_entries if acc else 0)
@@ -46,7 +45,7 @@ class GatewayCollector(Collector):
         yield GaugeMetricFamily(
             _P + "ready", "1 once subscribed with the stream in place", value=int(self._gw.ready)
         )
-        alerts = getattr(self._gw, "alerts", None)
+        alerts = self._gw.alerts
         if alerts is not None:
             yield _counter("alerts_published", "Error-pattern alerts published", alerts.stats.published)
             yield _counter(

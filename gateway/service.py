@@ -85,6 +85,8 @@ class Gateway:
         self.batch_bytes = LatencyHistogram(buckets=BATCH_BYTES_BUCKETS)
         self.watch = PermissionWatch(clock)
         self._warn = RateLimitedLog(log)
+        self.alerts: AlertPublisher | None = None
+        self.redactor = Redactor(keys=config.redact_keys) if config.redact else None
         self.ready = False
         self._stopping = False
         self._stopped: asyncio.Future[ShutdownReport] | None = None
@@ -121,7 +123,7 @@ class Gateway:
             max_batch_bytes=limits.max_bytes,
             clock=self._clock,
             on_error_entry=self.alerts.observe if self.alerts else None,
-            redactor=Redactor(keys=self.config.redact_keys) if self.config.redact else None,
+            redactor=self.redactor,
         )
         self._start_sender()
         await self._announce(limits)
@@ -129,7 +131,6 @@ class Gateway:
         self.ready = True
 
     def _start_alerts(self) -> None:
-        self.alerts: AlertPublisher | None = None
         if self.config.alerts.enabled:
             self.alerts = AlertPublisher(
                 self.config.alerts,
@@ -167,15 +168,13 @@ class Gateway:
             log.warning("could not announce the batch stream: %s", exc)
 
     def _fit_to_server(self, max_payload: int) -> BatchLimits:
-        limits = self.config.batch
-        if limits.max_bytes > max_payload:
+        limits = self.config.batch.within(max_payload)
+        if limits is not self.config.batch:
             log.warning(
-                "max_batch_bytes %d exceeds the server's max_payload %d; using %d",
-                limits.max_bytes,
-                max_payload,
+                "max_batch_bytes %d exceeds the server's max_payload %d; using it",
+                self.config.batch.max_bytes,
                 max_payload,
             )
-            limits = dataclasses.replace(limits, max_bytes=max_payload)
         return limits
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
@@ -365,8 +364,8 @@ class Gateway:
         self.ready = False
         await self._stop_intake(deadline)
         report = await self._flush(deadline)
-        if getattr(self, "alerts", None) is not None:
-            await self.alerts.close(deadline - self._clock())  # type: ignore[union-attr]
+        if self.alerts is not None:
+            await self.alerts.close(deadline - self._clock())
         self._stopped.set_result(report)
         return report
 

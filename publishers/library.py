@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import uuid
@@ -39,9 +38,7 @@ class BatchSink:
     def __init__(self, handler: NatsLogHandler, nc: Client) -> None:
         config = handler.config
         assert config.batching is not None  # noqa: S101 - only made in library mode
-        limits = config.batching
-        if limits.max_bytes > nc.max_payload:
-            limits = dataclasses.replace(limits, max_bytes=nc.max_payload)
+        limits = config.batching.within(nc.max_payload)
         self._handler = handler
         self._nc = nc
         self._subject = subject_for(LogBatchCreated.EVENT_TYPE, config.subject_prefix)

@@ -81,5 +81,5 @@ async def test_gateway_redacts_before_publishing(nats_server: NatsServer, nc: Cl
     assert stored[sent[0]["logId"]].message == f"call failed: {MARKER}"
     assert stored[sent[1]["logId"]].message == "all good"
     assert sorted(log_ids(batches)) == sorted(e["logId"] for e in sent)
-    assert gateway._decoder.redactor is not None
-    assert gateway._decoder.redactor.count == 2
+    assert gateway.redactor is not None
+    assert gateway.redactor.count == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -48,6 +49,10 @@ class BatchLimits:
         _positive("max_batch_delay_ms", self.max_delay_ms)
         if self.max_bytes < 2048:
             raise ValueError(f"max_batch_bytes must be at least 2048, got {self.max_bytes}")
+
+    def within(self, max_payload: int) -> BatchLimits:
+        """These limits, with ``max_bytes`` lowered to ``max_payload`` if it is larger."""
+        return self if self.max_bytes <= max_payload else dataclasses.replace(self, max_bytes=max_payload)
 
     @property
     def max_delay_s(self) -> float:
