@@ -30,6 +30,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
 
 from contracts.cloudevents import decode_contract, encode_structured, make_attributes
 from contracts.errors import DecodeError
@@ -161,7 +162,6 @@ class BatchSubscriber:
         self._space = asyncio.Event()
         self._closing = False
         self._sub: Subscription | None = None
-        self._pull: object | None = None
         self._fetcher: asyncio.Task[None] | None = None
         self._pending: Msg | None = None
 
@@ -181,13 +181,12 @@ class BatchSubscriber:
         pull = await self._nc.jetstream().pull_subscribe(
             self.config.subject, durable=self.config.durable, stream=self.config.stream, config=consumer
         )
-        self._pull = pull
         self._fetcher = asyncio.create_task(self._fetch_loop(pull))
 
-    async def _fetch_loop(self, pull: object) -> None:
+    async def _fetch_loop(self, pull: JetStreamContext.PullSubscription) -> None:
         # Fetch only what the queue has room for, and never cancel a fetch midway:
         # a cancelled fetch would leave its messages to wait out the ack timeout.
-        fetch = pull.fetch  # type: ignore[attr-defined]
+        fetch = pull.fetch
         while not self._closing:
             room = self.config.fetch_batch - self._queue.qsize()
             if room <= 0:

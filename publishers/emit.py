@@ -12,11 +12,9 @@ from contracts.cloudevents import ContentMode, encode_binary, encode_structured,
 from contracts.events import subject_for, validate_subject_token
 from contracts.models import ContractModel, LogEntryCreated, LogLevel
 from contracts.timestamps import now_timestamp
-from publishers.tracing import current_trace
+from publishers.tracing import current_trace, trace_extensions, trace_ids
 
 __all__ = ["EventPublisher"]
-
-_TRACE_EXTENSIONS = ("traceparent", "tracestate")
 
 
 class EventPublisher:
@@ -54,8 +52,7 @@ class EventPublisher:
         subject = subject_for(event.EVENT_TYPE, self.prefix)
         if subject_suffix is not None:
             subject += "." + validate_subject_token(subject_suffix, "subject suffix")
-        trace = current_trace()
-        ext = {k: v for k, v in trace.items() if k in _TRACE_EXTENSIONS} | dict(extensions or {})
+        ext = trace_extensions(current_trace()) | dict(extensions or {})
         attrs = make_attributes(event.EVENT_TYPE, f"//{self.source}", extensions=ext)
         encode = encode_structured if self.mode is ContentMode.STRUCTURED else encode_binary
         headers, body = encode(attrs, event.to_json())
@@ -88,10 +85,8 @@ class EventPublisher:
             data["component"] = component
         if metadata:
             data["metadata"] = dict(metadata)
-        trace = current_trace()
-        for key in ("traceId", "spanId"):
-            if key in trace:
-                data.setdefault(key, trace[key])
+        for key, value in trace_ids(current_trace()).items():
+            data.setdefault(key, value)
         entry = LogEntryCreated.parse(data)
         await self.publish(entry)
         return entry

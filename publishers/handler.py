@@ -35,7 +35,7 @@ from contracts.events import subject_for
 from contracts.models import LogEntryCreated
 from gateway.core.limits import BatchLimits, OverflowPolicy
 from publishers.library import BatchSink
-from publishers.tracing import current_trace
+from publishers.tracing import current_trace, trace_extensions, trace_ids
 
 __all__ = ["HandlerConfig", "HandlerStats", "NatsLogHandler", "level_name"]
 
@@ -265,7 +265,7 @@ class NatsLogHandler(logging.Handler):
             }
         metadata.setdefault("pid", os.getpid())
         data["metadata"] = metadata
-        data.update({k: v for k, v in item.trace.items() if k in ("traceId", "spanId")})
+        data.update(trace_ids(item.trace))
         return data
 
     def entry_json(self, item: _Snapshot) -> tuple[dict[str, Any], bytes] | None:
@@ -298,7 +298,7 @@ class _EntrySink:
             if encoded is None:
                 continue
             data, body = encoded
-            ext = {k: v for k, v in item.trace.items() if k in ("traceparent", "tracestate")}
+            ext = trace_extensions(item.trace)
             attrs = make_attributes(
                 LogEntryCreated.EVENT_TYPE,
                 source,

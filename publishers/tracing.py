@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["current_trace"]
+__all__ = ["current_trace", "trace_extensions", "trace_ids"]
 
 try:  # the OpenTelemetry API is optional: without it there is simply no span
     from opentelemetry import trace as _trace
@@ -27,3 +27,13 @@ def current_trace() -> dict[str, str]:
     if state:
         out["tracestate"] = state
     return out
+
+
+def trace_extensions(trace: dict[str, str]) -> dict[str, str]:
+    """The CloudEvents extension attributes of a :func:`current_trace` result."""
+    return {k: v for k, v in trace.items() if k in ("traceparent", "tracestate")}
+
+
+def trace_ids(trace: dict[str, str]) -> dict[str, str]:
+    """The entry fields (``traceId``, ``spanId``) of a :func:`current_trace` result."""
+    return {k: v for k, v in trace.items() if k in ("traceId", "spanId")}
