@@ -16,8 +16,9 @@ from contracts.models import (
     LogStreamStarted,
 )
 from gateway.alerts import AlertConfig
-from gateway.core.limits import BatchLimits, BufferLimits
+from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.redact import DEFAULT_KEYS
+from gateway.durable import DurableIngest
 from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
 
@@ -111,6 +112,7 @@ class GatewayConfig:
     publish: PublishPolicy = field(default_factory=PublishPolicy)
     stream: StreamSpec = field(default_factory=StreamSpec)
     alerts: AlertConfig = field(default_factory=AlertConfig)
+    durable_ingest: DurableIngest | None = None
     redact: bool = False
     redact_keys: tuple[str, ...] = DEFAULT_KEYS
     shutdown_timeout_s: float = 30.0
@@ -129,9 +131,25 @@ class GatewayConfig:
                 f"max_batch_bytes ({self.batch.max_bytes})"
             )
         worst = self.publish.retry_deadline_s + self.publish.timeout_s
+        self._check_durable(worst)
         if worst >= self.stream.duplicate_window_s:
             raise ValueError(
                 f"publish_retry_deadline_s + publish_timeout_s ({worst:g}s) must stay below the stream's "
                 f"duplicate window ({self.stream.duplicate_window_s:g}s), "
                 "or a retried batch could be stored twice"
+            )
+
+    def _check_durable(self, worst_publish_s: float) -> None:
+        ingest = self.durable_ingest
+        if ingest is None:
+            return
+        if self.buffer.overflow is not OverflowPolicy.BLOCK:
+            # The ingest stream is the buffer: dropping would discard what it still holds for us.
+            raise ValueError("durable ingest needs the overflow policy 'block' (the ingest stream buffers)")
+        held_s = self.batch.max_delay_s + worst_publish_s
+        if ingest.ack_wait_s <= held_s:
+            raise ValueError(
+                f"ingest_ack_wait_s ({ingest.ack_wait_s:g}s) must exceed max_batch_delay_ms plus "
+                f"publish_retry_deadline_s plus publish_timeout_s ({held_s:g}s), "
+                "or entries would be redelivered while their batch is still being published"
             )

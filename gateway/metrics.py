@@ -37,6 +37,8 @@ class GatewayCollector(Collector):
         )
         yield _counter("batches_published", "Batches acknowledged by JetStream", stats.batches)
         yield _counter("publish_retries", "Batch publish attempts retried", stats.retries)
+        yield _counter("entries_returned", "Entries handed back for redelivery", stats.returned)
+        yield _counter("entries_redelivered", "Entry messages received more than once", stats.redelivered)
         redactor = self._gw.redactor
         yield _counter("redactions", "Secrets replaced before publishing", redactor.count if redactor else 0)
         acc = getattr(self._gw, "acc", None)

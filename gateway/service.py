@@ -44,6 +44,7 @@ from gateway.core import (
 )
 from gateway.core.redact import Redactor
 from gateway.core.stats import BATCH_BYTES_BUCKETS, BATCH_ENTRIES_BUCKETS
+from gateway.durable import DurableIngest, DurableReader, Settle, ensure_ingest, settle
 from gateway.ingest import EntryDecoder, rejected_message
 from gateway.intake import subscribe_in_bursts
 from gateway.logs import RateLimitedLog
@@ -92,6 +93,7 @@ class Gateway:
         self._stopped: asyncio.Future[ShutdownReport] | None = None
         self._subs: list[Subscription] = []
         self._readers: list[asyncio.Task[None]] = []
+        self._durable: DurableReader | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._sender: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -127,7 +129,10 @@ class Gateway:
         )
         self._start_sender()
         await self._announce(limits)
-        await self._subscribe(nc)
+        if self.config.durable_ingest is None:
+            await self._subscribe(nc)
+        else:
+            await self._subscribe_durable(js, self.config.durable_ingest)
         self.ready = True
 
     def _start_alerts(self) -> None:
@@ -205,6 +210,20 @@ class Gateway:
                 self._readers.append(reader)
         await nc.flush()
 
+    async def _subscribe_durable(self, js: JetStreamContext, spec: DurableIngest) -> None:
+        subjects = self.config.subjects
+        psub = await ensure_ingest(js, spec, (subjects.entry, subjects.entry_children))
+        self._durable = DurableReader(psub, spec, self._on_durable, self._entry_room, self._wait_room)
+        self._readers.append(asyncio.create_task(self._durable.run(), name="intake:durable"))
+
+    def _entry_room(self) -> int:
+        return self.config.buffer.max_entries - self.acc.held_entries
+
+    async def _wait_room(self) -> None:
+        self._room.clear()
+        if self._entry_room() <= 0:
+            await self._room.wait()
+
     def on_error(self, exc: BaseException) -> None:
         """Feed the connection's ``error_cb`` here: permission denials and slow-consumer drops."""
         if self.watch.on_error(exc):
@@ -226,6 +245,21 @@ class Gateway:
             entry = self._decoder.decode(msg.headers, msg.data)
         except DecodeError as exc:
             return self._reject(msg, exc.reason, exc.detail)
+        return self._admit(msg, entry)
+
+    def _on_durable(self, msg: Msg) -> Awaitable[None] | None:
+        """Take one message fetched from the ingest stream; settled once its batch is stored."""
+        self.stats.received += 1
+        if msg.metadata.num_delivered > 1:
+            self.stats.redelivered += 1
+        try:
+            entry = self._decoder.decode(msg.headers, msg.data)
+        except DecodeError as exc:
+            return self._reject(msg, exc.reason, exc.detail)
+        entry.handle = msg
+        return self._admit(msg, entry)
+
+    def _admit(self, msg: Msg, entry: PendingEntry) -> Awaitable[None] | None:
         was_idle = self.acc.is_empty
         admission = self.acc.offer(entry)
         if admission is Admission.ACCEPTED:
@@ -268,6 +302,9 @@ class Gateway:
             await self._nc.publish(self.config.subjects.rejected, body, headers=headers)
         except Exception as exc:  # noqa: BLE001 - counted above; forwarding is best effort
             self._warn.warning("reject-forward", "could not forward a rejected message: %r", exc)
+        if self._durable is not None:
+            # Rejected for good: a redelivery would be rejected again.
+            await settle([msg], Settle.TERM)
 
     # -- send ----------------------------------------------------------------
 
@@ -319,13 +356,15 @@ class Gateway:
         try:
             await self._publisher.publish(self.config.subjects.batch, encoded.body, encoded.headers)
         except PublishError as exc:
-            self._lost(encoded, exc.reason)
-            self._warn.warning("publish", "batch %s lost: %s", encoded.batch_id, exc)
+            self._warn.warning("publish", "batch %s not published: %s", encoded.batch_id, exc)
+            await self._lost(batch, encoded, exc.reason)
         except asyncio.CancelledError:
-            self._lost(encoded, DropReason.SHUTDOWN)
+            await self._lost(batch, encoded, DropReason.SHUTDOWN)
             raise
         else:
             self._published(batch, encoded)
+            if self._durable is not None:
+                await settle([e.handle for e in batch.entries], Settle.ACK)
         finally:
             self.acc.release(batch)
             self._slots.release()
@@ -333,9 +372,14 @@ class Gateway:
             if self.acc.held_entries == 0:
                 self._idle.set()
 
-    def _lost(self, encoded: EncodedBatch, reason: str) -> None:
-        self.stats.drop(reason, encoded.count)
+    async def _lost(self, batch: SealedBatch, encoded: EncodedBatch, reason: str) -> None:
         self.stats.restore_unreported(encoded.dropped)
+        if self._durable is None:
+            self.stats.drop(reason, encoded.count)
+            return
+        # The ingest stream still holds them: hand them back for another try.
+        self.stats.returned += encoded.count
+        await settle([e.handle for e in batch.entries], Settle.NAK)
 
     def _published(self, batch: SealedBatch, encoded: EncodedBatch) -> None:
         self.stats.published += encoded.count
@@ -370,6 +414,11 @@ class Gateway:
         return report
 
     async def _stop_intake(self, deadline: float) -> None:
+        if self._durable is not None:
+            # Let the fetch in progress finish: what it brings is batched, not left unacknowledged.
+            self._durable.stop()
+            self._room.set()
+            await asyncio.wait(self._readers, timeout=max(0.01, deadline - self._clock()))
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 # nats-py leaves Subscription.drain unannotated.
@@ -377,6 +426,8 @@ class Gateway:
         for reader in self._readers:
             reader.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
+        if self._durable is not None:
+            await self._durable.close()
 
     async def _flush(self, deadline: float) -> ShutdownReport:
         if self._sender is None:
@@ -394,13 +445,15 @@ class Gateway:
                 timed_out = True
         unpublished = await self._abandon()
         if unpublished:
-            log.error("shutdown: %d entries could not be published (counted as dropped)", unpublished)
+            fate = "counted as dropped" if self._durable is None else "handed back to the ingest stream"
+            log.error("shutdown: %d entries could not be published (%s)", unpublished, fate)
         else:
             log.info("shutdown: every buffered entry was published")
         return ShutdownReport(unpublished, timed_out)
 
     async def _abandon(self) -> int:
         """Cancel the sender and unfinished publishes; count what they held as dropped."""
+        returned = self.stats.returned
         tasks = [*self._tasks]
         if self._sender is not None:
             self._sender.cancel()
@@ -409,5 +462,9 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         queued = self.acc.clear()
-        self.stats.drop(DropReason.SHUTDOWN, queued)
-        return self.stats.dropped[DropReason.SHUTDOWN]
+        if self._durable is None:
+            self.stats.drop(DropReason.SHUTDOWN, len(queued))
+            return self.stats.dropped[DropReason.SHUTDOWN]
+        self.stats.returned += len(queued)
+        await settle([e.handle for e in queued], Settle.NAK)
+        return self.stats.returned - returned

@@ -20,6 +20,7 @@ from gateway.connection import ConnectionSettings
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
+from gateway.durable import DurableIngest
 from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
 
@@ -68,6 +69,13 @@ def _color(text: str) -> str:
     value = text.strip().lower()
     if value not in ("auto", "always", "never"):
         raise ValueError(f"expected auto, always or never, got {text!r}")
+    return value
+
+
+def _ingest(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("core", "jetstream"):
+        raise ValueError(f"expected core or jetstream, got {text!r}")
     return value
 
 
@@ -138,6 +146,12 @@ RUN_OPTIONS = (
     Option("--stream-max-age-s", float, 7 * 24 * 3600.0, "how long the stream keeps messages"),
     Option("--stream-replicas", int, 1, "stream replicas (3 on a cluster)"),
     Option("--stream-duplicate-window-s", float, 120.0, "duplicate window of a stream the gateway creates"),
+    Option("--ingest", _ingest, "core", "core (subscribe) or jetstream (durable: a work-queue stream)"),
+    Option("--ingest-stream", str, "CORTEX_LOG_ENTRIES", "work-queue stream capturing entries (jetstream)"),
+    Option("--ingest-durable", str, "log-gateway", "durable consumer shared by gateways (jetstream)"),
+    Option("--ingest-replicas", int, 1, "replicas of an ingest stream the gateway creates"),
+    Option("--ingest-ack-wait-s", float, 120.0, "redeliver an entry not acknowledged this long"),
+    Option("--ingest-max-ack-pending", int, 100_000, "most unacknowledged entries on the consumer"),
     Option("--alerts", _bool, True, "publish error-pattern alerts"),
     Option("--alert-threshold", int, 5, "alert when a pattern occurs this many times ..."),
     Option("--alert-window-s", float, 60.0, "... within this many seconds"),
@@ -269,6 +283,7 @@ def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
             ),
             stream=_stream(values),
             alerts=_alerts(values),
+            durable_ingest=_durable(values),
             redact=values["redact"],
             redact_keys=tuple(sorted(values["redact_keys"])) if values["redact_keys"] else DEFAULT_KEYS,
             shutdown_timeout_s=values["shutdown_timeout_s"],
@@ -306,4 +321,16 @@ def _stream(values: Mapping[str, Any]) -> StreamSpec:
         max_age_s=values["stream_max_age_s"],
         replicas=values["stream_replicas"],
         duplicate_window_s=values["stream_duplicate_window_s"],
+    )
+
+
+def _durable(values: Mapping[str, Any]) -> DurableIngest | None:
+    if values["ingest"] == "core":
+        return None
+    return DurableIngest(
+        stream=values["ingest_stream"],
+        durable=values["ingest_durable"],
+        replicas=values["ingest_replicas"],
+        ack_wait_s=values["ingest_ack_wait_s"],
+        max_ack_pending=values["ingest_max_ack_pending"],
     )

@@ -220,14 +220,15 @@ class Accumulator:
         """Is a full batch waiting for the sender?"""
         return bool(self._waiting)
 
-    def clear(self) -> int:
-        """Forget every batch not yet taken; returns how many entries that was."""
-        count = self.queued_entries
+    def clear(self) -> list[PendingEntry]:
+        """Forget every batch not yet taken; returns their entries."""
+        entries: list[PendingEntry] = []
         for batch in [*self._waiting, *self._open.values()]:
             self._release(len(batch.entries), batch.data_bytes)
+            entries.extend(batch.entries)
         self._waiting.clear()
         self._open.clear()
-        return count
+        return entries
 
     @property
     def queued_entries(self) -> int:

@@ -18,6 +18,9 @@ class PendingEntry:
         created_at: ``createdAt`` as seconds since the epoch (for ordering).
         created_text: ``createdAt`` exactly as sent.
         received_at: when the gateway received it, on the monotonic clock.
+        handle: what the edge needs to settle the entry's source message once
+            its batch is stored (the JetStream message under durable ingest);
+            the core never looks at it.
     """
 
     data: bytes
@@ -26,3 +29,4 @@ class PendingEntry:
     created_at: float
     created_text: str
     received_at: float
+    handle: object = None

@@ -18,13 +18,17 @@ BATCH_BYTES_BUCKETS = tuple(float(2**k) for k in range(10, 24, 2))
 class Stats:
     """What the gateway did with every entry it received.
 
-    Invariant once idle: ``received == published + rejected + dropped + held``.
+    Invariant once idle: ``received == published + rejected + dropped + returned + held``.
+    ``returned`` counts entries handed back to the ingest stream for redelivery
+    (durable ingest); ``redelivered`` counts messages received more than once.
     """
 
     received: int = 0
     published: int = 0
     batches: int = 0
     retries: int = 0
+    returned: int = 0
+    redelivered: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     _unreported: Counter[str] = field(default_factory=Counter)

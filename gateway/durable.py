@@ -1,0 +1,180 @@
+"""Durable ingest: per-entry subjects captured by a work-queue stream, read by a durable pull consumer.
+
+With ``--ingest jetstream`` services keep publishing entries on the same
+subjects; a JetStream stream with work-queue retention stores them, and every
+gateway fetches from one shared durable consumer (several processes share the
+work). An entry's message is acknowledged only after the batch holding it is
+acknowledged by the output stream (or written to the spool), so a gateway
+killed with SIGKILL loses nothing: what it held is redelivered to the next
+fetcher once ``ack_wait_s`` passes.
+
+Redelivery can put an entry in a second batch: when a gateway dies after its
+batch was stored but before its acks reached the server, or when a batch takes
+longer than ``ack_wait_s``. Such duplicates are bounded by ``max_ack_pending``
+per failure, keep their ``logId``, and :class:`gateway.subscribe.BatchSubscriber`
+drops them by ``logId``. Redelivered messages are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from contracts.events import validate_subject_token
+from gateway.intake import Handler
+
+__all__ = ["DurableIngest", "DurableReader", "Settle", "ensure_ingest", "settle"]
+
+log = logging.getLogger("log_gateway")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DurableIngest:
+    """Where durable ingest reads from, and how long a fetched entry may stay unacknowledged."""
+
+    stream: str = "CORTEX_LOG_ENTRIES"
+    durable: str = "log-gateway"
+    replicas: int = 1
+    max_age_s: float = 7 * 24 * 3600.0
+    ack_wait_s: float = 120.0
+    max_ack_pending: int = 100_000
+    fetch_batch: int = 500
+    fetch_timeout_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        validate_subject_token(self.stream, "ingest stream name")
+        validate_subject_token(self.durable, "ingest durable name")
+        if not 1 <= self.replicas <= 5:
+            raise ValueError(f"ingest_replicas must be between 1 and 5, got {self.replicas}")
+        for name in ("max_age_s", "ack_wait_s", "fetch_timeout_s"):
+            if not getattr(self, name) > 0:  # NaN too
+                raise ValueError(f"ingest {name} must be positive, got {getattr(self, name)}")
+        for name in ("max_ack_pending", "fetch_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ingest {name} must be at least 1, got {getattr(self, name)}")
+
+
+async def ensure_ingest(
+    js: JetStreamContext, spec: DurableIngest, subjects: Iterable[str]
+) -> JetStreamContext.PullSubscription:
+    """Create the work-queue stream and the durable consumer if missing; bind a pull subscription."""
+    try:
+        await js.stream_info(spec.stream)
+    except NotFoundError:
+        await js.add_stream(
+            StreamConfig(
+                name=spec.stream,
+                subjects=list(subjects),
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                max_age=spec.max_age_s,
+                num_replicas=spec.replicas,
+            )
+        )
+    await js.add_consumer(
+        spec.stream,
+        ConsumerConfig(
+            durable_name=spec.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=spec.ack_wait_s,
+            max_ack_pending=spec.max_ack_pending,
+            max_deliver=-1,
+        ),
+    )
+    return await js.pull_subscribe_bind(spec.durable, spec.stream)
+
+
+class DurableReader:
+    """Fetches from the durable consumer only as many entries as the buffer has room for.
+
+    Args:
+        psub: the bound pull subscription.
+        spec: fetch sizes and timeouts.
+        handler: takes one message (as core ingest does).
+        room: how many more entries the buffer takes now.
+        wait_room: returns once the buffer may have room again.
+    """
+
+    def __init__(
+        self,
+        psub: JetStreamContext.PullSubscription,
+        spec: DurableIngest,
+        handler: Handler,
+        room: Callable[[], int],
+        wait_room: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._psub = psub
+        self._spec = spec
+        self._handler = handler
+        self._room = room
+        self._wait_room = wait_room
+        self._stopping = False
+
+    async def run(self) -> None:
+        """Fetch and hand over until :meth:`stop`; a fetch in progress is finished, not abandoned."""
+        while not self._stopping:
+            want = min(self._room(), self._spec.fetch_batch)
+            if want <= 0:
+                await self._wait_room()
+                continue
+            for msg in await self._fetch(want):
+                pending = self._handler(msg)
+                if pending is not None:
+                    await pending
+
+    async def _fetch(self, want: int) -> list[Msg]:
+        try:
+            return await self._psub.fetch(want, timeout=self._spec.fetch_timeout_s)
+        except TimeoutError:
+            return []
+        except NatsError as exc:
+            # Reconnecting, or the consumer is being moved: try again shortly.
+            log.warning("fetching from the ingest consumer failed: %r", exc)
+            await asyncio.sleep(min(1.0, self._spec.fetch_timeout_s))
+            return []
+
+    def stop(self) -> None:
+        """Fetch no more; the current fetch ends within ``fetch_timeout_s``."""
+        self._stopping = True
+
+    async def close(self) -> None:
+        """Unsubscribe; unacknowledged messages go back to the consumer after ``ack_wait_s``."""
+        with contextlib.suppress(Exception):
+            await self._psub.unsubscribe()
+
+
+class Settle(StrEnum):
+    """What to tell JetStream about an entry's message."""
+
+    ACK = "ack"  # stored in a batch (or spooled): done
+    NAK = "nak"  # not stored: redeliver it
+    TERM = "term"  # rejected: never redeliver
+
+
+async def settle(handles: Iterable[object], how: Settle) -> int:
+    """Tell JetStream what became of entries' messages (handles that are not messages are skipped).
+
+    Returns:
+        How many could not be settled (the connection is gone): those are
+        redelivered once ``ack_wait_s`` passes.
+    """
+    failed = 0
+    for msg in handles:
+        if not isinstance(msg, Msg):
+            continue
+        try:
+            await getattr(msg, how.value)()
+        except Exception:  # noqa: BLE001 - redelivery covers it; the caller counts it
+            failed += 1
+    return failed

@@ -1,0 +1,162 @@
+"""Durable ingest (``--ingest jetstream``) on real servers; each test states its counts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import signal
+from collections import Counter
+
+import pytest
+from nats.aio.client import Client
+
+from gateway.config import ThrottleLimits
+from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
+from gateway.durable import DurableIngest
+from gateway.natsserver import NatsServer
+from publishers import PublishPolicy
+from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches, until
+from tests.test_cli import gateway_process, http_get, metric
+
+FAST = PublishPolicy(timeout_s=0.5, retry_deadline_s=1.0, backoff_max_s=0.2)
+
+
+def durable(**changes: object) -> DurableIngest:
+    return DurableIngest(**{"ack_wait_s": 5.0, "fetch_timeout_s": 0.2, **changes})  # type: ignore[arg-type]
+
+
+async def ingest_state(nc: Client, spec: DurableIngest) -> tuple[int, int]:
+    """Messages left in the ingest stream, and the consumer's unacknowledged count."""
+    js = nc.jetstream()
+    stream = await js.stream_info(spec.stream)
+    consumer = await js.consumer_info(spec.stream, spec.durable)
+    return stream.state.messages, consumer.num_ack_pending or 0
+
+
+async def until_ingest(nc: Client, spec: DurableIngest, want: tuple[int, int], timeout_s: float = 30) -> None:
+    async with asyncio.timeout(timeout_s):
+        while await ingest_state(nc, spec) != want:  # noqa: ASYNC110 - server state, no event to wait on
+            await asyncio.sleep(0.02)
+
+
+async def test_entries_are_acknowledged_once_their_batch_is_stored(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    spec = durable()
+    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=100, max_delay_ms=20))
+    sent = entries(1000)
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        await publish_entries(nc, sent)
+        await nc.publish("cortex_logging.entry.created", b"{not json")
+        await nc.publish("cortex_logging.entry.created.svc", b'{"logId": 1}')
+        await until(lambda: gateway.stats.published == 1000 and gateway.stats.total_rejected == 2)
+        # Stored entries are acked and rejected ones termed: the work queue empties.
+        await until_ingest(nc, spec, (0, 0))
+    stored = log_ids(await stored_batches(nc.jetstream(), cfg.stream.name))
+    # in: 1002; stored: 1000 once each; rejected: 2; dropped, returned, redelivered: 0.
+    assert sorted(stored) == sorted(e["logId"] for e in sent)
+    assert gateway.stats.total_dropped == gateway.stats.returned == gateway.stats.redelivered == 0
+    assert gateway.stats.received == 1002
+
+
+async def test_two_gateways_share_one_consumer(nats_server: NatsServer, nc: Client) -> None:
+    spec = durable(fetch_batch=50)
+    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=50, max_delay_ms=20))
+    other = config(durable_ingest=spec, publish=FAST, batch=cfg.batch, stream=cfg.stream)
+    sent = entries(3000)
+    async with (
+        running_gateway(nats_server.url, cfg) as (first, _),
+        running_gateway(nats_server.url, other) as (second, _),
+    ):
+        await publish_entries(nc, sent)
+        await until(lambda: first.stats.published + second.stats.published == 3000)
+        await until_ingest(nc, spec, (0, 0))
+    stored = log_ids(await stored_batches(nc.jetstream(), cfg.stream.name))
+    # in: 3000; stored: 3000 once each, split between both gateways.
+    assert sorted(stored) == sorted(e["logId"] for e in sent)
+    assert first.stats.published > 0
+    assert second.stats.published > 0
+
+
+async def test_entries_unpublished_at_shutdown_go_back_to_the_stream(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    spec = durable(ack_wait_s=60.0)  # redelivery after a nak, not after ack_wait
+    slow = ThrottleLimits(max_publish_rate=0.5, max_in_flight=1)
+    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=10), throttle=slow)
+    sent = entries(100)
+    async with running_gateway(nats_server.url, cfg) as (first, _):
+        await publish_entries(nc, sent)
+        await until(lambda: first.stats.received == 100)
+        report = await first.stop(timeout_s=0.5)
+    # in: 100; published before the deadline + handed back == 100; dropped: none.
+    assert report.unpublished == first.stats.returned > 0
+    assert first.stats.published + first.stats.returned == 100
+    assert first.stats.total_dropped == 0
+    async with running_gateway(
+        nats_server.url, config(durable_ingest=spec, publish=FAST, stream=cfg.stream)
+    ) as (
+        second,
+        _,
+    ):
+        await until(lambda: second.stats.published == first.stats.returned, timeout_s=20)
+        assert second.stats.redelivered == first.stats.returned
+    stored = log_ids(await stored_batches(nc.jetstream(), cfg.stream.name))
+    assert sorted(stored) == sorted(e["logId"] for e in sent)
+
+
+async def test_a_gateway_killed_mid_batch_loses_nothing(nats_server: NatsServer, nc: Client) -> None:
+    """SIGKILL a gateway process holding an open batch and others in flight; the next one takes over."""
+    stream = "KILLED_MID_BATCH"
+    args = [
+        "--nats-url",
+        nats_server.url,
+        "--http-port",
+        "0",
+        "--stream-name",
+        stream,
+        "--ingest",
+        "jetstream",
+    ]
+    args += ["--ingest-ack-wait-s", "4", "--publish-timeout-s", "0.5", "--publish-retry-deadline-s", "1"]
+    args += ["--max-batch-entries", "100", "--max-publish-rate", "2", "--max-in-flight", "1"]
+    sent = entries(2000)
+    spec = DurableIngest(ack_wait_s=4.0)
+    async with gateway_process(*args) as (proc, lines):
+        port = int(re.search(r"http=http://127.0.0.1:(\d+)", "".join(lines)).group(1))  # type: ignore[union-attr]
+        await publish_entries(nc, sent)
+        async with asyncio.timeout(30):
+            while metric((await http_get(port, "/metrics"))[1], "log_gateway_batches_published_total") < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    published_before = log_ids(await stored_batches(nc.jetstream(), stream))
+    pending_at_kill = (await ingest_state(nc, spec))[1]
+    cfg = config(durable_ingest=spec, publish=FAST, stream=dataclasses.replace(config().stream, name=stream))
+    async with running_gateway(nats_server.url, cfg) as (second, _):
+        await until_ingest(nc, spec, (0, 0), timeout_s=60)
+        await until(lambda: second.acc.held_entries == 0)
+    stored = log_ids(await stored_batches(nc.jetstream(), stream))
+    copies = Counter(stored)
+    # in: 2000; stored: every entry at least once; duplicates only among what was unacknowledged at the kill.
+    assert set(copies) == {e["logId"] for e in sent}
+    assert 0 < len(published_before) < 2000
+    assert sum(copies.values()) - len(copies) <= pending_at_kill
+    assert second.stats.redelivered > 0
+    assert second.stats.total_dropped == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"buffer": BufferLimits(overflow=OverflowPolicy.DROP_OLDEST)}, "overflow policy 'block'"),
+        ({"durable_ingest": DurableIngest(ack_wait_s=2.0)}, "ingest_ack_wait_s"),
+    ],
+)
+def test_durable_ingest_settings_that_would_lose_or_duplicate_are_refused(
+    changes: dict[str, object], needle: str
+) -> None:
+    base: dict[str, object] = {"durable_ingest": DurableIngest()}
+    with pytest.raises(ValueError, match=needle):
+        config(**{**base, **changes})
