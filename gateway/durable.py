@@ -84,6 +84,7 @@ async def ensure_ingest(
     await js.add_consumer(
         spec.stream,
         ConsumerConfig(
+            name=spec.durable,
             durable_name=spec.durable,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nats
+import nats.errors
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -19,6 +20,7 @@ from nats.js.client import JetStreamContext
 from contracts import LogBatchCreated, LogEntryCreated, encode_binary, encode_structured, make_attributes
 from gateway.config import GatewayConfig
 from gateway.core.encode import header_size
+from gateway.durable import DurableIngest
 from gateway.service import Gateway
 from publishers.stream import StreamSpec
 from tests import samples
@@ -133,3 +135,22 @@ async def collect(nc: Client, subject: str) -> list[Msg]:
 
 def entries(n: int, start: int = 0, **changes: Any) -> list[dict[str, Any]]:
     return [samples.entry(i, **changes) for i in range(start, start + n)]
+
+
+async def ingest_state(nc: Client, spec: DurableIngest) -> tuple[int, int]:
+    """Messages left in the ingest stream, and the consumer's unacknowledged count."""
+    js = nc.jetstream()
+    stream = await js.stream_info(spec.stream)
+    consumer = await js.consumer_info(spec.stream, spec.durable)
+    return stream.state.messages, consumer.num_ack_pending or 0
+
+
+async def until_ingest(nc: Client, spec: DurableIngest, want: tuple[int, int], timeout_s: float = 30) -> None:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                if await ingest_state(nc, spec) == want:
+                    return
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                pass  # JetStream is still recovering after a restart: ask again
+            await asyncio.sleep(0.02)

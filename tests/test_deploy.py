@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import json
 import os
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from gateway.config import GatewayConfig
+from gateway.durable import DurableIngest
 from gateway.natsserver import NatsServer, find_nats_server
 from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches, until
 
@@ -105,11 +107,14 @@ def _permissions_config() -> str:
     return head + '    { user: test-admin, password: "admin-pass" }\n  ]' + tail
 
 
-async def test_gateway_runs_under_exactly_the_shipped_permissions(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ingest", [None, DurableIngest()], ids=["core", "jetstream"])
+async def test_gateway_runs_under_exactly_the_shipped_permissions(
+    tmp_path: Path, ingest: DurableIngest | None
+) -> None:
     with NatsServer(store_dir=tmp_path, config=_permissions_config()) as server:
         host = server.url.removeprefix("nats://")
         service = await nats.connect(f"nats://service:svc-pass@{host}")
-        cfg = config(stream=GatewayConfig().stream)
+        cfg = config(stream=GatewayConfig().stream, durable_ingest=ingest)
         gateway_url = f"nats://log-gateway:gw-pass@{host}"
         async with running_gateway(gateway_url, cfg, inbox_prefix="_INBOX_log_gateway") as (gateway, gw_nc):
             await publish_entries(service, entries(300))
@@ -123,6 +128,12 @@ async def test_gateway_runs_under_exactly_the_shipped_permissions(tmp_path: Path
         assert gateway.stats.total_rejected == 0
         reader = await nats.connect(f"nats://test-admin:admin-pass@{host}")
         stored = log_ids(await stored_batches(reader.jetstream(), cfg.stream.name))
+        if ingest is not None:
+            # Acks went through: the work queue is empty, nothing waits for redelivery.
+            js = reader.jetstream()
+            async with asyncio.timeout(10):
+                while (await js.stream_info(ingest.stream)).state.messages:  # noqa: ASYNC110 - server state
+                    await asyncio.sleep(0.02)
         await reader.close()
         await service.close()
     assert sorted(stored) == sorted(e["logId"] for e in entries(300))

@@ -16,7 +16,17 @@ from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.durable import DurableIngest
 from gateway.natsserver import NatsServer
 from publishers import PublishPolicy
-from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches, until
+from tests.helpers import (
+    config,
+    entries,
+    ingest_state,
+    log_ids,
+    publish_entries,
+    running_gateway,
+    stored_batches,
+    until,
+    until_ingest,
+)
 from tests.test_cli import gateway_process, http_get, metric
 
 FAST = PublishPolicy(timeout_s=0.5, retry_deadline_s=1.0, backoff_max_s=0.2)
@@ -24,20 +34,6 @@ FAST = PublishPolicy(timeout_s=0.5, retry_deadline_s=1.0, backoff_max_s=0.2)
 
 def durable(**changes: object) -> DurableIngest:
     return DurableIngest(**{"ack_wait_s": 5.0, "fetch_timeout_s": 0.2, **changes})  # type: ignore[arg-type]
-
-
-async def ingest_state(nc: Client, spec: DurableIngest) -> tuple[int, int]:
-    """Messages left in the ingest stream, and the consumer's unacknowledged count."""
-    js = nc.jetstream()
-    stream = await js.stream_info(spec.stream)
-    consumer = await js.consumer_info(spec.stream, spec.durable)
-    return stream.state.messages, consumer.num_ack_pending or 0
-
-
-async def until_ingest(nc: Client, spec: DurableIngest, want: tuple[int, int], timeout_s: float = 30) -> None:
-    async with asyncio.timeout(timeout_s):
-        while await ingest_state(nc, spec) != want:  # noqa: ASYNC110 - server state, no event to wait on
-            await asyncio.sleep(0.02)
 
 
 async def test_entries_are_acknowledged_once_their_batch_is_stored(
