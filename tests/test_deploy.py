@@ -46,6 +46,17 @@ def test_stream_definition_captures_the_gateway_outputs() -> None:
     assert stream["duplicate_window"] / 1e9 > publish.retry_deadline_s + publish.timeout_s
 
 
+def test_ingest_stream_definition_is_a_work_queue_over_the_entry_subjects() -> None:
+    stream = json.loads((DEPLOY / "nats" / "stream-cortex-log-entries.json").read_text())
+    subjects = GatewayConfig().subjects
+    assert stream["name"] == DurableIngest().stream
+    assert stream["subjects"] == [subjects.entry, subjects.entry_children]
+    assert stream["retention"] == "workqueue"
+    assert stream["num_replicas"] == 3
+    # It captures nothing the output stream captures (JetStream refuses overlapping streams).
+    assert not set(stream["subjects"]) & set(subjects.outputs)
+
+
 def _probes(container: dict[str, object]) -> tuple[str, str]:
     live = container["livenessProbe"]["httpGet"]["path"]  # type: ignore[index]
     ready = container["readinessProbe"]["httpGet"]["path"]  # type: ignore[index]
