@@ -21,7 +21,9 @@ A segment is a run of frames::
 Integers are big-endian. Records are appended to the newest segment until the
 next one would take it past ``segment_bytes`` (a record larger than that gets
 a segment of its own); consuming the last record of a segment deletes it, and
-an empty spool keeps no segment file.
+an empty spool keeps no segment file. ``max_bytes`` caps the unconsumed
+records; the files may hold up to one segment more (the consumed start of the
+oldest segment).
 
 Crash guarantees:
 
@@ -126,13 +128,19 @@ class SpoolLockedError(SpoolError):
 class SpoolCorruptError(SpoolError, ValueError):
     """A record that was intact when spooled no longer reads back (damaged on disk while open).
 
-    ``commit()`` skips it; count its entries as lost.
+    ``commit()`` skips it; count its ``entries`` as lost.
+
+    Attributes:
+        path: the segment file.
+        offset: where the record's frame starts in it.
+        entries: log entries the record carried (known from when it was spooled).
     """
 
-    def __init__(self, path: Path, offset: int, detail: str) -> None:
+    def __init__(self, path: Path, offset: int, entries: int, detail: str) -> None:
         self.path = path
         self.offset = offset
-        super().__init__(f"damaged spool record in {path} at byte {offset}: {detail}")
+        self.entries = entries
+        super().__init__(f"damaged spool record ({entries} entries) in {path} at byte {offset}: {detail}")
 
 
 class FsyncPolicy(StrEnum):
@@ -551,9 +559,8 @@ class Spool:
             try:
                 self._peeked, _ = _read_frame(self._fd(slot.seq), slot.offset, slot.offset + slot.size)
             except ValueError as exc:
-                raise SpoolCorruptError(
-                    _segment_path(self.directory, slot.seq), slot.offset, str(exc)
-                ) from exc
+                path = _segment_path(self.directory, slot.seq)
+                raise SpoolCorruptError(path, slot.offset, slot.entries, str(exc)) from exc
         return self._peeked
 
     def commit(self) -> None:
