@@ -1,13 +1,23 @@
-"""The pure batching core: thresholds, exact byte accounting, overflow policy.
+"""The pure batching core: thresholds, exact byte accounting, overflow policy, the disk spool.
 
 Nothing here imports NATS or reads the clock on its own; time comes in as
-arguments, so the core is tested fast and exactly.
+arguments (or an injected clock), so the core is tested fast and exactly.
 """
 
 from gateway.core.accumulator import Accumulator, Admission, SealedBatch
 from gateway.core.encode import BatchEncoder, EncodedBatch
 from gateway.core.entry import PendingEntry
 from gateway.core.limits import BatchLimits, BufferLimits, DropReason, OverflowPolicy
+from gateway.core.spool import (
+    FsyncPolicy,
+    RecoveryReport,
+    Spool,
+    SpoolCorruptError,
+    SpoolError,
+    SpoolFullError,
+    SpoolLockedError,
+    SpoolRecord,
+)
 from gateway.core.stats import LatencyHistogram, Stats
 
 __all__ = [
@@ -18,9 +28,17 @@ __all__ = [
     "BufferLimits",
     "DropReason",
     "EncodedBatch",
+    "FsyncPolicy",
     "LatencyHistogram",
     "OverflowPolicy",
     "PendingEntry",
+    "RecoveryReport",
     "SealedBatch",
+    "Spool",
+    "SpoolCorruptError",
+    "SpoolError",
+    "SpoolFullError",
+    "SpoolLockedError",
+    "SpoolRecord",
     "Stats",
 ]
