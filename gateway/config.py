@@ -19,6 +19,7 @@ from gateway.alerts import AlertConfig
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.redact import DEFAULT_KEYS
 from gateway.durable import DurableIngest
+from gateway.spooler import SpoolConfig
 from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
 
@@ -113,6 +114,7 @@ class GatewayConfig:
     stream: StreamSpec = field(default_factory=StreamSpec)
     alerts: AlertConfig = field(default_factory=AlertConfig)
     durable_ingest: DurableIngest | None = None
+    spool: SpoolConfig | None = None
     redact: bool = False
     redact_keys: tuple[str, ...] = DEFAULT_KEYS
     shutdown_timeout_s: float = 30.0
@@ -143,6 +145,10 @@ class GatewayConfig:
         ingest = self.durable_ingest
         if ingest is None:
             return
+        if self.spool is not None:
+            raise ValueError(
+                "spool_dir is for core ingest: durable ingest keeps unpublished entries in its stream"
+            )
         if self.buffer.overflow is not OverflowPolicy.BLOCK:
             # The ingest stream is the buffer: dropping would discard what it still holds for us.
             raise ValueError("durable ingest needs the overflow policy 'block' (the ingest stream buffers)")

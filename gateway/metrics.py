@@ -39,6 +39,7 @@ class GatewayCollector(Collector):
         yield _counter("publish_retries", "Batch publish attempts retried", stats.retries)
         yield _counter("entries_returned", "Entries handed back for redelivery", stats.returned)
         yield _counter("entries_redelivered", "Entry messages received more than once", stats.redelivered)
+        yield from self._spool()
         redactor = self._gw.redactor
         yield _counter("redactions", "Secrets replaced before publishing", redactor.count if redactor else 0)
         acc = getattr(self._gw, "acc", None)
@@ -60,6 +61,21 @@ class GatewayCollector(Collector):
         yield _histogram("batch_entries", "Entries per published batch", self._gw.batch_entries)
         yield _histogram("batch_bytes", "Bytes per published batch, headers included", self._gw.batch_bytes)
         yield _histogram("entry_latency_seconds", "Entry receipt to JetStream ack", self._gw.latency)
+
+    def _spool(self) -> Iterable[Metric]:
+        stats = self._gw.stats
+        yield _counter("entries_spooled", "Entries written to the local spool", stats.spooled)
+        yield _counter("entries_replayed", "Entries published from the local spool", stats.replayed)
+        spooler = self._gw.spooler
+        if spooler is None:
+            return
+        spool = spooler.spool
+        yield GaugeMetricFamily(_P + "spool_bytes", "Bytes held in the spool", value=spool.size_bytes)
+        yield GaugeMetricFamily(_P + "spool_entries", "Entries held in the spool", value=spool.entries)
+        yield GaugeMetricFamily(_P + "spool_batches", "Batches held in the spool", value=spool.records)
+        yield GaugeMetricFamily(
+            _P + "spool_oldest_age_seconds", "Age of the oldest spooled batch", value=spooler.age_s()
+        )
 
 
 def _counter(name: str, doc: str, value: int) -> CounterMetricFamily:

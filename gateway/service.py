@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,12 +44,21 @@ from gateway.core import (
     Stats,
 )
 from gateway.core.redact import Redactor
+from gateway.core.spool import SpoolRecord
 from gateway.core.stats import BATCH_BYTES_BUCKETS, BATCH_ENTRIES_BUCKETS
 from gateway.durable import DurableIngest, DurableReader, Settle, ensure_ingest, settle
 from gateway.ingest import EntryDecoder, rejected_message
 from gateway.intake import subscribe_in_bursts
 from gateway.logs import RateLimitedLog
-from publishers import JetStreamPublisher, PermissionWatch, PublishError, TokenBucket, ensure_stream
+from gateway.spooler import Spooler
+from publishers import (
+    JetStreamPublisher,
+    PermissionWatch,
+    PublishError,
+    PublishFailedError,
+    TokenBucket,
+    ensure_stream,
+)
 
 __all__ = ["ConfigError", "Gateway", "ShutdownReport"]
 
@@ -64,10 +74,12 @@ class ConfigError(GatewayError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ShutdownReport:
-    """What shutdown achieved: entries it could not publish, and whether it met its deadline."""
+    """What shutdown achieved: entries it could not publish (lost or handed back), entries it
+    kept in the spool for the next start, and whether it met its deadline."""
 
     unpublished: int
     timed_out: bool
+    spooled: int = 0
 
 
 class Gateway:
@@ -94,7 +106,10 @@ class Gateway:
         self._subs: list[Subscription] = []
         self._readers: list[asyncio.Task[None]] = []
         self._durable: DurableReader | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.spooler: Spooler | None = None
+        self._replayer: asyncio.Task[None] | None = None
+        self._tasks: dict[asyncio.Task[None], None] = {}  # in the order batches were made
+        self._turn: asyncio.Future[None] | None = None  # resolved once the newest batch is settled
         self._sender: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -120,6 +135,7 @@ class Gateway:
         js = nc.jetstream()
         await self._ensure_stream(js)
         self._publisher = JetStreamPublisher(js, self.config.publish, self.watch, self._count_retry)
+        self._start_spool()
         self._start_alerts()
         self._decoder = EntryDecoder(
             max_batch_bytes=limits.max_bytes,
@@ -134,6 +150,15 @@ class Gateway:
         else:
             await self._subscribe_durable(js, self.config.durable_ingest)
         self.ready = True
+
+    def _start_spool(self) -> None:
+        spool = self.config.spool
+        if spool is None:
+            return
+        self.spooler = Spooler(spool.open(), spool, self._replay, self.stats, self.config.buffer.overflow)
+        if self.spooler.backlog:
+            log.info("spool holds %d entries from before; replaying them first", self.spooler.spool.entries)
+        self._replayer = asyncio.create_task(self.spooler.run(), name="log-gateway-replay")
 
     def _start_alerts(self) -> None:
         if self.config.alerts.enabled:
@@ -318,9 +343,13 @@ class Gateway:
                 self._slots.release()
                 continue
             encoded = self._encode(batch)
-            task = asyncio.create_task(self._publish(batch, encoded))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            after, self._turn = self._turn, asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._publish(batch, encoded, after, self._turn))
+            self._tasks[task] = None
+            task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
 
     async def _until_due(self) -> None:
         while True:
@@ -352,25 +381,60 @@ class Gateway:
         self._bytes_bucket.spend(now, encoded.size)
         return encoded
 
-    async def _publish(self, batch: SealedBatch, encoded: EncodedBatch) -> None:
+    async def _publish(
+        self,
+        batch: SealedBatch,
+        encoded: EncodedBatch,
+        after: asyncio.Future[None] | None,
+        settled: asyncio.Future[None],
+    ) -> None:
+        """Publish one batch; spool it (after the batch before it is settled, so the spool keeps
+        the order batches were made in) when the bus does not take it before its deadline."""
+        spooler = self.spooler
         try:
+            if spooler is not None and spooler.backlog:
+                await self._spool(spooler, encoded, after)  # queue behind what is spooled
+                return
             await self._publisher.publish(self.config.subjects.batch, encoded.body, encoded.headers)
         except PublishError as exc:
             self._warn.warning("publish", "batch %s not published: %s", encoded.batch_id, exc)
-            await self._lost(batch, encoded, exc.reason)
+            if spooler is not None and isinstance(exc, PublishFailedError) and exc.transient:
+                await self._spool(spooler, encoded, after)
+            else:
+                await self._lost(batch, encoded, exc.reason)
         except asyncio.CancelledError:
-            await self._lost(batch, encoded, DropReason.SHUTDOWN)
+            if spooler is None or not spooler.put_nowait(self._record(spooler, encoded)):
+                await self._lost(batch, encoded, DropReason.SHUTDOWN)
             raise
         else:
             self._published(batch, encoded)
             if self._durable is not None:
                 await settle([e.handle for e in batch.entries], Settle.ACK)
         finally:
+            if not settled.done():
+                settled.set_result(None)
             self.acc.release(batch)
             self._slots.release()
             self._room.set()
             if self.acc.held_entries == 0:
                 self._idle.set()
+
+    def _record(self, spooler: Spooler, encoded: EncodedBatch) -> SpoolRecord:
+        return spooler.record(self.config.subjects.batch, encoded.headers, encoded.body, encoded.count)
+
+    async def _spool(
+        self, spooler: Spooler, encoded: EncodedBatch, after: asyncio.Future[None] | None
+    ) -> None:
+        """Keep a batch the bus would not take on disk; replayed later with its Nats-Msg-Id."""
+        if after is not None:
+            await asyncio.wait([after])  # (not cancelling it if this task is cancelled)
+        if not await spooler.put(self._record(spooler, encoded)):
+            self.stats.restore_unreported(encoded.dropped)  # its drop report goes in a later batch
+
+    async def _replay(self, record: SpoolRecord) -> None:
+        await self._publisher.publish(
+            record.subject, record.body, record.headers, deadline_s=self.config.publish.timeout_s
+        )
 
     async def _lost(self, batch: SealedBatch, encoded: EncodedBatch, reason: str) -> None:
         self.stats.restore_unreported(encoded.dropped)
@@ -408,6 +472,7 @@ class Gateway:
         self.ready = False
         await self._stop_intake(deadline)
         report = await self._flush(deadline)
+        await self._close_spool()
         if self.alerts is not None:
             await self.alerts.close(deadline - self._clock())
         self._stopped.set_result(report)
@@ -419,7 +484,7 @@ class Gateway:
             self._durable.stop()
             self._room.set()
             await asyncio.wait(self._readers, timeout=max(0.01, deadline - self._clock()))
-        for sub in self._subs:
+        for sub in self._subs if self._nc.is_connected else ():  # draining needs the server
             with contextlib.suppress(Exception):
                 # nats-py leaves Subscription.drain unannotated.
                 await asyncio.wait_for(sub.drain(), max(0.01, deadline - self._clock()))  # type: ignore[no-untyped-call]
@@ -444,16 +509,26 @@ class Gateway:
             except TimeoutError:
                 timed_out = True
         unpublished = await self._abandon()
+        spooled = self.spooler.spool.entries if self.spooler is not None else 0
+        if spooled:
+            log.warning("shutdown: %d entries wait in the spool, to be replayed at the next start", spooled)
         if unpublished:
             fate = "counted as dropped" if self._durable is None else "handed back to the ingest stream"
             log.error("shutdown: %d entries could not be published (%s)", unpublished, fate)
-        else:
+        elif not spooled:
             log.info("shutdown: every buffered entry was published")
-        return ShutdownReport(unpublished, timed_out)
+        return ShutdownReport(unpublished, timed_out, spooled)
+
+    def _unsettled(self) -> int:
+        return (
+            self.stats.dropped[DropReason.SHUTDOWN]
+            + self.stats.dropped[DropReason.SPOOL_FULL]
+            + self.stats.returned
+        )
 
     async def _abandon(self) -> int:
-        """Cancel the sender and unfinished publishes; count what they held as dropped."""
-        returned = self.stats.returned
+        """Cancel the sender and unfinished publishes; spool, hand back or drop (counted) what they held."""
+        before = self._unsettled()
         tasks = [*self._tasks]
         if self._sender is not None:
             self._sender.cancel()
@@ -461,10 +536,25 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.spooler is not None:
+            self._spool_queued(self.spooler)
         queued = self.acc.clear()
         if self._durable is None:
             self.stats.drop(DropReason.SHUTDOWN, len(queued))
-            return self.stats.dropped[DropReason.SHUTDOWN]
-        self.stats.returned += len(queued)
-        await settle([e.handle for e in queued], Settle.NAK)
-        return self.stats.returned - returned
+        else:
+            self.stats.returned += len(queued)
+            await settle([e.handle for e in queued], Settle.NAK)
+        return self._unsettled() - before
+
+    def _spool_queued(self, spooler: Spooler) -> None:
+        """Shutdown ran out of time: batches not yet sent go to the spool, for the next start."""
+        while (batch := self.acc.take(math.inf)) is not None:
+            spooler.put_nowait(self._record(spooler, self._encode(batch)))
+            self.acc.release(batch)
+
+    async def _close_spool(self) -> None:
+        if self._replayer is not None:
+            self._replayer.cancel()
+            await asyncio.gather(self._replayer, return_exceptions=True)
+        if self.spooler is not None:
+            self.spooler.close()

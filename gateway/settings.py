@@ -20,7 +20,9 @@ from gateway.connection import ConnectionSettings
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
+from gateway.core.spool import FsyncPolicy
 from gateway.durable import DurableIngest
+from gateway.spooler import SpoolConfig
 from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
 
@@ -152,6 +154,9 @@ RUN_OPTIONS = (
     Option("--ingest-replicas", int, 1, "replicas of an ingest stream the gateway creates"),
     Option("--ingest-ack-wait-s", float, 120.0, "redeliver an entry not acknowledged this long"),
     Option("--ingest-max-ack-pending", int, 100_000, "most unacknowledged entries on the consumer"),
+    Option("--spool-dir", Path, None, "spool batches the bus would not take here (core ingest; none: drop)"),
+    Option("--spool-max-bytes", int, 1024**3, "most bytes the spool holds; when full --overflow applies"),
+    Option("--spool-fsync", FsyncPolicy, FsyncPolicy.INTERVAL, "always, interval (each second) or never"),
     Option("--alerts", _bool, True, "publish error-pattern alerts"),
     Option("--alert-threshold", int, 5, "alert when a pattern occurs this many times ..."),
     Option("--alert-window-s", float, 60.0, "... within this many seconds"),
@@ -284,6 +289,7 @@ def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
             stream=_stream(values),
             alerts=_alerts(values),
             durable_ingest=_durable(values),
+            spool=_spool(values),
             redact=values["redact"],
             redact_keys=tuple(sorted(values["redact_keys"])) if values["redact_keys"] else DEFAULT_KEYS,
             shutdown_timeout_s=values["shutdown_timeout_s"],
@@ -321,6 +327,14 @@ def _stream(values: Mapping[str, Any]) -> StreamSpec:
         max_age_s=values["stream_max_age_s"],
         replicas=values["stream_replicas"],
         duplicate_window_s=values["stream_duplicate_window_s"],
+    )
+
+
+def _spool(values: Mapping[str, Any]) -> SpoolConfig | None:
+    if values["spool_dir"] is None:
+        return None
+    return SpoolConfig(
+        directory=values["spool_dir"], max_bytes=values["spool_max_bytes"], fsync=values["spool_fsync"]
     )
 
 

@@ -50,7 +50,16 @@ class PermissionDeniedError(PublishError, PermissionError):
 
 
 class PublishFailedError(PublishError):
-    """A publish failed permanently, or kept failing until its retry deadline."""
+    """A publish failed permanently, or kept failing until its retry deadline.
+
+    Attributes:
+        transient: the last failure was one worth retrying (the deadline ran
+            out), so trying again later may succeed.
+    """
+
+    def __init__(self, reason: str, subject: str, detail: str, *, transient: bool = False) -> None:
+        super().__init__(reason, subject, detail)
+        self.transient = transient
 
 
 def is_retriable(exc: BaseException) -> bool:

@@ -128,7 +128,9 @@ class JetStreamPublisher:
         except PermissionDeniedError:
             raise
         except Exception as exc:
-            raise PublishFailedError("publish_failed", subject, repr(exc)) from exc
+            raise PublishFailedError(
+                "publish_failed", subject, repr(exc), transient=is_retriable(exc)
+            ) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def _before_sleep(self, state: RetryCallState) -> None:

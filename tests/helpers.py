@@ -53,7 +53,11 @@ async def running_gateway(
         reconnect_time_wait=0.2,
         **connect,
     )
-    await gateway.start(nc)
+    try:
+        await gateway.start(nc)
+    except BaseException:
+        await nc.close()
+        raise
     try:
         yield gateway, nc
     finally:

@@ -27,6 +27,8 @@ class DropReason(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     SHUTDOWN = "shutdown"
     SLOW_CONSUMER = "slow_consumer"
+    SPOOL_FULL = "spool_full"
+    SPOOL_FAILED = "spool_failed"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

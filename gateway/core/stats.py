@@ -18,9 +18,12 @@ BATCH_BYTES_BUCKETS = tuple(float(2**k) for k in range(10, 24, 2))
 class Stats:
     """What the gateway did with every entry it received.
 
-    Invariant once idle: ``received == published + rejected + dropped + returned + held``.
-    ``returned`` counts entries handed back to the ingest stream for redelivery
-    (durable ingest); ``redelivered`` counts messages received more than once.
+    Invariant once idle: ``received + recovered == published + rejected + dropped
+    + returned + held + spooled now``. ``returned`` counts entries handed back to
+    the ingest stream for redelivery (durable ingest); ``redelivered`` counts
+    messages received more than once; ``recovered`` the entries found in the
+    spool at start, ``spooled`` entries written to it and ``replayed`` entries
+    published from it (they are in ``published`` too).
     """
 
     received: int = 0
@@ -29,6 +32,9 @@ class Stats:
     retries: int = 0
     returned: int = 0
     redelivered: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    recovered: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     _unreported: Counter[str] = field(default_factory=Counter)
