@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,11 +21,17 @@ _CREDS_MARKERS = ("BEGIN NATS USER JWT", "BEGIN USER NKEY SEED")
 
 
 def redact_url(url: str) -> str:
-    """``url`` without any user, password or token, for logs."""
+    """``url`` without any user, password or token, for logs and error messages.
+
+    A malformed URL (``user:pw@host:4222`` with no scheme, ``nats:/user:pw@host``)
+    parses without a network location, so everything before its last ``@`` goes.
+    """
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    if "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    if "@" in url:
+        return "***@" + url.rpartition("@")[2]
+    return url
 
 
 def _read(path: Path, name: str) -> bytes:
@@ -90,6 +96,12 @@ class ConnectionSettings:
             _check_user_seed(Path(self.nkey_seed_file))
         if self.creds_file is not None:
             _check_creds(Path(self.creds_file))
+
+    def __repr__(self) -> str:
+        """Every field but the secrets, with the server URLs' user, password or token cut out."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["servers"] = tuple(redact_url(url) for url in self.servers)
+        return f"ConnectionSettings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A TLS context verifying the server (and presenting a client certificate), if configured."""
