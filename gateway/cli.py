@@ -88,6 +88,8 @@ def _supervise(args: argparse.Namespace, values: dict[str, Any], servers: tuple[
 
 
 async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
+    from nats.errors import Error as NatsError
+
     from contracts.errors import GatewayError
     from gateway.app import build_app
     from gateway.connection import redact_url
@@ -108,6 +110,11 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
         return 2
     except GatewayError as exc:
         print(f"log-gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except NatsError as exc:
+        # FastStream gives up at once on what retrying cannot fix (an authorization
+        # violation, a bad URL option): say so in one line, not with a traceback.
+        print(f"log-gateway: cannot start: NATS connection failed: {exc}", file=sys.stderr)
         return 1
     report = holder.report
     return 1 if report is not None and report.unpublished else 0

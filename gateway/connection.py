@@ -3,24 +3,62 @@
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import nkeys
 from faststream.security import BaseSecurity, SASLPlaintext
 
 from contracts.events import validate_subject
 
 __all__ = ["ConnectionSettings", "redact_url"]
 
+# The two blocks nats-py reads from a credentials file. It scans for the JWT
+# line without an end-of-file check, so a file without it would hang start-up.
+_CREDS_MARKERS = ("BEGIN NATS USER JWT", "BEGIN USER NKEY SEED")
+
 
 def redact_url(url: str) -> str:
-    """``url`` without any user, password or token, for logs."""
+    """``url`` without any user, password or token, for logs and error messages.
+
+    A malformed URL (``user:pw@host:4222`` with no scheme, ``nats:/user:pw@host``)
+    parses without a network location, so everything before its last ``@`` goes.
+    """
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    if "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    if "@" in url:
+        return "***@" + url.rpartition("@")[2]
+    return url
+
+
+def _read(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{name} {str(path)!r} is not a readable file: {exc.strerror}") from None
+
+
+def _check_user_seed(path: Path) -> None:
+    """Refuse a seed file that nats-py could not sign with; the message never shows the seed."""
+    try:
+        prefix, _ = nkeys.decode_seed(bytearray(_read(path, "nkey_seed_file").strip()))
+    except (nkeys.NkeysError, ValueError):
+        prefix = None
+    if prefix != nkeys.PREFIX_BYTE_USER:
+        raise ValueError(f"nkey_seed_file {str(path)!r} does not hold a user NKEY seed (SU...)")
+
+
+def _check_creds(path: Path) -> None:
+    """Refuse a credentials file without a user JWT and seed block (nats-py would hang on it)."""
+    text = _read(path, "creds_file").decode(errors="replace")
+    if not all(marker in text for marker in _CREDS_MARKERS):
+        raise ValueError(
+            f"creds_file {str(path)!r} is not a NATS credentials file "
+            "(needs a user JWT block and a user NKEY seed block)"
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,6 +92,16 @@ class ConnectionSettings:
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{name} {str(path)!r} is not a readable file")
+        if self.nkey_seed_file is not None:
+            _check_user_seed(Path(self.nkey_seed_file))
+        if self.creds_file is not None:
+            _check_creds(Path(self.creds_file))
+
+    def __repr__(self) -> str:
+        """Every field but the secrets, with the server URLs' user, password or token cut out."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["servers"] = tuple(redact_url(url) for url in self.servers)
+        return f"ConnectionSettings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A TLS context verifying the server (and presenting a client certificate), if configured."""
