@@ -209,3 +209,14 @@ def test_an_unreachable_server_is_a_clear_error_not_a_hang() -> None:
     assert result.returncode == 1
     assert "is NATS reachable at nats://***@127.0.0.1:1" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+async def test_a_spool_directory_in_use_is_a_clear_error(nats_server: NatsServer, tmp_path: Path) -> None:
+    spool = str(tmp_path / "spool")
+    async with gateway_process("--nats-url", nats_server.url, "--spool-dir", spool):
+        result = await asyncio.to_thread(
+            run_cli, "run", "--nats-url", nats_server.url, "--spool-dir", spool, "--connect-timeout-s", "5"
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"log-gateway: cannot start: spool directory {spool} is in use" in result.stderr
+    assert "Traceback" not in result.stderr

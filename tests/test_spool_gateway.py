@@ -69,6 +69,8 @@ async def test_stream_away_past_the_deadline_spools_and_replays_in_order(
     assert spooled_while_away == 600
     assert gateway.stats.spooled == gateway.stats.replayed == 600
     assert gateway.stats.total_dropped == 0
+    # Replayed with the headers they were made with: the stream dedups them by Nats-Msg-Id.
+    assert all(b.headers["Nats-Msg-Id"] == b.batch.batchId for b in batches)
     # Replayed in the order the batches were made.
     sequences = [b.batch.sequence for b in batches]
     assert sequences == sorted(sequences)
