@@ -242,7 +242,10 @@ class Gateway:
         self._readers.append(asyncio.create_task(self._durable.run(), name="intake:durable"))
 
     def _entry_room(self) -> int:
-        return self.config.buffer.max_entries - self.acc.held_entries
+        # The ingest stream is the buffer: hold only what keeps every publish slot busy twice
+        # over, so no entry waits here (under a throttle) until its ack_wait runs out.
+        enough = 2 * self.config.throttle.max_in_flight * self.acc.limits.max_entries
+        return min(self.config.buffer.max_entries, enough) - self.acc.held_entries
 
     async def _wait_room(self) -> None:
         self._room.clear()

@@ -156,3 +156,27 @@ def test_durable_ingest_settings_that_would_lose_or_duplicate_are_refused(
     base: dict[str, object] = {"durable_ingest": DurableIngest()}
     with pytest.raises(ValueError, match=needle):
         config(**{**base, **changes})
+
+
+async def test_a_throttled_gateway_fetches_only_what_it_can_publish_before_ack_wait(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """At 250 entries/s a fetch of everything would outlast a 3 s ack_wait; the gateway holds 100."""
+    spec = durable(ack_wait_s=3.0)
+    slow = ThrottleLimits(max_publish_rate=5, max_in_flight=1)
+    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=50), throttle=slow)
+    sent = entries(1500)
+    held: list[int] = []
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        await publish_entries(nc, sent)
+
+        def done() -> bool:
+            held.append(gateway.acc.held_entries)
+            return gateway.stats.published == len(sent)
+
+        await until(done)
+    stored = log_ids(await stored_batches(nc.jetstream(), cfg.stream.name))
+    # in: 1500 over ~6 s; stored: each once; redelivered: none.
+    assert sorted(stored) == sorted(e["logId"] for e in sent)
+    assert gateway.stats.redelivered == 0
+    assert max(held) <= 2 * slow.max_in_flight * 50
