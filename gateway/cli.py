@@ -69,14 +69,18 @@ def _supervise(args: argparse.Namespace, values: dict[str, Any], servers: tuple[
     """Run ``--workers`` gateway processes in one queue group; forward SIGTERM/SIGINT to them."""
     import subprocess
 
+    # The URL may hold credentials: hand it over in the environment, not on a command line.
+    env = os.environ | {"LOG_GATEWAY_NATS_URL": ",".join(servers)}
     children = []
     for index in range(values["workers"]):
-        argv = [*args.argv, "--workers", "1", "--nats-url", ",".join(servers)]
+        argv = [*args.argv, "--workers", "1"]
         if values["gateway_id"]:
             argv += ["--gateway-id", f"{values['gateway_id']}-w{index}"]
-        if values["http_port"]:
+        if values["http_port"]:  # (0 stays 0: each picks a free port)
             argv += ["--http-port", str(values["http_port"] + index)]
-        children.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", *argv]))  # noqa: S603
+        if values["spool_dir"]:  # a spool belongs to one process: one directory each
+            argv += ["--spool-dir", str(values["spool_dir"] / f"w{index}")]
+        children.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", *argv], env=env))  # noqa: S603
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -83,20 +85,22 @@ def test_asyncapi_names_every_subject_with_its_schema() -> None:
 
 
 @asynccontextmanager
-async def gateway_process(*args: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str]]]:
-    """``log-gateway run ARGS``; yields once it prints that it is ready, with its output so far."""
+async def gateway_process(
+    *args: str, env: dict[str, str] | None = None, ready_lines: int = 1
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str]]]:
+    """``log-gateway run ARGS``; yields once ``ready_lines`` processes said ready, with the output so far."""
     proc = await asyncio.create_subprocess_exec(
         LOG_GATEWAY,
         "run",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env=clean_env(),
+        env=env or clean_env(),
     )
     lines: list[str] = []
     try:
         async with asyncio.timeout(30):
-            while not any("log-gateway: ready" in line for line in lines):
+            while sum("log-gateway: ready" in line for line in lines) < ready_lines:
                 raw = await proc.stdout.readline() if proc.stdout else b""
                 if not raw:
                     pytest.fail("gateway exited before it was ready:\n" + "".join(lines))
@@ -220,3 +224,40 @@ async def test_a_spool_directory_in_use_is_a_clear_error(nats_server: NatsServer
     assert result.returncode == 1, result.stderr
     assert f"log-gateway: cannot start: spool directory {spool} is in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def children_of(pid: int) -> dict[int, bytes]:
+    """Live processes whose parent is ``pid``, with their command lines (from /proc)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes()
+    return found
+
+
+async def test_workers_share_the_load_with_a_spool_each_and_no_password_on_a_command_line(
+    tmp_path: Path,
+) -> None:
+    secret = "w-" + uuid.uuid4().hex
+    config = f'authorization {{ user: gw, password: "{secret}" }}\n'
+    with NatsServer(store_dir=tmp_path / "nats", config=config) as server:
+        url = server.url.replace("nats://", f"nats://gw:{secret}@")
+        env = clean_env(LOG_GATEWAY_NATS_URL=url)
+        args = ["--workers", "2", "--spool-dir", str(tmp_path / "spool"), "--stream-name", "WORKERS"]
+        async with gateway_process(*args, env=env, ready_lines=2) as (proc, _):
+            workers = children_of(proc.pid)
+            nc = await nats.connect(url)
+            await publish_entries(nc, entries(2000))
+            proc.send_signal(signal.SIGTERM)  # each worker drains what it was sent, then flushes
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+            batches = await stored_batches(nc.jetstream(), "WORKERS")
+            await nc.close()
+    # in: 2000; stored: each once, by both workers.
+    assert sorted(log_ids(batches)) == sorted(e["logId"] for e in entries(2000))
+    assert len({b.batch.gatewayId for b in batches}) == 2
+    assert len(workers) == 2
+    assert all(secret.encode() not in line for line in workers.values())
+    assert all(b"gateway.cli" in line for line in workers.values())
+    assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == ["w0", "w1"]
