@@ -89,15 +89,11 @@ async def test_archive_command_finishes_its_segment_on_sigterm(
         await publish_entries(nc, entries(200))
         await until(lambda: gateway.stats.published == 200)
     out = tmp_path / "segments"
+    args = ["--nats-url", nats_server.url, "--dir", str(out), "--stream-name", cfg.stream.name]
     proc = await asyncio.create_subprocess_exec(
         LOG_GATEWAY,
         "archive",
-        "--nats-url",
-        nats_server.url,
-        "--dir",
-        str(out),
-        "--stream-name",
-        cfg.stream.name,
+        *args,
         "--max-segment-age-s",
         "3600",
         stdout=asyncio.subprocess.PIPE,
@@ -120,8 +116,13 @@ async def test_archive_command_finishes_its_segment_on_sigterm(
     await asyncio.wait_for(task, 10)
     every = [e.logId for f in out.glob("segment-*") for e in read_segment(f)]
     assert sorted(every) == sorted(e["logId"] for e in entries(200))
+    assert sorted(await archive_read(sorted(out.glob("segment-*")))) == sorted(every)
+
+
+async def archive_read(paths: list[Path]) -> list[str]:
+    """The logIds ``log-gateway archive-read PATHS`` prints."""
     result = await asyncio.create_subprocess_exec(
-        LOG_GATEWAY, "archive-read", *map(str, sorted(out.glob("segment-*"))), stdout=asyncio.subprocess.PIPE
+        LOG_GATEWAY, "archive-read", *map(str, paths), stdout=asyncio.subprocess.PIPE
     )
     stdout, _ = await result.communicate()
-    assert sorted(json.loads(line)["logId"] for line in stdout.decode().splitlines()) == sorted(every)
+    return [json.loads(line)["logId"] for line in stdout.decode().splitlines()]

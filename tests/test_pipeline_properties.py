@@ -20,6 +20,7 @@ from gateway.core import (
     BatchEncoder,
     BatchLimits,
     BufferLimits,
+    EncodedBatch,
     OverflowPolicy,
     Stats,
 )
@@ -59,6 +60,28 @@ def messages(draw: st.DrawFn) -> tuple[dict[str, str] | None, bytes]:
     return message(draw(st.sampled_from(["structured", "binary", "bare"])), data)
 
 
+class Pipeline:
+    """The core as the gateway drives it: an accumulator and an encoder, batches kept in memory."""
+
+    def __init__(self, limits: BatchLimits, buffer: BufferLimits) -> None:
+        self.stats = Stats()
+        self.encoder = BatchEncoder(gateway_id="gw-prop", ce_source="//prop", max_entries=limits.max_entries)
+        self.acc = Accumulator(limits, buffer, self.encoder.overhead_for, self.stats)
+        self.published: list[EncodedBatch] = []
+
+    def send_due(self, now: float) -> None:
+        """Encode and "publish" every batch due at ``now``."""
+        while (batch := self.acc.take(now)) is not None:
+            encoded = self.encoder.encode(
+                batch,
+                sequence=len(self.published) + 1,
+                dropped=self.stats.take_unreported(),
+                now="2025-10-13T08:00:00.000Z",
+            )
+            self.published.append(encoded)
+            self.acc.release(batch)
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(messages(), min_size=1, max_size=60),
@@ -70,11 +93,9 @@ def test_every_message_is_batched_or_rejected_and_limits_hold(
     msgs: list[tuple[dict[str, str] | None, bytes]], max_entries: int, max_bytes: int, policy: OverflowPolicy
 ) -> None:
     limits = BatchLimits(max_entries=max_entries, max_bytes=max_bytes)
-    stats = Stats()
-    encoder = BatchEncoder(gateway_id="gw-prop", ce_source="//prop", max_entries=max_entries)
-    acc = Accumulator(limits, BufferLimits(max_entries=25, overflow=policy), encoder.overhead_for, stats)
+    run = Pipeline(limits, BufferLimits(max_entries=25, overflow=policy))
     decoder = EntryDecoder(max_batch_bytes=max_bytes)
-    accepted, rejected, blocked, sequence, published = 0, 0, 0, 0, []
+    accepted, rejected, blocked = 0, 0, 0
     reasons: list[RejectReason] = []
     for now, (headers, body) in enumerate(msgs):
         try:
@@ -83,34 +104,15 @@ def test_every_message_is_batched_or_rejected_and_limits_hold(
             reasons.append(exc.reason)
             rejected += 1
             continue
-        admission = acc.offer(entry)
-        if admission is Admission.OVERSIZE:
-            rejected += 1
-        elif admission is Admission.BLOCKED:
-            blocked += 1
-        elif admission is Admission.ACCEPTED:
-            accepted += 1
+        admission = run.acc.offer(entry)
+        rejected += admission is Admission.OVERSIZE
+        blocked += admission is Admission.BLOCKED
+        accepted += admission is Admission.ACCEPTED
         if now % 7 == 6:  # the sender takes what is due now and then
-            while (batch := acc.take(float(now))) is not None:
-                sequence += 1
-                published.append(
-                    encoder.encode(
-                        batch,
-                        sequence=sequence,
-                        dropped=stats.take_unreported(),
-                        now="2025-10-13T08:00:00.000Z",
-                    )
-                )
-                acc.release(batch)
-    acc.seal_all()
-    while (batch := acc.take(1e9)) is not None:
-        sequence += 1
-        published.append(
-            encoder.encode(
-                batch, sequence=sequence, dropped=stats.take_unreported(), now="2025-10-13T08:00:00.000Z"
-            )
-        )
-        acc.release(batch)
+            run.send_due(float(now))
+    run.acc.seal_all()
+    run.send_due(1e9)
+    stats, acc, published = run.stats, run.acc, run.published
     entries_out = 0
     for out in published:
         assert header_size(out.headers) + len(out.body) <= max_bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import contracts
@@ -53,3 +54,17 @@ def test_packages_state_their_public_names() -> None:
     for package in (contracts, gateway, gateway.core, publishers):
         assert package.__all__, package.__name__
         assert all(getattr(package, name) is not None for name in package.__all__)
+
+
+def test_functions_stay_within_40_lines() -> None:
+    """The platform's convention, for the code and its tests alike."""
+    root = Path(__file__).parent.parent
+    long = []
+    for folder in ("contracts", "gateway", "publishers", "tests"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if lines > 40:
+                        long.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
