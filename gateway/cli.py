@@ -59,10 +59,26 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if values["workers"] > 1:
             return _supervise(args, values, connection.servers)
+        _die_with_supervisor()
         return asyncio.run(_serve(config, connection, values))
     finally:
         if server is not None:
             server.stop()
+
+
+_SUPERVISOR = "LOG_GATEWAY_SUPERVISOR_PID"  # set for workers, not a setting
+
+
+def _die_with_supervisor() -> None:
+    """In a worker: take SIGTERM when the supervisor dies (Linux), so no worker outlives it."""
+    parent = os.environ.get(_SUPERVISOR)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _supervise(args: argparse.Namespace, values: dict[str, Any], servers: tuple[str, ...]) -> int:
@@ -70,7 +86,7 @@ def _supervise(args: argparse.Namespace, values: dict[str, Any], servers: tuple[
     import subprocess
 
     # The URL may hold credentials: hand it over in the environment, not on a command line.
-    env = os.environ | {"LOG_GATEWAY_NATS_URL": ",".join(servers)}
+    env = os.environ | {"LOG_GATEWAY_NATS_URL": ",".join(servers), _SUPERVISOR: str(os.getpid())}
     children = []
     for index in range(values["workers"]):
         argv = [*args.argv, "--workers", "1"]

@@ -261,3 +261,22 @@ async def test_workers_share_the_load_with_a_spool_each_and_no_password_on_a_com
     assert all(secret.encode() not in line for line in workers.values())
     assert all(b"gateway.cli" in line for line in workers.values())
     assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == ["w0", "w1"]
+
+
+async def test_workers_do_not_outlive_a_killed_supervisor(nats_server: NatsServer) -> None:
+    args = ["--nats-url", nats_server.url, "--workers", "2", "--stream-name", "ORPHANS"]
+    async with gateway_process(*args, ready_lines=2) as (proc, _):
+        workers = children_of(proc.pid)
+        proc.kill()
+        await proc.wait()
+        async with asyncio.timeout(20):
+            while any(map(_alive, workers)):  # noqa: ASYNC110 - another process: nothing to await
+                await asyncio.sleep(0.02)
+    assert len(workers) == 2
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting to be reaped)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
