@@ -37,6 +37,7 @@ __all__ = [
     "DecodedEvent",
     "decode",
     "decode_contract",
+    "decode_event",
     "encode_binary",
     "encode_structured",
     "from_sdk_event",
@@ -164,18 +165,31 @@ def decode(
     body: bytes,
     *,
     max_depth: int = jsonsafe.DEFAULT_MAX_DEPTH,
+    lowered: bool = False,
 ) -> DecodedEvent:
     """Decode a NATS message: structured mode, binary mode, or a bare JSON data body.
+
+    ``lowered`` says the header names are lowercase already (saves a copy on the hot path).
 
     Raises:
         DecodeError: anything that is not one of those, with the reason.
     """
-    content_type = ""
     if headers:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        content_type = lowered.get(CONTENT_TYPE_HEADER, "").strip().lower()
-        if "ce-specversion" in lowered or any(k.startswith("ce-") for k in lowered):
-            return _decode_binary(lowered, body, max_depth)
+        return _decode_with_headers(
+            headers if lowered else {k.lower(): v for k, v in headers.items()}, body, max_depth
+        )
+    return _decode_body("", body, max_depth)
+
+
+def _decode_with_headers(lowered: Mapping[str, str], body: bytes, max_depth: int) -> DecodedEvent:
+    content_type = lowered.get(CONTENT_TYPE_HEADER, "").strip().lower()
+    if "ce-specversion" in lowered or any(k.startswith("ce-") for k in lowered):
+        return _decode_binary(lowered, body, max_depth)
+    return _decode_body(content_type, body, max_depth)
+
+
+def _decode_body(content_type: str, body: bytes, max_depth: int) -> DecodedEvent:
+    """Structured mode by content type, or the body alone: structured if it looks so, else bare."""
     if content_type.startswith(STRUCTURED_CONTENT_TYPE):
         return _decode_structured(jsonsafe.loads(body, max_depth=max_depth), max_depth)
     if content_type.startswith(_BATCH_CONTENT_TYPE) or (content_type and not _is_json_type(content_type)):
@@ -225,7 +239,7 @@ def _parse_data(raw: bytes, content_type: str, max_depth: int) -> Any:
     return jsonsafe.loads(raw, max_depth=max_depth)
 
 
-def _decode_binary(lowered: dict[str, str], body: bytes, max_depth: int) -> DecodedEvent:
+def _decode_binary(lowered: Mapping[str, str], body: bytes, max_depth: int) -> DecodedEvent:
     attrs: dict[str, Any] = {}
     for name, value in lowered.items():
         if name.startswith("ce-"):
@@ -301,7 +315,30 @@ def decode_contract(
             another event type (``unexpected_type``) or invalid data
             (``invalid_entry``, with the contract's field errors in ``detail``).
     """
-    event = decode(headers, body, max_depth=max_depth)
+    event = decode_event(headers, body, contract, max_depth=max_depth)
+    try:
+        return event, contract.parse(event.data)
+    except ContractError as exc:
+        raise DecodeError(RejectReason.INVALID_ENTRY, str(exc)) from None
+
+
+def decode_event(
+    headers: Mapping[str, str] | None,
+    body: bytes,
+    contract: type[ContractModel],
+    *,
+    max_depth: int = jsonsafe.DEFAULT_MAX_DEPTH,
+    lowered: bool = False,
+) -> DecodedEvent:
+    """Decode a message that must carry a ``contract`` event, leaving its data unvalidated.
+
+    For callers that validate the data their own way (see :mod:`contracts.entrycheck`).
+
+    Raises:
+        DecodeError: the message is malformed (its reason says how), carries
+            another event type (``unexpected_type``) or data that is not JSON.
+    """
+    event = decode(headers, body, max_depth=max_depth, lowered=lowered)
     if isinstance(event.data, bytes):
         raise DecodeError(
             RejectReason.UNSUPPORTED_CONTENT_TYPE,
@@ -312,10 +349,7 @@ def decode_contract(
             RejectReason.UNEXPECTED_TYPE,
             f"expected type {contract.EVENT_TYPE!r}, got {str(event.type)[:80]!r}",
         )
-    try:
-        return event, contract.parse(event.data)
-    except ContractError as exc:
-        raise DecodeError(RejectReason.INVALID_ENTRY, str(exc)) from None
+    return event
 
 
 def to_sdk_event(event: DecodedEvent) -> CloudEvent:

@@ -3,12 +3,20 @@
 orjson does the parsing (it rejects invalid UTF-8, lone surrogates, NaN and
 Infinity, and nesting beyond 1024). What it cannot see, duplicate keys and
 integers too large for 64 bits (which it silently turns into floats), is
-checked here. The check is exact but cheap: a document has a duplicate key iff
-it holds more key tokens than the parsed objects hold keys, and the key tokens
-are counted from the colons outside strings. When the cheap count cannot be
-trusted (escaped colons, numbers near or beyond the 64-bit range) the stdlib
-parser with strict hooks decides instead, so the slow path is only paid by odd
-inputs.
+checked here, exactly but cheaply, mostly by counting bytes in C:
+
+- duplicate keys: each member of an object puts one colon outside strings, and
+  orjson writes colons inside strings as they are, so a document has a
+  duplicate key iff it holds more colons than orjson's re-encoding of what it
+  parsed (an escaped colon, ``\\u003a``, defeats the count: such documents take
+  the slow path);
+- depth: a document with at most ``max_depth`` brackets cannot nest deeper;
+- range: an integer literal beyond 64 bits has at least 20 digits (19 with a
+  minus sign), so a document without such a run of digits has none.
+
+When a count cannot decide (many brackets, long digit runs, escaped colons) a
+walk of the parsed value and, if need be, the stdlib parser with strict hooks
+decide instead, so the slow path is only paid by odd inputs.
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
 _HUGE = 9.2e18  # floats at least this large may be integer literals orjson could not hold
 _ESCAPED_COLON = b"\\u003"
+# Every digit as "0", so runs of digits are found by a substring search.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_POSITIVE = b"0" * 20  # 2**64 has 20 digits
+_LONG_NEGATIVE = b"-" + b"0" * 19  # -(2**63) - 1 has 19
 
 
 def loads(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
@@ -40,11 +52,28 @@ def loads(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         _fail_json(exc)
+    if _plainly_safe(data, value, max_depth):
+        return value
+    return _walked(data, value, max_depth)
+
+
+def _walked(data: bytes, value: Any, max_depth: int) -> Any:
+    """The check for documents the byte counts cannot clear: walk ``value``, then maybe reparse."""
     # Wrapped in a list so a top-level scalar is checked too; the wrapper is one level.
     keys, string_colons, huge = _walk([value], max_depth, 0)
     if huge or _ESCAPED_COLON in data or data.count(b":") - string_colons != keys:
         return _strict_loads(data)
     return value
+
+
+def _plainly_safe(data: bytes, value: Any, max_depth: int) -> bool:
+    """True when counting bytes proves ``data`` has no duplicate key, deep nesting or huge integer."""
+    if data.count(b"{") + data.count(b"[") > max_depth or (b"\\" in data and _ESCAPED_COLON in data):
+        return False
+    digits = data.translate(_DIGITS_AS_ZERO)
+    if _LONG_POSITIVE in digits or _LONG_NEGATIVE in digits:
+        return False
+    return data.count(b":") == orjson.dumps(value).count(b":")
 
 
 def _fail_json(exc: orjson.JSONDecodeError) -> NoReturn:

@@ -1,0 +1,265 @@
+"""Ingest subscriptions served without nats-py's per-message work.
+
+For every message nats-py parses the header block into a dict, builds a
+``Msg``, puts it on the subscription's ``asyncio.Queue`` and (with a callback)
+wakes a task: measured on this project's machine, that is most of what a raw
+nats-py subscriber costs per message, and the gateway pays it before doing any
+work of its own. For the ingest subscriptions only, this module takes each
+message as nats-py's protocol parser hands it over, ``(sid, subject, reply,
+payload, raw header block)``, appends it to a list, and wakes one reader per
+burst; the reader passes the raw header block on, to be read strictly once
+(:mod:`gateway.headerblock`). Every other subscription (JetStream acks,
+inboxes, ...) goes through nats-py untouched.
+
+What nats-py would have done is kept: its ``in_msgs``/``in_bytes`` stats and
+the subscription's delivered count; the pending limits (a message beyond
+``pending_msgs_limit`` or ``pending_bytes_limit`` is dropped and reported to
+the connection's error callback as a ``SlowConsumerError`` for that
+subscription, exactly as nats-py reports it); and ``Subscription.drain()``,
+which waits until every message received before the unsubscribe has been
+handled (the sink stands in as the subscription's pending queue).
+
+This reads nats-py's private API (``Client._process_msg``, ``_subs``,
+``_error_cb``; ``Subscription._pending_*``, nats-py 2.16, pinned below 3 in
+pyproject). :func:`fast_path_supported` checks its shape; where it differs the
+gateway falls back to reading the subscription's queue in bursts
+(:mod:`gateway.intake`), and ``tests/test_fastpath.py`` fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import SlowConsumerError
+
+from gateway.intake import subscribe_in_bursts
+
+__all__ = ["Headers", "RawHandler", "fast_path_supported", "subscribe_fast"]
+
+log = logging.getLogger("log_gateway")
+
+# A message's headers: the raw NATS header block on the fast path, a mapping on the fallback path.
+Headers = bytes | Mapping[str, str] | None
+# handler(subject, headers, body) returns None when done with the message, or an
+# awaitable when it must wait (the block policy, forwarding a reject).
+RawHandler = Callable[[bytes, Headers, bytes], Awaitable[None] | None]
+_Item = tuple[bytes, Headers, bytes]
+_PROCESS_MSG_PARAMS = ["self", "sid", "subject", "reply", "data", "headers"]
+_SUBSCRIPTION_FIELDS = (
+    "_id",
+    "_pending_queue",
+    "_pending_size",
+    "_pending_msgs_limit",
+    "_pending_bytes_limit",
+    "_received",
+)
+# After a burst this long the reader lets other tasks (the sender) run before the next.
+_LONG_BURST = 1024
+
+
+def fast_path_supported(nc: Client) -> bool:
+    """Does this nats-py client have the private shape the fast path relies on?"""
+    process = getattr(type(nc), "_process_msg", None)
+    stats = getattr(nc, "stats", None)
+    return (
+        inspect.iscoroutinefunction(process)
+        and list(inspect.signature(process).parameters) == _PROCESS_MSG_PARAMS
+        and isinstance(getattr(nc, "_subs", None), dict)
+        and isinstance(stats, dict)
+        and "in_msgs" in stats
+        and "in_bytes" in stats
+        and callable(getattr(nc, "_error_cb", None))
+    )
+
+
+async def subscribe_fast(
+    nc: Client,
+    subject: str,
+    *,
+    queue: str,
+    handler: RawHandler,
+    pending_msgs_limit: int,
+    pending_bytes_limit: int,
+) -> tuple[Subscription, asyncio.Task[None] | None]:
+    """Subscribe on the fast path (or, where unsupported, in bursts); returns the subscription and reader."""
+    sub = None
+    if fast_path_supported(nc):
+        sub = await nc.subscribe(
+            subject,
+            queue=queue,
+            pending_msgs_limit=pending_msgs_limit,
+            pending_bytes_limit=pending_bytes_limit,
+        )
+        if all(hasattr(sub, name) for name in _SUBSCRIPTION_FIELDS):
+            sink = _Sink(nc, sub)
+            return sub, asyncio.create_task(sink.run(handler), name=f"intake:{subject}")
+        await sub.unsubscribe()  # pragma: no cover - a nats-py whose subscriptions changed shape
+    log.warning("nats-py is not the version the ingest fast path knows; using the slower path")
+
+    def from_msg(msg: Msg) -> Awaitable[None] | None:
+        return handler(msg.subject.encode(), msg.headers, msg.data)
+
+    return await subscribe_in_bursts(
+        nc,
+        subject,
+        queue=queue,
+        handler=from_msg,
+        pending_msgs_limit=pending_msgs_limit,
+        pending_bytes_limit=pending_bytes_limit,
+    )
+
+
+class _Router:
+    """Stands in for ``Client._process_msg``: fast-path subscriptions to their sinks, the rest to nats-py."""
+
+    def __init__(self, nc: Client) -> None:
+        self.sinks: dict[int, _Sink] = {}
+        self._nc = nc
+        self._original = nc._process_msg
+        self._stats: dict[str, int] = nc.stats
+
+    @staticmethod
+    def of(nc: Client) -> _Router:
+        """The client's router, installed on first use."""
+        current = getattr(nc._process_msg, "__self__", None)
+        if isinstance(current, _Router):
+            return current
+        router = _Router(nc)
+        # The protocol parser calls self.nc._process_msg(...): an instance attribute wins.
+        setattr(nc, "_process_msg", router.process_msg)  # noqa: B010 - assigning over a method
+        return router
+
+    async def process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: Any) -> None:
+        sink = self.sinks.get(sid)
+        if sink is None:
+            await self._original(sid, subject, reply, data, headers)
+            return
+        stats = self._stats
+        stats["in_msgs"] += 1
+        stats["in_bytes"] += len(data)
+        if not sink.push(subject, headers, data):
+            sub = sink.sub
+            await self._nc._error_cb(
+                SlowConsumerError(subject=subject.decode(), reply=reply.decode(), sid=sid, sub=sub)
+            )
+
+
+class _Sink:
+    """One fast-path subscription's messages between the parser and its reader.
+
+    It also stands in as the subscription's pending queue, so nats-py's
+    ``pending_msgs`` counts it and ``Subscription.drain()`` waits on its ``join``.
+    """
+
+    def __init__(self, nc: Client, sub: Subscription) -> None:
+        self.sub = sub
+        self._items: list[_Item] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._queued = 0  # received, not yet taken by the reader (nats-py's pending_msgs)
+        self._unfinished = 0  # received, not yet handled (what drain waits for)
+        self._finished = asyncio.Event()
+        self._finished.set()
+        self._closed = False
+        self._msgs_limit: int = sub._pending_msgs_limit
+        self._bytes_limit: int = sub._pending_bytes_limit
+        self._adopt(sub._pending_queue)
+        sub._pending_queue = self  # type: ignore[assignment]  # see the class docstring
+        # From here on the parser's messages for this subscription come to push().
+        _Router.of(nc).sinks[sub._id] = self
+
+    def _adopt(self, queue: asyncio.Queue[Msg]) -> None:
+        """Take over what nats-py queued before the route existed (its bytes are already counted)."""
+        while not queue.empty():
+            msg = queue.get_nowait()
+            queue.task_done()
+            self._items.append((msg.subject.encode(), msg.headers, msg.data))
+        self._queued = self._unfinished = len(self._items)
+        if self._items:
+            self._finished.clear()
+
+    def push(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
+        """Queue a message for the reader; False when the pending limits say drop it."""
+        if self._closed:
+            return True  # intake has stopped: nothing takes messages any more
+        sub = self.sub
+        sub._received += 1
+        size = len(data)
+        if (self._msgs_limit > 0 and self._queued >= self._msgs_limit) or (
+            self._bytes_limit > 0 and sub._pending_size + size >= self._bytes_limit
+        ):
+            return False
+        sub._pending_size += size
+        self._queued += 1
+        if not self._unfinished:
+            self._finished.clear()
+        self._unfinished += 1
+        self._items.append((subject, headers, data))
+        if self._waiter is not None:
+            self._waiter.set_result(None)
+            self._waiter = None
+        return True
+
+    # -- the pending-queue face nats-py sees ----------------------------------
+
+    def qsize(self) -> int:
+        """Messages received and not yet taken (``Subscription.pending_msgs``)."""
+        return self._queued
+
+    def empty(self) -> bool:
+        """Nothing is waiting to be taken."""
+        return not self._queued
+
+    async def join(self) -> None:
+        """Wait until every message received so far has been handled (``Subscription.drain``)."""
+        await self._finished.wait()
+
+    # -- the reader -----------------------------------------------------------
+
+    async def run(self, handler: RawHandler) -> None:
+        """Hand each message to ``handler``, a burst per wake-up, until cancelled."""
+        try:
+            while True:
+                if not self._items:
+                    self._waiter = asyncio.get_running_loop().create_future()
+                    await self._waiter
+                items, self._items = self._items, []
+                try:
+                    await self._handle(items, handler)
+                finally:
+                    self._unfinished -= len(items)
+                    if not self._unfinished:
+                        self._finished.set()
+                if len(items) > _LONG_BURST:
+                    await asyncio.sleep(0)
+        finally:
+            self._closed = True
+            self._items.clear()
+
+    async def _handle(self, items: list[_Item], handler: RawHandler) -> None:
+        # The whole burst is taken at once; while a handler waits, what is left of
+        # it counts as pending again, as it would in nats-py's queue.
+        sub = self.sub
+        left, left_bytes = len(items), sub._pending_size
+        self._queued, sub._pending_size = 0, 0
+        for subject, headers, data in items:
+            left -= 1
+            left_bytes -= len(data)
+            try:
+                pending = handler(subject, headers, data)
+                if pending is not None:
+                    self._queued += left
+                    sub._pending_size += left_bytes
+                    try:
+                        await pending
+                    finally:
+                        self._queued -= left
+                        sub._pending_size -= left_bytes
+            except Exception:  # a bug in the handler must not stop intake
+                log.exception("ingest handler failed on a message on %s", subject.decode(errors="replace"))
