@@ -11,8 +11,10 @@ checked here, exactly but cheaply, mostly by counting bytes in C:
   parsed (an escaped colon, ``\\u003a``, defeats the count: such documents take
   the slow path);
 - depth: a document with at most ``max_depth`` brackets cannot nest deeper;
-- range: an integer literal beyond 64 bits has at least 20 digits (19 with a
-  minus sign), so a document without such a run of digits has none.
+- range: orjson reads an integer literal beyond 64 bits as a float of at least
+  9.2e18, and writes every float from 1e16 up with an exponent
+  (``1.8446744073709552e+19``), so a re-encoding without ``e+`` proves every
+  integer fit (``tests/test_jsonsafe.py`` holds orjson to both).
 
 When a count cannot decide (many brackets, long digit runs, escaped colons) a
 walk of the parsed value and, if need be, the stdlib parser with strict hooks
@@ -28,17 +30,14 @@ import orjson
 
 from contracts.errors import DecodeError, RejectReason
 
-__all__ = ["DEFAULT_MAX_DEPTH", "INT_MAX", "INT_MIN", "loads"]
+__all__ = ["DEFAULT_MAX_DEPTH", "INT_MAX", "INT_MIN", "loads", "loads_encoded"]
 
 DEFAULT_MAX_DEPTH = 32
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
 _HUGE = 9.2e18  # floats at least this large may be integer literals orjson could not hold
 _ESCAPED_COLON = b"\\u003"
-# Every digit as "0", so runs of digits are found by a substring search.
-_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
-_LONG_POSITIVE = b"0" * 20  # 2**64 has 20 digits
-_LONG_NEGATIVE = b"-" + b"0" * 19  # -(2**63) - 1 has 19
+_EXPONENT = b"e+"  # in orjson's output: a float of 1e16 or more (or text that holds "e+")
 
 
 def loads(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
@@ -48,13 +47,26 @@ def loads(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
         DecodeError: invalid JSON or UTF-8, NaN/Infinity, a duplicate key,
             nesting deeper than ``max_depth``, or an integer outside 64 bits.
     """
+    return loads_encoded(data, max_depth=max_depth)[0]
+
+
+def loads_encoded(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[Any, bytes | None]:
+    """Like :func:`loads`, and orjson's encoding of the value when the check made one (else None).
+
+    For a caller that would encode the value as it is anyway.
+
+    Raises:
+        DecodeError: as :func:`loads` does.
+    """
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         _fail_json(exc)
-    if _plainly_safe(data, value, max_depth):
-        return value
-    return _walked(data, value, max_depth)
+    if data.count(b"{") + data.count(b"[") <= max_depth and (b"\\" not in data or _ESCAPED_COLON not in data):
+        encoded = orjson.dumps(value)
+        if (b"+" not in encoded or _EXPONENT not in encoded) and data.count(b":") == encoded.count(b":"):
+            return value, encoded
+    return _walked(data, value, max_depth), None
 
 
 def _walked(data: bytes, value: Any, max_depth: int) -> Any:
@@ -64,16 +76,6 @@ def _walked(data: bytes, value: Any, max_depth: int) -> Any:
     if huge or _ESCAPED_COLON in data or data.count(b":") - string_colons != keys:
         return _strict_loads(data)
     return value
-
-
-def _plainly_safe(data: bytes, value: Any, max_depth: int) -> bool:
-    """True when counting bytes proves ``data`` has no duplicate key, deep nesting or huge integer."""
-    if data.count(b"{") + data.count(b"[") > max_depth or (b"\\" in data and _ESCAPED_COLON in data):
-        return False
-    digits = data.translate(_DIGITS_AS_ZERO)
-    if _LONG_POSITIVE in digits or _LONG_NEGATIVE in digits:
-        return False
-    return data.count(b":") == orjson.dumps(value).count(b":")
 
 
 def _fail_json(exc: orjson.JSONDecodeError) -> NoReturn:

@@ -12,6 +12,7 @@ reason, never a crash and never silently half-read.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Final, NoReturn
 
 from contracts.errors import DecodeError, RejectReason
@@ -26,14 +27,31 @@ _WHITESPACE: Final = " \t"
 # Raw header name -> its lowercase form, for names already known to be tokens (a bounded few).
 _NAMES: dict[str, str] = {}
 _MAX_NAMES: Final = 256
+# Short blocks read before: a publisher sends the same structured-mode block every time.
+_BLOCKS: dict[bytes, Mapping[str, str]] = {}
+_MAX_BLOCKS: Final = 64
+_MAX_CACHED_BLOCK: Final = 128
 
 
-def parse_header_block(raw: bytes) -> dict[str, str]:
+def parse_header_block(raw: bytes) -> Mapping[str, str]:
     """The headers in ``raw``, names lowercased, values stripped of surrounding blanks.
+
+    The mapping may be shared with other callers: do not change it.
 
     Raises:
         DecodeError: ``invalid_envelope``, saying what is wrong with the block.
     """
+    headers = _BLOCKS.get(raw)
+    if headers is None:
+        headers = _parse(raw)
+        if len(raw) <= _MAX_CACHED_BLOCK:
+            if len(_BLOCKS) >= _MAX_BLOCKS:
+                _BLOCKS.clear()
+            _BLOCKS[raw] = headers
+    return headers
+
+
+def _parse(raw: bytes) -> dict[str, str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from contracts import jsonsafe
 from contracts.cloudevents import (
     PLATFORM_EXTENSIONS,
     ContentMode,
@@ -88,19 +89,15 @@ class EntryDecoder:
             raise DecodeError(
                 RejectReason.OVERSIZE, f"message body of {len(body)} bytes exceeds {self._max_body}"
             )
-        if type(headers) is bytes:
-            event = decode_event(parse_header_block(headers), body, LogEntryCreated, lowered=True)
-        else:
-            event = decode_event(headers, body, LogEntryCreated)  # type: ignore[arg-type]
-        data: dict[str, Any] = event.data
+        data, attributes, encoded = _event(headers, body)
         created_at = plainly_valid_entry(data)
         if created_at is None:
             created_at = _validated_created_at(data)
         level: str = data["level"]
-        if event.mode is not ContentMode.BARE:
+        if attributes:
             for name in PLATFORM_EXTENSIONS:
-                if name in event.attributes and name not in data:
-                    data[name] = event.attributes[name]
+                if name in attributes and name not in data:
+                    data[name] = attributes[name]
         if self._on_error_entry is not None and level in _ALERT_LEVELS:
             self._on_error_entry(
                 source=data["source"],
@@ -109,13 +106,36 @@ class EntryDecoder:
                 created=data["createdAt"],
                 created_at=created_at,
             )
-        if self.redactor is not None:
-            self.redactor.entry(data)
+        if self.redactor is not None and self.redactor.entry(data):
+            encoded = None
         # orjson hands back its whole 4 KiB output buffer; held by the thousand
         # until published, those cost ten times the entries' size in memory (and
         # page faults): keep a copy of just the bytes.
-        encoded = bytes(memoryview(orjson.dumps(data)))
-        return PendingEntry(encoded, level, data["source"], created_at, data["createdAt"], self._clock())
+        compact = bytes(memoryview(orjson.dumps(data) if encoded is None else encoded))
+        return PendingEntry(compact, level, data["source"], created_at, data["createdAt"], self._clock())
+
+
+def _event(
+    headers: Mapping[str, str] | bytes | None, body: bytes
+) -> tuple[Any, Mapping[str, Any] | None, bytes | None]:
+    """A message's data, its CloudEvents attributes (None for bare data), and
+    the data's JSON encoding if one was made on the way (else None).
+
+    Bare data that is a JSON object without ``specversion`` (an entry, or no
+    event at all) is taken at once; everything else goes the general way.
+
+    Raises:
+        DecodeError: as :func:`contracts.cloudevents.decode_event` does.
+    """
+    if not headers:
+        value, encoded = jsonsafe.loads_encoded(body)
+        if type(value) is dict and "specversion" not in value:
+            return value, None, encoded
+    if type(headers) is bytes:
+        event = decode_event(parse_header_block(headers), body, LogEntryCreated, lowered=True)
+    else:
+        event = decode_event(headers, body, LogEntryCreated)  # type: ignore[arg-type]
+    return event.data, (None if event.mode is ContentMode.BARE else event.attributes), None
 
 
 def _validated_created_at(data: Any) -> float:
