@@ -41,7 +41,7 @@ from nats.errors import SlowConsumerError
 
 from gateway.intake import subscribe_in_bursts
 
-__all__ = ["Headers", "RawHandler", "fast_path_supported", "subscribe_fast"]
+__all__ = ["Headers", "RawHandler", "fast_path_supported", "subscribe_fast", "take_over"]
 
 log = logging.getLogger("log_gateway")
 
@@ -49,7 +49,7 @@ log = logging.getLogger("log_gateway")
 Headers = bytes | Mapping[str, str] | None
 # handler(subject, headers, body) returns None when done with the message, or an
 # awaitable when it must wait (the block policy, forwarding a reject).
-RawHandler = Callable[[bytes, Headers, bytes], Awaitable[None] | None]
+RawHandler = Callable[[bytes, Headers, bytes], Awaitable[object] | None]
 _Item = tuple[bytes, Headers, bytes]
 _PROCESS_MSG_PARAMS = ["self", "sid", "subject", "reply", "data", "headers"]
 _SUBSCRIPTION_FIELDS = (
@@ -98,12 +98,11 @@ async def subscribe_fast(
             pending_bytes_limit=pending_bytes_limit,
         )
         if all(hasattr(sub, name) for name in _SUBSCRIPTION_FIELDS):
-            sink = _Sink(nc, sub)
-            return sub, asyncio.create_task(sink.run(handler), name=f"intake:{subject}")
+            return sub, take_over(nc, sub, handler)
         await sub.unsubscribe()  # pragma: no cover - a nats-py whose subscriptions changed shape
     log.warning("nats-py is not the version the ingest fast path knows; using the slower path")
 
-    def from_msg(msg: Msg) -> Awaitable[None] | None:
+    def from_msg(msg: Msg) -> Awaitable[object] | None:
         return handler(msg.subject.encode(), msg.headers, msg.data)
 
     return await subscribe_in_bursts(
@@ -114,6 +113,16 @@ async def subscribe_fast(
         pending_msgs_limit=pending_msgs_limit,
         pending_bytes_limit=pending_bytes_limit,
     )
+
+
+def take_over(nc: Client, sub: Subscription, handler: RawHandler) -> asyncio.Task[None]:
+    """Serve ``sub`` (subscribed without a callback) on the fast path from now on; returns its reader.
+
+    Messages nats-py already queued for it are handled first. The caller has
+    checked :func:`fast_path_supported`.
+    """
+    sink = _Sink(nc, sub)
+    return asyncio.create_task(sink.run(handler), name=f"intake:{sub.subject}")
 
 
 class _Router:

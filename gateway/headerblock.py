@@ -23,7 +23,7 @@ _HEAD: Final = "NATS/1.0\r\n"
 _EMPTY: Final = "NATS/1.0\r\n\r\n"
 _END: Final = "\r\n\r\n"
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_WHITESPACE: Final = " \t"
+_WHITESPACE: Final = " \t\n\r\x0b\x0c"  # what nats-py strips around a value
 # Raw header name -> its lowercase form, for names already known to be tokens (a bounded few).
 _NAMES: dict[str, str] = {}
 _MAX_NAMES: Final = 256
