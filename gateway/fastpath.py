@@ -38,6 +38,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
+from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
 from gateway.intake import subscribe_in_bursts
 
@@ -62,15 +63,23 @@ _SUBSCRIPTION_FIELDS = (
 )
 # After a burst this long the reader lets other tasks (the sender) run before the next.
 _LONG_BURST = 1024
+# The parser's fast loop copies the read buffer once per read; past this (a
+# large message arriving in pieces) nats-py's parser reads it instead.
+_MAX_FAST_BUFFER = 1 << 20
 
 
 def fast_path_supported(nc: Client) -> bool:
     """Does this nats-py client have the private shape the fast path relies on?"""
     process = getattr(type(nc), "_process_msg", None)
     stats = getattr(nc, "stats", None)
+    parser = getattr(nc, "_ps", None)
     return (
         inspect.iscoroutinefunction(process)
         and list(inspect.signature(process).parameters) == _PROCESS_MSG_PARAMS
+        and isinstance(parser, Parser)
+        and isinstance(getattr(parser, "buf", None), bytearray)
+        and hasattr(parser, "state")
+        and inspect.iscoroutinefunction(parser.parse)
         and isinstance(getattr(nc, "_subs", None), dict)
         and isinstance(stats, dict)
         and "in_msgs" in stats
@@ -126,13 +135,22 @@ def take_over(nc: Client, sub: Subscription, handler: RawHandler) -> asyncio.Tas
 
 
 class _Router:
-    """Stands in for ``Client._process_msg``: fast-path subscriptions to their sinks, the rest to nats-py."""
+    """Stands in for ``Client._process_msg`` and the protocol parser's ``parse``.
+
+    Messages for fast-path subscriptions go to their sinks, everything else to
+    nats-py as before. ``parse`` takes the complete ``MSG``/``HMSG`` frames at
+    the front of the read buffer in one loop, with no coroutine per message,
+    and leaves anything else (``PING``, ``INFO``, ``-ERR``, a frame it cannot
+    read, a large buffer) to nats-py's own parser, which takes it from there.
+    """
 
     def __init__(self, nc: Client) -> None:
         self.sinks: dict[int, _Sink] = {}
         self._nc = nc
-        self._original = nc._process_msg
+        self._original: Callable[..., Awaitable[None]] = nc._process_msg
         self._stats: dict[str, int] = nc.stats
+        self._parser = nc._ps
+        self._parse = nc._ps.parse
 
     @staticmethod
     def of(nc: Client) -> _Router:
@@ -141,8 +159,10 @@ class _Router:
         if isinstance(current, _Router):
             return current
         router = _Router(nc)
-        # The protocol parser calls self.nc._process_msg(...): an instance attribute wins.
+        # The read loop calls self._ps.parse(...) and the parser self.nc._process_msg(...):
+        # instance attributes win over the methods.
         setattr(nc, "_process_msg", router.process_msg)  # noqa: B010 - assigning over a method
+        setattr(nc._ps, "parse", router.parse)  # noqa: B010
         return router
 
     async def process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: Any) -> None:
@@ -154,10 +174,69 @@ class _Router:
         stats["in_msgs"] += 1
         stats["in_bytes"] += len(data)
         if not sink.push(subject, headers, data):
-            sub = sink.sub
-            await self._nc._error_cb(
-                SlowConsumerError(subject=subject.decode(), reply=reply.decode(), sid=sid, sub=sub)
-            )
+            await self._slow_consumer(sink, sid, subject, reply)
+
+    async def _slow_consumer(self, sink: _Sink, sid: int, subject: bytes, reply: bytes) -> None:
+        """Report a message dropped at the pending limits, as nats-py reports it."""
+        await self._nc._error_cb(
+            SlowConsumerError(subject=subject.decode(), reply=reply.decode(), sid=sid, sub=sink.sub)
+        )
+
+    async def parse(self, data: bytes = b"") -> None:
+        parser = self._parser
+        buf = parser.buf
+        if parser.state != AWAITING_CONTROL_LINE or len(buf) + len(data) > _MAX_FAST_BUFFER:
+            await self._parse(data)
+            return
+        buf.extend(data)
+        taken, other = await self._frames(bytes(buf))
+        del buf[:taken]
+        if other:
+            await self._parse()
+
+    async def _frames(self, snap: bytes) -> tuple[int, bool]:
+        """Deliver the complete message frames at the front of ``snap``.
+
+        Returns how many bytes they took, and whether something else follows.
+        """
+        pos, size, stats = 0, len(snap), self._stats
+        while (end := snap.find(b"\r\n", pos)) >= 0:
+            frame = _frame(snap, pos, end)
+            if frame is None:
+                return pos, True
+            sid, subject, reply, head, stop = frame
+            if stop + 2 > size:
+                break
+            headers = snap[end + 2 : end + 2 + head] if head else None
+            data = snap[end + 2 + head : stop]
+            pos = stop + 2
+            sink = self.sinks.get(sid)
+            if sink is None:
+                await self._original(sid, subject, reply, data, headers)
+                continue
+            stats["in_msgs"] += 1
+            stats["in_bytes"] += len(data)
+            if not sink.push(subject, headers, data):
+                await self._slow_consumer(sink, sid, subject, reply)
+        return pos, False
+
+
+def _frame(snap: bytes, pos: int, end: int) -> tuple[int, bytes, bytes, int, int] | None:
+    """``MSG subject sid [reply] size`` or ``HMSG subject sid [reply] hsize size`` at ``pos``:
+    (sid, subject, reply, header bytes, end of payload); None for anything else."""
+    if snap.startswith(b"MSG ", pos):
+        args = snap[pos + 4 : end].split()
+        counts = (3, 4)
+    elif snap.startswith(b"HMSG ", pos):
+        args = snap[pos + 5 : end].split()
+        counts = (4, 5)
+    else:
+        return None
+    if len(args) not in counts or not args[-1].isdigit() or not args[1].isdigit():
+        return None  # nats-py's parser will say what is wrong with it
+    head = int(args[-2]) if counts[0] == 4 else 0
+    reply = args[2] if len(args) == counts[1] else b""
+    return int(args[1]), args[0], reply, head, end + 2 + int(args[-1])
 
 
 class _Sink:

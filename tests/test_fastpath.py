@@ -10,12 +10,16 @@ import asyncio
 import inspect
 import json
 from collections.abc import Awaitable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import nats
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 from nats.protocol.parser import Parser
 
@@ -46,6 +50,7 @@ def recorder(got: Received) -> fastpath.RawHandler:
 
 async def test_nats_py_still_has_the_private_shape_the_fast_path_reads(nc: Client, subject: str) -> None:
     assert "await self.nc._process_msg(sid, subject, reply, payload, hdr)" in inspect.getsource(Parser.parse)
+    assert "await self._ps.parse(b)" in inspect.getsource(Client._read_loop)
     assert fast_path_supported(nc)
     sub = await nc.subscribe(subject)
     assert isinstance(sub._pending_queue, asyncio.Queue)
@@ -278,3 +283,69 @@ async def test_the_gateway_takes_the_fast_path(nats_server: NatsServer, nc: Clie
         assert set(router.sinks) == {sub._id for sub in gateway._subs}
         await publish_entries(nc, entries(30))
         await until(lambda: gateway.stats.published == 30)
+
+
+def wire_stream() -> tuple[bytes, Received]:
+    """Server frames for the fast-path sid 7, another sid, and other operations between them."""
+    frames: list[bytes] = []
+    expected: Received = []
+    for i in range(12):
+        body = b"body-%d" % i
+        if i % 3 == 0:
+            head = b"NATS/1.0\r\nce-id: %d\r\n\r\n" % i
+            frames.append(b"HMSG in 7 %d %d\r\n" % (len(head), len(head) + len(body)) + head + body + b"\r\n")
+            expected.append((b"in", head, body))
+        elif i % 3 == 1:
+            frames.append(b"MSG in  7 reply.%d\t%d\r\n" % (i, len(body)) + body + b"\r\n")
+            expected.append((b"in", None, body))
+        else:
+            frames.append(b"MSG other 9 %d\r\n" % len(body) + body + b"\r\n")
+        if i % 4 == 3:
+            frames.append(b"PONG\r\n" if i % 8 == 3 else b"+OK\r\n")
+    return b"".join(frames), expected
+
+
+async def _feed(cuts: list[int]) -> tuple[Received, Received, Client]:
+    nc = Client()
+    sub = Subscription(nc, id=7, subject="in")
+    got: Received = []
+    reader = take_over(nc, sub, recorder(got))
+    stream, expected = wire_stream()
+    pos, turn = 0, 0
+    while pos < len(stream):
+        size = cuts[turn % len(cuts)]
+        await nc._ps.parse(stream[pos : pos + size])
+        pos, turn = pos + size, turn + 1
+    await until(lambda: len(got) >= len(expected), timeout_s=10)
+    reader.cancel()
+    return got, expected, nc
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 90), min_size=1, max_size=30))
+def test_frames_split_anywhere_arrive_whole_and_in_order(cuts: list[int]) -> None:
+    # The real parser of an unconnected client, fed protocol bytes in pieces:
+    # the fast loop and nats-py's parser take turns wherever the cuts fall.
+    got, expected, nc = asyncio.run(_feed(cuts))
+    assert got == expected
+    assert nc.stats["in_msgs"] == 12  # the other sid's messages are counted by nats-py itself
+    assert nc._ps.buf == bytearray()
+
+
+async def test_a_message_larger_than_the_fast_buffer_arrives_whole(tmp_path: Path) -> None:
+    with NatsServer(store_dir=tmp_path, config="max_payload: 4194304") as server:
+        nc = await nats.connect(server.url)
+        got: Received = []
+        sub, reader = await subscribe_fast(
+            nc, "big", queue="", handler=recorder(got), pending_msgs_limit=0, pending_bytes_limit=0
+        )
+        big = bytes(range(256)) * (3 * 4096)  # 3 MiB
+        for body in (b"before", big, b"after"):
+            await nc.publish("big", body, headers={"ce-id": str(len(body))})
+        await nc.flush()
+        await until(lambda: len(got) == 3)
+        await nc.close()
+    assert [body for _, _, body in got] == [b"before", big, b"after"]
+    assert got[1][1] == b"NATS/1.0\r\nce-id: %d\r\n\r\n" % len(big)
+    assert sub.delivered == 3
+    assert reader is not None
