@@ -51,6 +51,8 @@ _NEEDS = frozenset().union(*(needs for _, _, needs in _MASKS)) - {_DIGIT}
 _FIRST_DIGIT_MASK = next(i for i, (_, _, needs) in enumerate(_MASKS) if _DIGIT in needs)
 assert all(_DIGIT in needs for _, _, needs in _MASKS[_FIRST_DIGIT_MASK:])  # noqa: S101
 _ANY_DIGIT = re.compile(r"\d")
+# A need's first character is in any message that holds it: one scan for all of them.
+_ANY_NEED = re.compile("[" + re.escape("".join(sorted({need[0] for need in _NEEDS}))) + "]")
 
 
 def signature(message: str, max_length: int = 200) -> str:
@@ -61,10 +63,11 @@ def signature(message: str, max_length: int = 200) -> str:
     space (``str.split`` and ``\\s`` agree on what whitespace is).
     """
     text = message[: max_length * 4]
-    present = {need for need in _NEEDS if need in text}
-    for pattern, mask, needs in _MASKS[:_FIRST_DIGIT_MASK]:
-        if not needs.isdisjoint(present):
-            text = pattern.sub(mask, text)
+    if _ANY_NEED.search(text) is not None:  # most messages need none of the masks before the digit ones
+        present = {need for need in _NEEDS if need in text}
+        for pattern, mask, needs in _MASKS[:_FIRST_DIGIT_MASK]:
+            if not needs.isdisjoint(present):
+                text = pattern.sub(mask, text)
     words = text.split()
     for index, word in enumerate(words):
         # No digit mask matches across whitespace, so each is applied word by
