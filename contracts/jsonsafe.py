@@ -5,6 +5,8 @@ Infinity, and nesting beyond 1024). What it cannot see, duplicate keys and
 integers too large for 64 bits (which it silently turns into floats), is
 checked here, exactly but cheaply, mostly by counting bytes in C:
 
+- a document that is byte for byte orjson's encoding of what it parsed to
+  lost nothing on the way: no duplicate key, no integer read as a float;
 - duplicate keys: each member of an object puts one colon outside strings, and
   orjson writes colons inside strings as they are, so a document has a
   duplicate key iff it holds more colons than orjson's re-encoding of what it
@@ -62,9 +64,15 @@ def loads_encoded(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[A
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         _fail_json(exc)
-    if data.count(b"{") + data.count(b"[") <= max_depth and (b"\\" not in data or _ESCAPED_COLON not in data):
+    if data.count(b"{") + data.count(b"[") <= max_depth:
         encoded = orjson.dumps(value)
-        if (b"+" not in encoded or _EXPONENT not in encoded) and data.count(b":") == encoded.count(b":"):
+        if encoded == data:  # orjson's own encoding: the round trip lost nothing, so no duplicate
+            return value, encoded  # key and no integer read as a float can be in it
+        if (
+            (b"\\" not in data or _ESCAPED_COLON not in data)
+            and (b"+" not in encoded or _EXPONENT not in encoded)
+            and data.count(b":") == encoded.count(b":")
+        ):
             return value, encoded
     return _walked(data, value, max_depth), None
 

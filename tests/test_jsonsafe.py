@@ -128,7 +128,9 @@ LEAVES = (
 DOCUMENTS = st.recursive(
     LEAVES,
     lambda children: (
-        st.lists(children, max_size=4).map(lambda items: "[" + ", ".join(items) + "]")
+        st.tuples(st.lists(children, max_size=4), st.sampled_from([",", ", "])).map(
+            lambda parts: "[" + parts[1].join(parts[0]) + "]"
+        )
         | st.lists(st.tuples(KEYS, children), max_size=4).map(
             lambda members: "{" + ",".join(f"{k}:{v}" for k, v in members) + "}"
         )
@@ -152,3 +154,8 @@ def test_the_byte_count_check_decides_as_the_walk_does(document: str, max_depth:
     assert outcome(lambda: loads(raw, max_depth=max_depth)) == expected
     value, encoded = loads_encoded(raw, max_depth=max_depth) if expected[0] == "ok" else (None, None)
     assert encoded is None or encoded == orjson.dumps(value)
+    # The same document as orjson writes it (most traffic): decided the same way too.
+    canonical = orjson.dumps(orjson.loads(raw))
+    assert outcome(lambda: loads(canonical, max_depth=max_depth)) == outcome(
+        lambda: _walked(canonical, orjson.loads(canonical), max_depth)
+    )
