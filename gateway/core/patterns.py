@@ -72,7 +72,7 @@ def signature(message: str, max_length: int = 200) -> str:
     for index, word in enumerate(words):
         # No digit mask matches across whitespace, so each is applied word by
         # word, and only to words with a digit: most words have none.
-        if _ANY_DIGIT.search(word) is not None:
+        if not word.isalpha() and _ANY_DIGIT.search(word) is not None:  # letters only: no digit
             masked = word
             for pattern, mask, _ in _MASKS[_FIRST_DIGIT_MASK:]:
                 masked = pattern.sub(mask, masked)
@@ -153,7 +153,8 @@ class PatternDetector:
     def __init__(self, limits: PatternLimits) -> None:
         self.limits = limits
         self._width = limits.window_s / _BUCKETS
-        self._patterns: OrderedDict[str, _Pattern] = OrderedDict()
+        # Keyed by (source, signature); the stable id is hashed only when a pattern alerts.
+        self._patterns: OrderedDict[tuple[str, str], _Pattern] = OrderedDict()
         self.forgotten = 0
 
     def observe(
@@ -161,7 +162,7 @@ class PatternDetector:
     ) -> Alert | None:
         """Count one error or fatal entry seen at ``now``; an :class:`Alert` if one is due."""
         text = signature(message)
-        key = pattern_id(source, text)
+        key = (source, text)
         state = self._patterns.get(key)
         if state is None:
             state = self._patterns[key] = _Pattern(source, text)
@@ -171,7 +172,7 @@ class PatternDetector:
         else:
             self._patterns.move_to_end(key)
         self._count(state, fatal, created, created_at, int(now // self._width))
-        return self._maybe_alert(key, state, now)
+        return self._maybe_alert(state, now)
 
     def _count(self, state: _Pattern, fatal: bool, created: str, created_at: float, slot: int) -> None:
         buckets = state.buckets
@@ -191,7 +192,7 @@ class PatternDetector:
         if created_at >= bucket.last_at:
             bucket.last, bucket.last_at = created, created_at
 
-    def _maybe_alert(self, key: str, state: _Pattern, now: float) -> Alert | None:
+    def _maybe_alert(self, state: _Pattern, now: float) -> Alert | None:
         if state.count < self.limits.threshold:
             return None
         severity = severity_for(state.count, self.limits.threshold, state.fatal)
@@ -202,7 +203,15 @@ class PatternDetector:
         state.alerted_at, state.alerted_rank = now, rank
         first = min(state.buckets, key=lambda b: b.first_at)
         last = max(state.buckets, key=lambda b: b.last_at)
-        return Alert(key, state.source, state.text, state.count, severity, first.first, last.last)
+        return Alert(
+            pattern_id(state.source, state.text),
+            state.source,
+            state.text,
+            state.count,
+            severity,
+            first.first,
+            last.last,
+        )
 
     @property
     def tracked(self) -> int:
