@@ -63,6 +63,7 @@ _SUBSCRIPTION_FIELDS = (
 )
 # After a burst this long the reader lets other tasks (the sender) run before the next.
 _LONG_BURST = 1024
+_NO_LIMIT = 1 << 62
 # The parser's fast loop copies the read buffer once per read; past this (a
 # large message arriving in pieces) nats-py's parser reads it instead.
 _MAX_FAST_BUFFER = 1 << 20
@@ -244,23 +245,25 @@ class _Sink:
 
     It also stands in as the subscription's pending queue, so nats-py's
     ``pending_msgs`` counts it and ``Subscription.drain()`` waits on its ``join``.
+    Pending messages are the list not yet taken, plus (while the reader waits
+    on a handler) what is left of the burst in hand, as in nats-py's queue.
     """
 
     def __init__(self, nc: Client, sub: Subscription) -> None:
         self.sub = sub
+        self._router = _Router.of(nc)
         self._items: list[_Item] = []
+        self._held = 0  # the rest of the burst in hand, while the reader waits
+        self._busy = False  # the reader is handling a burst
         self._waiter: asyncio.Future[None] | None = None
-        self._queued = 0  # received, not yet taken by the reader (nats-py's pending_msgs)
-        self._unfinished = 0  # received, not yet handled (what drain waits for)
-        self._finished = asyncio.Event()
-        self._finished.set()
-        self._closed = False
-        self._msgs_limit: int = sub._pending_msgs_limit
-        self._bytes_limit: int = sub._pending_bytes_limit
+        self._joiners: list[asyncio.Future[None]] = []
+        # nats-py: a limit of 0 means none.
+        self._msgs_limit: int = sub._pending_msgs_limit or _NO_LIMIT
+        self._bytes_limit: int = sub._pending_bytes_limit or _NO_LIMIT
         self._adopt(sub._pending_queue)
         sub._pending_queue = self  # type: ignore[assignment]  # see the class docstring
         # From here on the parser's messages for this subscription come to push().
-        _Router.of(nc).sinks[sub._id] = self
+        self._router.sinks[sub._id] = self
 
     def _adopt(self, queue: asyncio.Queue[Msg]) -> None:
         """Take over what nats-py queued before the route existed (its bytes are already counted)."""
@@ -268,27 +271,17 @@ class _Sink:
             msg = queue.get_nowait()
             queue.task_done()
             self._items.append((msg.subject.encode(), msg.headers, msg.data))
-        self._queued = self._unfinished = len(self._items)
-        if self._items:
-            self._finished.clear()
 
     def push(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
         """Queue a message for the reader; False when the pending limits say drop it."""
-        if self._closed:
-            return True  # intake has stopped: nothing takes messages any more
         sub = self.sub
         sub._received += 1
         size = len(data)
-        if (self._msgs_limit > 0 and self._queued >= self._msgs_limit) or (
-            self._bytes_limit > 0 and sub._pending_size + size >= self._bytes_limit
-        ):
+        items = self._items
+        if len(items) + self._held >= self._msgs_limit or sub._pending_size + size >= self._bytes_limit:
             return False
         sub._pending_size += size
-        self._queued += 1
-        if not self._unfinished:
-            self._finished.clear()
-        self._unfinished += 1
-        self._items.append((subject, headers, data))
+        items.append((subject, headers, data))
         if self._waiter is not None:
             self._waiter.set_result(None)
             self._waiter = None
@@ -298,56 +291,73 @@ class _Sink:
 
     def qsize(self) -> int:
         """Messages received and not yet taken (``Subscription.pending_msgs``)."""
-        return self._queued
+        return len(self._items) + self._held
 
     def empty(self) -> bool:
         """Nothing is waiting to be taken."""
-        return not self._queued
+        return not self.qsize()
 
     async def join(self) -> None:
         """Wait until every message received so far has been handled (``Subscription.drain``)."""
-        await self._finished.wait()
+        if self._items or self._busy:
+            joined = asyncio.get_running_loop().create_future()
+            self._joiners.append(joined)
+            await joined
 
     # -- the reader -----------------------------------------------------------
 
     async def run(self, handler: RawHandler) -> None:
         """Hand each message to ``handler``, a burst per wake-up, until cancelled."""
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 if not self._items:
-                    self._waiter = asyncio.get_running_loop().create_future()
+                    self._busy = False
+                    self._release_joiners()
+                    self._waiter = loop.create_future()
                     await self._waiter
+                self._busy = True
                 items, self._items = self._items, []
-                try:
-                    await self._handle(items, handler)
-                finally:
-                    self._unfinished -= len(items)
-                    if not self._unfinished:
-                        self._finished.set()
+                await self._handle(items, handler)
                 if len(items) > _LONG_BURST:
                     await asyncio.sleep(0)
         finally:
-            self._closed = True
-            self._items.clear()
+            self._close()
+
+    def _release_joiners(self) -> None:
+        joiners, self._joiners = self._joiners, []
+        for joined in joiners:
+            if not joined.done():
+                joined.set_result(None)
+
+    def _close(self) -> None:
+        """The reader stopped: later messages go to nats-py, queued as for any subscription."""
+        sub = self.sub
+        self._router.sinks.pop(sub._id, None)
+        sub._pending_size -= sum(len(data) for _, _, data in self._items)
+        self._items.clear()
+        sub._pending_queue = asyncio.Queue(maxsize=sub._pending_msgs_limit)
+        self._busy = False
+        self._release_joiners()
 
     async def _handle(self, items: list[_Item], handler: RawHandler) -> None:
         # The whole burst is taken at once; while a handler waits, what is left of
         # it counts as pending again, as it would in nats-py's queue.
         sub = self.sub
         left, left_bytes = len(items), sub._pending_size
-        self._queued, sub._pending_size = 0, 0
+        sub._pending_size = 0
         for subject, headers, data in items:
             left -= 1
             left_bytes -= len(data)
             try:
                 pending = handler(subject, headers, data)
                 if pending is not None:
-                    self._queued += left
+                    self._held = left
                     sub._pending_size += left_bytes
                     try:
                         await pending
                     finally:
-                        self._queued -= left
+                        self._held = 0
                         sub._pending_size -= left_bytes
             except Exception:  # a bug in the handler must not stop intake
                 log.exception("ingest handler failed on a message on %s", subject.decode(errors="replace"))

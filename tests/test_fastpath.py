@@ -349,3 +349,25 @@ async def test_a_message_larger_than_the_fast_buffer_arrives_whole(tmp_path: Pat
     assert got[1][1] == b"NATS/1.0\r\nce-id: %d\r\n\r\n" % len(big)
     assert sub.delivered == 3
     assert reader is not None
+
+
+async def test_after_the_reader_stops_messages_queue_as_for_any_subscription(
+    nc: Client, subject: str
+) -> None:
+    got: Received = []
+    sub, reader = await subscribe_fast(
+        nc, subject, queue="", handler=recorder(got), pending_msgs_limit=3, pending_bytes_limit=0
+    )
+    assert reader is not None
+    await nc.publish(subject, b"first")
+    await nc.flush()
+    await until(lambda: len(got) == 1)
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    for i in range(5):
+        await nc.publish(subject, b"%d" % i)
+    await nc.flush()
+    await until(lambda: sub.delivered == 6)
+    assert len(got) == 1
+    assert sub.pending_msgs == 3  # nats-py's own bounded queue again
+    assert isinstance(sub._pending_queue, asyncio.Queue)
