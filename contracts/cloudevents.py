@@ -43,6 +43,7 @@ __all__ = [
     "encode_structured",
     "from_sdk_event",
     "make_attributes",
+    "plain_structured_data",
     "to_sdk_event",
 ]
 
@@ -57,6 +58,9 @@ _CHECKED = frozenset(
     ("specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject")
 )
 _STRING_ATTRIBUTES = ("datacontenttype", "dataschema", "subject")
+# plain_structured_data(): checked before its loop, and text attributes checked in it.
+_PLAIN_NAMES = frozenset(("specversion", "id", "source", "type", "datacontenttype", "data"))
+_PLAIN_TEXT = frozenset(("time", "dataschema", "subject"))
 _M = TypeVar("_M", bound=ContractModel)
 _SAFE_HEADER_CHARS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 _TIME_RE = re.compile(RFC3339_PATTERN)
@@ -225,6 +229,33 @@ def decode_structured_value(value: Any, *, max_depth: int = jsonsafe.DEFAULT_MAX
         DecodeError: ``invalid_envelope`` (or a JSON reason for ``data_base64``).
     """
     return _decode_structured(value, max_depth)
+
+
+def plain_structured_data(value: Any, event_type: str) -> dict[str, Any] | None:
+    """The data of a parsed structured-mode ``event_type`` event whose envelope plainly passes.
+
+    A fast path that answers only when sure: ``specversion`` 1.0, non-empty
+    ``id`` and ``source``, a valid ``time`` if any, JSON data as an object, and
+    every other attribute a text extension with a valid name. For anything else
+    (null attributes, ``data_base64``, numbers, another content type, ...) it
+    returns None, and :func:`decode_structured_value` decides, with its reasons.
+    """
+    data = value.get("data")
+    if type(data) is not dict or value.get("specversion") != "1.0" or value.get("type") != event_type:
+        return None
+    ident, source = value.get("id"), value.get("source")
+    if type(ident) is not str or not ident or type(source) is not str or not source:
+        return None
+    if value.get("datacontenttype", JSON_CONTENT_TYPE) != JSON_CONTENT_TYPE:
+        return None
+    for name, attribute in value.items():
+        if name in _PLAIN_NAMES:
+            continue
+        if type(attribute) is not str or (name not in _GOOD_EXTENSION_NAMES and name not in _PLAIN_TEXT):
+            return None
+        if name == "time" and not (attribute in _GOOD_TIMES or _TIME_RE.match(attribute)):
+            return None
+    return data
 
 
 def _decode_structured(value: Any, max_depth: int) -> DecodedEvent:

@@ -23,6 +23,7 @@ from contracts.cloudevents import (
     decode_structured_value,
     encode_structured,
     make_attributes,
+    plain_structured_data,
 )
 from contracts.entrycheck import plainly_valid_entry
 from contracts.errors import ContractError, DecodeError, RejectReason
@@ -154,9 +155,13 @@ def _event(
         # What decode() would find in these headers: the structured mode. Any
         # other event type, or data that is not an object, goes the general way.
         value = jsonsafe.loads(body)
-        if type(value) is dict and value.get("type") == _ENTRY_TYPE and type(value.get("data")) is dict:
-            event = decode_structured_value(value)
-            return event.data, event.attributes, None
+        if type(value) is dict:
+            data = plain_structured_data(value, _ENTRY_TYPE)
+            if data is not None:
+                return data, value, None
+            if value.get("type") == _ENTRY_TYPE and type(value.get("data")) is dict:
+                event = decode_structured_value(value)
+                return event.data, event.attributes, None
     if type(headers) is bytes:
         event = decode_event(parse_header_block(headers), body, LogEntryCreated, lowered=True)
     else:
