@@ -200,44 +200,44 @@ class _Router:
 
         Returns how many bytes they took, and whether something else follows.
         """
-        pos, size, stats = 0, len(snap), self._stats
+        pos, size, sinks, stats = 0, len(snap), self.sinks, self._stats
         while (end := snap.find(b"\r\n", pos)) >= 0:
-            frame = _frame(snap, pos, end)
+            frame = _frame(snap[pos:end].split())
             if frame is None:
                 return pos, True
-            sid, subject, reply, head, stop = frame
+            subject, sid, reply, head, length = frame
+            stop = end + 2 + length
             if stop + 2 > size:
                 break
             headers = snap[end + 2 : end + 2 + head] if head else None
             data = snap[end + 2 + head : stop]
             pos = stop + 2
-            sink = self.sinks.get(sid)
+            sink = sinks.get(sid)
             if sink is None:
                 await self._original(sid, subject, reply, data, headers)
                 continue
             stats["in_msgs"] += 1
-            stats["in_bytes"] += len(data)
+            stats["in_bytes"] += length - head
             if not sink.push(subject, headers, data):
                 await self._slow_consumer(sink, sid, subject, reply)
         return pos, False
 
 
-def _frame(snap: bytes, pos: int, end: int) -> tuple[int, bytes, bytes, int, int] | None:
-    """``MSG subject sid [reply] size`` or ``HMSG subject sid [reply] hsize size`` at ``pos``:
-    (sid, subject, reply, header bytes, end of payload); None for anything else."""
-    if snap.startswith(b"MSG ", pos):
-        args = snap[pos + 4 : end].split()
-        counts = (3, 4)
-    elif snap.startswith(b"HMSG ", pos):
-        args = snap[pos + 5 : end].split()
-        counts = (4, 5)
+def _frame(args: list[bytes]) -> tuple[bytes, int, bytes, int, int] | None:
+    """``MSG subject sid [reply] size`` or ``HMSG subject sid [reply] hsize size``, split:
+    (subject, sid, reply, header bytes, header and payload bytes); None for anything else."""
+    count = len(args)
+    if count in (4, 5) and args[0] == b"MSG":
+        head = b"0"
+    elif count in (5, 6) and args[0] == b"HMSG":
+        head = args[-2]
+        count -= 1
     else:
         return None
-    if len(args) not in counts or not args[-1].isdigit() or not args[1].isdigit():
+    sid, length = args[2], args[-1]
+    if not (sid.isdigit() and length.isdigit() and head.isdigit()):
         return None  # nats-py's parser will say what is wrong with it
-    head = int(args[-2]) if counts[0] == 4 else 0
-    reply = args[2] if len(args) == counts[1] else b""
-    return int(args[1]), args[0], reply, head, end + 2 + int(args[-1])
+    return args[1], int(sid), args[3] if count == 5 else b"", int(head), int(length)
 
 
 class _Sink:
