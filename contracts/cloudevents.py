@@ -37,10 +37,13 @@ __all__ = [
     "DecodedEvent",
     "decode",
     "decode_contract",
+    "decode_event",
+    "decode_structured_value",
     "encode_binary",
     "encode_structured",
     "from_sdk_event",
     "make_attributes",
+    "plain_structured_data",
     "to_sdk_event",
 ]
 
@@ -55,10 +58,19 @@ _CHECKED = frozenset(
     ("specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject")
 )
 _STRING_ATTRIBUTES = ("datacontenttype", "dataschema", "subject")
+# plain_structured_data(): checked before its loop, and text attributes checked in it.
+_PLAIN_NAMES = frozenset(("specversion", "id", "source", "type", "datacontenttype", "data"))
+_PLAIN_TEXT = frozenset(("time", "dataschema", "subject"))
 _M = TypeVar("_M", bound=ContractModel)
 _SAFE_HEADER_CHARS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 _TIME_RE = re.compile(RFC3339_PATTERN)
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+# Event times seen to pass the check: events sent together share a millisecond.
+_GOOD_TIMES: set[str] = set()
+_MAX_GOOD_TIMES = 4096
+# Extension names seen to pass the check above: events repeat the same few (traceparent, ...).
+_GOOD_EXTENSION_NAMES: set[str] = set()
+_MAX_GOOD_EXTENSION_NAMES = 256
 
 
 class ContentMode(StrEnum):
@@ -164,18 +176,31 @@ def decode(
     body: bytes,
     *,
     max_depth: int = jsonsafe.DEFAULT_MAX_DEPTH,
+    lowered: bool = False,
 ) -> DecodedEvent:
     """Decode a NATS message: structured mode, binary mode, or a bare JSON data body.
+
+    ``lowered`` says the header names are lowercase already (saves a copy on the hot path).
 
     Raises:
         DecodeError: anything that is not one of those, with the reason.
     """
-    content_type = ""
     if headers:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        content_type = lowered.get(CONTENT_TYPE_HEADER, "").strip().lower()
-        if "ce-specversion" in lowered or any(k.startswith("ce-") for k in lowered):
-            return _decode_binary(lowered, body, max_depth)
+        return _decode_with_headers(
+            headers if lowered else {k.lower(): v for k, v in headers.items()}, body, max_depth
+        )
+    return _decode_body("", body, max_depth)
+
+
+def _decode_with_headers(lowered: Mapping[str, str], body: bytes, max_depth: int) -> DecodedEvent:
+    content_type = lowered.get(CONTENT_TYPE_HEADER, "").strip().lower()
+    if "ce-specversion" in lowered or any(k.startswith("ce-") for k in lowered):
+        return _decode_binary(lowered, body, max_depth)
+    return _decode_body(content_type, body, max_depth)
+
+
+def _decode_body(content_type: str, body: bytes, max_depth: int) -> DecodedEvent:
+    """Structured mode by content type, or the body alone: structured if it looks so, else bare."""
     if content_type.startswith(STRUCTURED_CONTENT_TYPE):
         return _decode_structured(jsonsafe.loads(body, max_depth=max_depth), max_depth)
     if content_type.startswith(_BATCH_CONTENT_TYPE) or (content_type and not _is_json_type(content_type)):
@@ -192,6 +217,45 @@ def decode(
 def _is_json_type(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip()
     return media == JSON_CONTENT_TYPE or (media.startswith("application/") and media.endswith("+json"))
+
+
+def decode_structured_value(value: Any, *, max_depth: int = jsonsafe.DEFAULT_MAX_DEPTH) -> DecodedEvent:
+    """A structured-mode event already parsed from (strict) JSON, its attributes checked.
+
+    For a caller that parsed the body itself; :func:`decode` does the same for
+    a ``application/cloudevents+json`` message.
+
+    Raises:
+        DecodeError: ``invalid_envelope`` (or a JSON reason for ``data_base64``).
+    """
+    return _decode_structured(value, max_depth)
+
+
+def plain_structured_data(value: Any, event_type: str) -> dict[str, Any] | None:
+    """The data of a parsed structured-mode ``event_type`` event whose envelope plainly passes.
+
+    A fast path that answers only when sure: ``specversion`` 1.0, non-empty
+    ``id`` and ``source``, a valid ``time`` if any, JSON data as an object, and
+    every other attribute a text extension with a valid name. For anything else
+    (null attributes, ``data_base64``, numbers, another content type, ...) it
+    returns None, and :func:`decode_structured_value` decides, with its reasons.
+    """
+    data = value.get("data")
+    if type(data) is not dict or value.get("specversion") != "1.0" or value.get("type") != event_type:
+        return None
+    ident, source = value.get("id"), value.get("source")
+    if type(ident) is not str or not ident or type(source) is not str or not source:
+        return None
+    if value.get("datacontenttype", JSON_CONTENT_TYPE) != JSON_CONTENT_TYPE:
+        return None
+    for name, attribute in value.items():
+        if name in _PLAIN_NAMES:
+            continue
+        if type(attribute) is not str or (name not in _GOOD_EXTENSION_NAMES and name not in _PLAIN_TEXT):
+            return None
+        if name == "time" and not (attribute in _GOOD_TIMES or _TIME_RE.match(attribute)):
+            return None
+    return data
 
 
 def _decode_structured(value: Any, max_depth: int) -> DecodedEvent:
@@ -220,16 +284,16 @@ def _data_from_base64(encoded: Any, attrs: dict[str, Any], max_depth: int) -> An
 
 def _parse_data(raw: bytes, content_type: str, max_depth: int) -> Any:
     """JSON data is parsed; any other media type is handed over as the raw bytes."""
-    if not _is_json_type(content_type.lower()):
+    if content_type != JSON_CONTENT_TYPE and not _is_json_type(content_type.lower()):
         return raw
     return jsonsafe.loads(raw, max_depth=max_depth)
 
 
-def _decode_binary(lowered: dict[str, str], body: bytes, max_depth: int) -> DecodedEvent:
+def _decode_binary(lowered: Mapping[str, str], body: bytes, max_depth: int) -> DecodedEvent:
     attrs: dict[str, Any] = {}
     for name, value in lowered.items():
         if name.startswith("ce-"):
-            attrs[name[3:]] = _header_value(name, value)
+            attrs[name[3:]] = _header_value(name, value) if "%" in value else value
     content_type = lowered.get(CONTENT_TYPE_HEADER)
     if content_type is not None:
         attrs["datacontenttype"] = content_type
@@ -271,17 +335,25 @@ def _check_attributes(attrs: dict[str, Any]) -> None:
 
 
 def _check_time(value: Any) -> None:
+    if type(value) is str and value in _GOOD_TIMES:
+        return
     if not isinstance(value, str) or not _TIME_RE.match(value):
         raise DecodeError(RejectReason.INVALID_ENVELOPE, "attribute 'time' must be an RFC 3339 timestamp")
+    if len(_GOOD_TIMES) >= _MAX_GOOD_TIMES:
+        _GOOD_TIMES.clear()
+    _GOOD_TIMES.add(value)
 
 
 def _check_extension(name: str, value: Any) -> None:
-    if not _EXTENSION_NAME.match(name):
-        raise DecodeError(
-            RejectReason.INVALID_ENVELOPE,
-            f"attribute name {name[:40]!r} must be 1-20 lowercase letters or digits",
-        )
-    if not isinstance(value, str | int | bool):
+    if name not in _GOOD_EXTENSION_NAMES:
+        if not _EXTENSION_NAME.match(name):
+            raise DecodeError(
+                RejectReason.INVALID_ENVELOPE,
+                f"attribute name {name[:40]!r} must be 1-20 lowercase letters or digits",
+            )
+        if len(_GOOD_EXTENSION_NAMES) < _MAX_GOOD_EXTENSION_NAMES:
+            _GOOD_EXTENSION_NAMES.add(name)
+    if not isinstance(value, (str, int, bool)):
         raise DecodeError(
             RejectReason.INVALID_ENVELOPE, f"attribute {name!r} must be a string, number or boolean"
         )
@@ -301,7 +373,30 @@ def decode_contract(
             another event type (``unexpected_type``) or invalid data
             (``invalid_entry``, with the contract's field errors in ``detail``).
     """
-    event = decode(headers, body, max_depth=max_depth)
+    event = decode_event(headers, body, contract, max_depth=max_depth)
+    try:
+        return event, contract.parse(event.data)
+    except ContractError as exc:
+        raise DecodeError(RejectReason.INVALID_ENTRY, str(exc)) from None
+
+
+def decode_event(
+    headers: Mapping[str, str] | None,
+    body: bytes,
+    contract: type[ContractModel],
+    *,
+    max_depth: int = jsonsafe.DEFAULT_MAX_DEPTH,
+    lowered: bool = False,
+) -> DecodedEvent:
+    """Decode a message that must carry a ``contract`` event, leaving its data unvalidated.
+
+    For callers that validate the data their own way (see :mod:`contracts.entrycheck`).
+
+    Raises:
+        DecodeError: the message is malformed (its reason says how), carries
+            another event type (``unexpected_type``) or data that is not JSON.
+    """
+    event = decode(headers, body, max_depth=max_depth, lowered=lowered)
     if isinstance(event.data, bytes):
         raise DecodeError(
             RejectReason.UNSUPPORTED_CONTENT_TYPE,
@@ -312,10 +407,7 @@ def decode_contract(
             RejectReason.UNEXPECTED_TYPE,
             f"expected type {contract.EVENT_TYPE!r}, got {str(event.type)[:80]!r}",
         )
-    try:
-        return event, contract.parse(event.data)
-    except ContractError as exc:
-        raise DecodeError(RejectReason.INVALID_ENTRY, str(exc)) from None
+    return event
 
 
 def to_sdk_event(event: DecodedEvent) -> CloudEvent:

@@ -3,12 +3,24 @@
 orjson does the parsing (it rejects invalid UTF-8, lone surrogates, NaN and
 Infinity, and nesting beyond 1024). What it cannot see, duplicate keys and
 integers too large for 64 bits (which it silently turns into floats), is
-checked here. The check is exact but cheap: a document has a duplicate key iff
-it holds more key tokens than the parsed objects hold keys, and the key tokens
-are counted from the colons outside strings. When the cheap count cannot be
-trusted (escaped colons, numbers near or beyond the 64-bit range) the stdlib
-parser with strict hooks decides instead, so the slow path is only paid by odd
-inputs.
+checked here, exactly but cheaply, mostly by counting bytes in C:
+
+- a document that is byte for byte orjson's encoding of what it parsed to
+  lost nothing on the way: no duplicate key, no integer read as a float;
+- duplicate keys: each member of an object puts one colon outside strings, and
+  orjson writes colons inside strings as they are, so a document has a
+  duplicate key iff it holds more colons than orjson's re-encoding of what it
+  parsed (an escaped colon, ``\\u003a``, defeats the count: such documents take
+  the slow path);
+- depth: a document with at most ``max_depth`` brackets cannot nest deeper;
+- range: orjson reads an integer literal beyond 64 bits as a float of at least
+  9.2e18, and writes every float from 1e16 up with an exponent
+  (``1.8446744073709552e+19``), so a re-encoding without ``e+`` proves every
+  integer fit (``tests/test_jsonsafe.py`` holds orjson to both).
+
+When a count cannot decide (many brackets, long digit runs, escaped colons) a
+walk of the parsed value and, if need be, the stdlib parser with strict hooks
+decide instead, so the slow path is only paid by odd inputs.
 """
 
 from __future__ import annotations
@@ -20,13 +32,14 @@ import orjson
 
 from contracts.errors import DecodeError, RejectReason
 
-__all__ = ["DEFAULT_MAX_DEPTH", "INT_MAX", "INT_MIN", "loads"]
+__all__ = ["DEFAULT_MAX_DEPTH", "INT_MAX", "INT_MIN", "loads", "loads_encoded"]
 
 DEFAULT_MAX_DEPTH = 32
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
 _HUGE = 9.2e18  # floats at least this large may be integer literals orjson could not hold
 _ESCAPED_COLON = b"\\u003"
+_EXPONENT = b"e+"  # in orjson's output: a float of 1e16 or more (or text that holds "e+")
 
 
 def loads(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
@@ -36,10 +49,36 @@ def loads(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
         DecodeError: invalid JSON or UTF-8, NaN/Infinity, a duplicate key,
             nesting deeper than ``max_depth``, or an integer outside 64 bits.
     """
+    return loads_encoded(data, max_depth=max_depth)[0]
+
+
+def loads_encoded(data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> tuple[Any, bytes | None]:
+    """Like :func:`loads`, and orjson's encoding of the value when the check made one (else None).
+
+    For a caller that would encode the value as it is anyway.
+
+    Raises:
+        DecodeError: as :func:`loads` does.
+    """
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         _fail_json(exc)
+    if data.count(b"{") + data.count(b"[") <= max_depth:
+        encoded = orjson.dumps(value)
+        if encoded == data:  # orjson's own encoding: the round trip lost nothing, so no duplicate
+            return value, encoded  # key and no integer read as a float can be in it
+        if (
+            (b"\\" not in data or _ESCAPED_COLON not in data)
+            and (b"+" not in encoded or _EXPONENT not in encoded)
+            and data.count(b":") == encoded.count(b":")
+        ):
+            return value, encoded
+    return _walked(data, value, max_depth), None
+
+
+def _walked(data: bytes, value: Any, max_depth: int) -> Any:
+    """The check for documents the byte counts cannot clear: walk ``value``, then maybe reparse."""
     # Wrapped in a list so a top-level scalar is checked too; the wrapper is one level.
     keys, string_colons, huge = _walk([value], max_depth, 0)
     if huge or _ESCAPED_COLON in data or data.count(b":") - string_colons != keys:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from contracts.cloudevents import encode_structured, make_attributes
-from contracts.models import ErrorPatternDetected, LogEntryCreated
+from contracts.models import ErrorPatternDetected
 from contracts.timestamps import now_timestamp
 from gateway.core.patterns import Alert, PatternDetector, PatternLimits
 from gateway.logs import RateLimitedLog
@@ -70,14 +70,17 @@ class AlertPublisher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._warn = RateLimitedLog(log)
 
-    def observe(self, entry: LogEntryCreated, created_at: float) -> None:
-        """Count an error or fatal entry; start publishing an alert if one is due."""
+    def observe(self, *, source: str, message: str, level: str, created: str, created_at: float) -> None:
+        """Count an error or fatal entry; start publishing an alert if one is due.
+
+        ``created`` is the entry's ``createdAt`` as sent, ``created_at`` the same in epoch seconds.
+        """
         now = self._clock()
         alert = self.detector.observe(
-            source=entry.source,
-            message=entry.message,
-            fatal=entry.level == "fatal",
-            created=entry.createdAt,
+            source=source,
+            message=message,
+            fatal=level == "fatal",
+            created=created,
             created_at=created_at,
             now=now,
         )

@@ -10,29 +10,48 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
+from contracts import jsonsafe
 from contracts.cloudevents import (
     PLATFORM_EXTENSIONS,
+    STRUCTURED_CONTENT_TYPE,
     ContentMode,
-    decode_contract,
+    decode_event,
+    decode_structured_value,
     encode_structured,
     make_attributes,
+    plain_structured_data,
 )
-from contracts.errors import DecodeError, RejectReason
+from contracts.entrycheck import plainly_valid_entry
+from contracts.errors import ContractError, DecodeError, RejectReason
 from contracts.models import EntryRejected, LogEntryCreated
 from contracts.timestamps import now_timestamp, parse_timestamp
 from gateway.core.entry import PendingEntry
 from gateway.core.redact import Redactor
+from gateway.headerblock import header_dict, parse_header_block
 
-__all__ = ["EntryDecoder", "rejected_message"]
+__all__ = ["EntryDecoder", "ErrorEntryObserver", "rejected_message"]
 
 # The envelope of an entry event is much smaller than this; a body beyond the
 # batch limit plus this allowance cannot hold an entry that fits a batch.
 _ENVELOPE_ALLOWANCE = 16 * 1024
 _ALERT_LEVELS = frozenset(("error", "fatal"))
+_ENTRY_TYPE = LogEntryCreated.EVENT_TYPE
+# The header block every structured-mode publisher sends, as nats-py writes it.
+_STRUCTURED_BLOCKS = frozenset(
+    b"NATS/1.0\r\n%s: %s\r\n\r\n" % (name, STRUCTURED_CONTENT_TYPE.encode())
+    for name in (b"content-type", b"Content-Type")
+)
+
+
+class ErrorEntryObserver(Protocol):
+    """Sees every error and fatal entry as received (the pattern detector)."""
+
+    def __call__(self, *, source: str, message: str, level: str, created: str, created_at: float) -> None:
+        """Count one entry; ``created`` is ``createdAt`` as sent, ``created_at`` in epoch seconds."""
 
 
 class EntryDecoder:
@@ -49,7 +68,7 @@ class EntryDecoder:
         *,
         max_batch_bytes: int,
         clock: Callable[[], float] = time.monotonic,
-        on_error_entry: Callable[[LogEntryCreated, float], None] | None = None,
+        on_error_entry: ErrorEntryObserver | None = None,
         redactor: Redactor | None = None,
     ) -> None:
         self._max_body = max_batch_bytes + _ENVELOPE_ALLOWANCE
@@ -57,8 +76,11 @@ class EntryDecoder:
         self._on_error_entry = on_error_entry
         self.redactor = redactor
 
-    def decode(self, headers: Mapping[str, str] | None, body: bytes) -> PendingEntry:
+    def decode(self, headers: Mapping[str, str] | bytes | None, body: bytes) -> PendingEntry:
         """The entry in a message, encoded once.
+
+        ``headers`` is a header mapping, or a raw NATS header block as the fast
+        path receives it (read strictly by :func:`gateway.headerblock.parse_header_block`).
 
         Envelope trace attributes (``traceparent``, ``tracestate``,
         ``correlationid``, ``causationid``) are kept on the entry under the
@@ -76,20 +98,88 @@ class EntryDecoder:
             raise DecodeError(
                 RejectReason.OVERSIZE, f"message body of {len(body)} bytes exceeds {self._max_body}"
             )
-        event, entry = decode_contract(headers, body, LogEntryCreated)
-        data: dict[str, Any] = event.data
-        if event.mode is not ContentMode.BARE:
+        data, attributes, encoded = _event(headers, body)
+        created_at = plainly_valid_entry(data)
+        if created_at is None:
+            created_at = _validated_created_at(data)
+        level: str = data["level"]
+        if attributes:
             for name in PLATFORM_EXTENSIONS:
-                if name in event.attributes and name not in data:
-                    data[name] = event.attributes[name]
-        if self.redactor is not None:
-            self.redactor.entry(data)
-        created_at = parse_timestamp(entry.createdAt).timestamp()
-        if self._on_error_entry is not None and entry.level in _ALERT_LEVELS:
-            self._on_error_entry(entry, created_at)
+                if name in attributes and name not in data:
+                    data[name] = attributes[name]
+        if self._on_error_entry is not None and level in _ALERT_LEVELS:
+            self._on_error_entry(
+                source=data["source"],
+                message=data["message"],
+                level=level,
+                created=data["createdAt"],
+                created_at=created_at,
+            )
+        if self.redactor is not None and self.redactor.entry(data):
+            encoded = None
         return PendingEntry(
-            orjson.dumps(data), entry.level, entry.source, created_at, entry.createdAt, self._clock()
+            _compact(data, encoded, body), level, data["source"], created_at, data["createdAt"], self._clock()
         )
+
+
+def _compact(data: Any, encoded: bytes | None, body: bytes) -> bytes:
+    """``data`` as JSON in a bytes object of its own size.
+
+    orjson hands back its whole 4 KiB output buffer; held by the thousand until
+    published, those would cost ten times the entries' size in memory (and page
+    faults), so a copy of just the bytes is kept, or the body itself when it
+    already is that JSON (bare entries from a producer that writes as orjson does).
+    """
+    if encoded is None:
+        return bytes(memoryview(orjson.dumps(data)))
+    return body if encoded == body else bytes(memoryview(encoded))
+
+
+def _event(
+    headers: Mapping[str, str] | bytes | None, body: bytes
+) -> tuple[Any, Mapping[str, Any] | None, bytes | None]:
+    """A message's data, its CloudEvents attributes (None for bare data), and
+    the data's JSON encoding if one was made on the way (else None).
+
+    Bare data that is a JSON object without ``specversion`` (an entry, or no
+    event at all) is taken at once; everything else goes the general way.
+
+    Raises:
+        DecodeError: as :func:`contracts.cloudevents.decode_event` does.
+    """
+    if not headers:
+        value, encoded = jsonsafe.loads_encoded(body)
+        if type(value) is dict and "specversion" not in value:
+            return value, None, encoded
+    elif type(headers) is bytes and headers in _STRUCTURED_BLOCKS:
+        # What decode() would find in these headers: the structured mode. Any
+        # other event type, or data that is not an object, goes the general way.
+        value = jsonsafe.loads(body)
+        if type(value) is dict:
+            data = plain_structured_data(value, _ENTRY_TYPE)
+            if data is not None:
+                return data, value, None
+            if value.get("type") == _ENTRY_TYPE and type(value.get("data")) is dict:
+                event = decode_structured_value(value)
+                return event.data, event.attributes, None
+    if type(headers) is bytes:
+        event = decode_event(parse_header_block(headers), body, LogEntryCreated, lowered=True)
+    else:
+        event = decode_event(headers, body, LogEntryCreated)  # type: ignore[arg-type]
+    return event.data, (None if event.mode is ContentMode.BARE else event.attributes), None
+
+
+def _validated_created_at(data: Any) -> float:
+    """The model's verdict where the fast check could not give one: ``createdAt`` in epoch seconds.
+
+    Raises:
+        DecodeError: ``invalid_entry``, with the model's field errors.
+    """
+    try:
+        entry = LogEntryCreated.parse(data)
+    except ContractError as exc:
+        raise DecodeError(RejectReason.INVALID_ENTRY, str(exc)) from None
+    return parse_timestamp(entry.createdAt).timestamp()
 
 
 def rejected_message(
@@ -97,12 +187,17 @@ def rejected_message(
     reason: str,
     detail: str,
     subject: str,
-    headers: Mapping[str, str] | None,
+    headers: Mapping[str, str] | bytes | None,
     body: bytes,
     gateway_id: str,
     max_bytes: int,
 ) -> tuple[dict[str, str], bytes]:
-    """A structured ``cortex_logging.entry.rejected`` event holding as much of ``body`` as fits."""
+    """A structured ``cortex_logging.entry.rejected`` event holding as much of ``body`` as fits.
+
+    ``headers`` may be a raw NATS header block, as the fast path receives it.
+    """
+    if isinstance(headers, bytes):
+        headers = header_dict(headers)
     budget = max(
         0, max_bytes - 4096 - len(detail) * 6 - sum(len(k) + len(v) for k, v in (headers or {}).items()) * 6
     )

@@ -1,10 +1,11 @@
 """Reading a subscription in bursts: one wake-up for many messages.
 
+The fallback of :mod:`gateway.fastpath`, for a nats-py it does not know.
 nats-py hands each message to a callback through a queue and a task that wakes
 once per message; at tens of thousands of messages a second that wake-up is a
-large part of the cost. The gateway instead subscribes without a callback and
-drains the subscription's queue itself, handling every message already waiting
-before it sleeps again. This reads nats-py's ``Subscription._pending_queue``
+large part of the cost. This subscribes without a callback and drains the
+subscription's queue itself, handling every message already waiting before it
+sleeps again. This reads nats-py's ``Subscription._pending_queue``
 and ``_pending_size`` (nats-py 2.16, pinned below 3 in pyproject); if they are
 missing it falls back to an ordinary callback. Handled messages are marked
 done on the queue, so ``Subscription.drain()`` still waits for them.
@@ -23,7 +24,7 @@ __all__ = ["Handler", "subscribe_in_bursts"]
 
 # A handler returns None when it is done with the message, or an awaitable when
 # it must wait (a full buffer under the "block" policy, forwarding a reject).
-Handler = Callable[[Msg], Awaitable[None] | None]
+Handler = Callable[[Msg], Awaitable[object] | None]
 _MAX_BURST = 1024
 
 

@@ -4,7 +4,7 @@ Ingest subscribes with nats-py directly on the FastStream broker's connection,
 because ingest is the hot path: measured on this project's 2-core machine with
 40k ~400-byte messages, a FastStream 0.7 subscriber (apply_types off, no
 logger) handled about 22k msg/s where a raw nats-py callback handled about
-80k msg/s of the same messages. It reads in bursts (see ``gateway.intake``).
+80k msg/s of the same messages. It skips nats-py's per-message work (see ``gateway.fastpath``).
 Publishing batches goes through nats-py's JetStream API too, for its error
 types (retry classification) and ack handling.
 """
@@ -47,8 +47,8 @@ from gateway.core.redact import Redactor
 from gateway.core.spool import SpoolRecord
 from gateway.core.stats import BATCH_BYTES_BUCKETS, BATCH_ENTRIES_BUCKETS
 from gateway.durable import DurableIngest, DurableReader, Settle, ensure_ingest, settle
+from gateway.fastpath import Headers, subscribe_fast
 from gateway.ingest import EntryDecoder, rejected_message
-from gateway.intake import subscribe_in_bursts
 from gateway.logs import RateLimitedLog
 from gateway.spooler import Spooler
 from publishers import (
@@ -222,7 +222,7 @@ class Gateway:
 
     async def _subscribe(self, nc: Client) -> None:
         for subject in (self.config.subjects.entry, self.config.subjects.entry_children):
-            sub, reader = await subscribe_in_bursts(
+            sub, reader = await subscribe_fast(
                 nc,
                 subject,
                 queue=self.config.queue_group,
@@ -266,14 +266,22 @@ class Gateway:
 
     # -- ingest --------------------------------------------------------------
 
-    def _on_msg(self, msg: Msg) -> Awaitable[None] | None:
-        """Take one message; synchronous unless it must wait (block policy) or be forwarded."""
+    def _on_msg(self, subject: bytes, headers: Headers, body: bytes) -> Awaitable[None] | None:
+        """Take one message; synchronous unless it must wait (block policy) or be forwarded.
+
+        ``headers`` is the raw NATS header block on the fast path (see ``gateway.fastpath``).
+        """
         self.stats.received += 1
         try:
-            entry = self._decoder.decode(msg.headers, msg.data)
+            entry = self._decoder.decode(headers, body)
         except DecodeError as exc:
-            return self._reject(msg, exc.reason, exc.detail)
-        return self._admit(msg, entry)
+            return self._reject(subject, headers, body, exc.reason, exc.detail)
+        admission = self._admit(entry)
+        if admission is Admission.ACCEPTED or admission is Admission.DROPPED:
+            return None
+        if admission is Admission.BLOCKED:
+            return self._offer_blocking(entry)
+        return self._reject(subject, headers, body, RejectReason.OVERSIZE, _oversize(entry))
 
     def _on_durable(self, msg: Msg) -> Awaitable[None] | None:
         """Take one message fetched from the ingest stream; settled once its batch is stored."""
@@ -283,25 +291,26 @@ class Gateway:
         try:
             entry = self._decoder.decode(msg.headers, msg.data)
         except DecodeError as exc:
-            return self._reject(msg, exc.reason, exc.detail)
+            return self._terminate(msg, exc.reason, exc.detail)
         entry.handle = msg
-        return self._admit(msg, entry)
+        admission = self._admit(entry)
+        if admission is Admission.BLOCKED:
+            return self._offer_blocking(entry)
+        if admission is Admission.OVERSIZE:
+            return self._terminate(msg, RejectReason.OVERSIZE, _oversize(entry))
+        return None
 
-    def _admit(self, msg: Msg, entry: PendingEntry) -> Awaitable[None] | None:
+    def _admit(self, entry: PendingEntry) -> Admission:
         was_idle = self.acc.is_empty
         admission = self.acc.offer(entry)
         if admission is Admission.ACCEPTED:
             if was_idle or self.acc.has_waiting:
                 self._wake.set()
-            return None
-        if admission is Admission.BLOCKED:
-            return self._offer_blocking(msg, entry)
-        if admission is Admission.OVERSIZE:
-            return self._reject(msg, RejectReason.OVERSIZE, f"entry of {len(entry.data)} bytes fits no batch")
-        self._warn.warning("overflow", "buffer full: dropped the newest entry")
-        return None
+        elif admission is Admission.DROPPED:
+            self._warn.warning("overflow", "buffer full: dropped the newest entry")
+        return admission
 
-    async def _offer_blocking(self, msg: Msg, entry: PendingEntry) -> None:
+    async def _offer_blocking(self, entry: PendingEntry) -> None:
         """Policy ``block``: hold this callback (and so intake) until there is room."""
         while True:
             self._room.clear()
@@ -312,27 +321,28 @@ class Gateway:
             self._wake.set()
             await self._room.wait()
 
-    async def _reject(self, msg: Msg, reason: str, detail: str) -> None:
+    async def _reject(self, subject: bytes, headers: Headers, body: bytes, reason: str, detail: str) -> None:
         self.stats.reject(reason)
-        self._warn.warning(
-            "reject:" + reason, "rejected a message on %s: %s: %s", msg.subject, reason, detail
-        )
-        headers, body = rejected_message(
+        text = subject.decode(errors="replace")
+        self._warn.warning("reject:" + reason, "rejected a message on %s: %s: %s", text, reason, detail)
+        out_headers, out_body = rejected_message(
             reason=reason,
             detail=detail,
-            subject=msg.subject,
-            headers=msg.headers,
-            body=msg.data,
+            subject=text,
+            headers=headers,
+            body=body,
             gateway_id=self.config.gateway_id,
             max_bytes=min(self._nc.max_payload, MAX_REJECTED_BYTES),
         )
         try:
-            await self._nc.publish(self.config.subjects.rejected, body, headers=headers)
+            await self._nc.publish(self.config.subjects.rejected, out_body, headers=out_headers)
         except Exception as exc:  # noqa: BLE001 - counted above; forwarding is best effort
             self._warn.warning("reject-forward", "could not forward a rejected message: %r", exc)
-        if self._durable is not None:
-            # Rejected for good: a redelivery would be rejected again.
-            await settle([msg], Settle.TERM)
+
+    async def _terminate(self, msg: Msg, reason: str, detail: str) -> None:
+        """Reject a message from the ingest stream for good: a redelivery would be rejected again."""
+        await self._reject(msg.subject.encode(), msg.headers, msg.data, reason, detail)
+        await settle([msg], Settle.TERM)
 
     # -- send ----------------------------------------------------------------
 
@@ -561,3 +571,7 @@ class Gateway:
             await asyncio.gather(self._replayer, return_exceptions=True)
         if self.spooler is not None:
             self.spooler.close()
+
+
+def _oversize(entry: PendingEntry) -> str:
+    return f"entry of {len(entry.data)} bytes fits no batch"

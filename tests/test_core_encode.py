@@ -148,7 +148,12 @@ def test_created_span_is_min_and_max_even_out_of_order() -> None:
 @settings(max_examples=100, deadline=None)
 @given(seconds=st.lists(st.integers(0, 86_399), min_size=1, max_size=30))
 def test_created_span_property(seconds: list[int]) -> None:
-    texts = [f"2025-10-13T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.000Z" for s in seconds]
+    # Equal times written two ways: the first of equals is the one reported.
+    forms = (".000Z", "Z", "+00:00")
+    texts = [
+        f"2025-10-13T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}{forms[n % 3]}"
+        for n, s in enumerate(seconds)
+    ]
     entries = [pending(samples.entry(n, createdAt=text)) for n, text in enumerate(texts)]
     data = json.loads(ENCODER.encode(batch_of(entries), sequence=1, dropped={}, now=NOW_TEXT).body)["data"]
     assert data["firstCreatedAt"] == texts[seconds.index(min(seconds))]

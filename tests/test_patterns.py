@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from gateway.core.patterns import Alert, PatternDetector, PatternLimits, severity_for, signature
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.core.patterns import _MASKS, Alert, PatternDetector, PatternLimits, severity_for, signature
 
 
 def observe(
@@ -115,3 +119,56 @@ def test_memory_stays_bounded_with_many_distinct_signatures() -> None:
 def test_limits_are_validated(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="alert_"):
         PatternLimits(**bad)  # type: ignore[arg-type]
+
+
+def plain_signature(message: str, max_length: int = 200) -> str:
+    """Every mask over the whole message, in order, then whitespace: what signature() must equal."""
+    text = message[: max_length * 4]
+    for pattern, mask, _ in _MASKS:
+        text = pattern.sub(mask, text)
+    return re.sub(r"\s+", " ", text).strip()[:max_length]
+
+
+FRAGMENTS = st.sampled_from(
+    [
+        "timeout",
+        "after",
+        "1532ms",
+        "10.0.0.7",
+        "10.0.0.7:8080",
+        "fe80::1",
+        "::",
+        "5f0c7a3e-1b2c-4d5e-8f90-123456789abc",
+        "ops@example.com",
+        "https://api.example.com/v1?id=5",
+        "/var/lib/app.db",
+        "C:\\temp\\x",
+        "0xdeadbeef",
+        "deadbeef01",
+        "user42",
+        "req_7",
+        "-12.5e+3",
+        "\u0663\u0664",
+        '"quoted 12 value"',
+        "'single'",
+        '"unterminated',
+        "caf\u00e9",
+        "\u2003",
+        "\t",
+        "\n",
+        "  ",
+        "-",
+        ":",
+        ".",
+        "@",
+        "/",
+    ]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(FRAGMENTS | st.text(max_size=6), max_size=12), st.sampled_from(["", " ", "-", ":"]))
+def test_signature_equals_every_mask_applied_in_order(parts: list[str], glue: str) -> None:
+    message = glue.join(parts)
+    assert signature(message) == plain_signature(message)
+    assert signature(message, max_length=10) == plain_signature(message, max_length=10)

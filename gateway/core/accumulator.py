@@ -90,17 +90,21 @@ class Accumulator:
 
     def offer(self, entry: PendingEntry) -> Admission:
         """Add an entry, applying the overflow policy when the buffer is full."""
-        key = entry.source if self.limits.per_source else None
+        limits, buffer = self.limits, self.buffer
+        key = entry.source if limits.per_source else None
+        size = len(entry.data)
         batch = self._open.get(key)
-        overhead = batch.overhead if batch else self._overhead_for(key)
-        if overhead + len(entry.data) > self.limits.max_bytes:
+        overhead = batch.overhead if batch is not None else self._overhead_for(key)
+        if overhead + size > limits.max_bytes:
             return Admission.OVERSIZE
-        if not self._make_room(len(entry.data)):
-            if self.buffer.overflow is OverflowPolicy.BLOCK:
-                return Admission.BLOCKED
-            self._stats.drop(DropReason.OVERFLOW_NEWEST)
-            return Admission.DROPPED
-        self._append(key, entry)
+        if not (self.held_entries < buffer.max_entries and self.held_bytes + size <= buffer.max_bytes):
+            if not self._make_room(size):
+                if buffer.overflow is OverflowPolicy.BLOCK:
+                    return Admission.BLOCKED
+                self._stats.drop(DropReason.OVERFLOW_NEWEST)
+                return Admission.DROPPED
+            batch = self._open.get(key)  # evicting may have emptied and closed it
+        self._append(key, entry, batch, size)
         return Admission.ACCEPTED
 
     def _has_room(self, size: int) -> bool:
@@ -144,22 +148,24 @@ class Accumulator:
         else:
             self._waiting.remove(batch)
 
-    def _append(self, key: str | None, entry: PendingEntry) -> None:
-        batch = self._open.get(key)
-        size = len(entry.data)
+    def _append(self, key: str | None, entry: PendingEntry, batch: SealedBatch | None, size: int) -> None:
+        """Put ``entry`` (``size`` bytes) in the open batch for ``key`` (``batch``, if one is open)."""
+        limits = self.limits
         if batch is not None and (
-            len(batch.entries) >= self.limits.max_entries or batch.size_with(size) > self.limits.max_bytes
+            len(batch.entries) >= limits.max_entries or batch.size_with(size) > limits.max_bytes
         ):
             self._seal(key)
             batch = None
         if batch is None:
-            if len(self._open) >= self.limits.max_open_sources:
+            if len(self._open) >= limits.max_open_sources:
                 self._seal(next(iter(self._open)))
             batch = self._open[key] = SealedBatch(key, self._overhead_for(key))
-        batch.append(entry)
+        entries = batch.entries
+        entries.append(entry)
+        batch.data_bytes += size
         self.held_entries += 1
         self.held_bytes += size
-        if len(batch.entries) >= self.limits.max_entries:
+        if len(entries) >= limits.max_entries:
             self._seal(key)
 
     def _seal(self, key: str | None) -> None:

@@ -18,40 +18,66 @@ SEVERITIES = ("low", "medium", "high", "critical")
 _BUCKETS = 60
 
 # Order matters: larger shapes first, so a UUID is not masked as hex and numbers.
-_MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"), "<str>"),
-    (re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE), "<url>"),
+# Each mask names what any match needs (one of these substrings; _DIGIT: a
+# decimal digit), so a message without it skips that pattern: most masks have
+# nothing to do in most messages, and a skipped search is the same as one that
+# finds nothing. No mask puts any of these back (masks are "<...>" and letters),
+# so looking at the message once, before masking, is enough.
+_DIGIT = "0-9"
+_MASKS: tuple[tuple[re.Pattern[str], str, frozenset[str]], ...] = (
+    (re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'"), "<str>", frozenset(('"', "'"))),
+    (re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE), "<url>", frozenset(("://",))),
     (
         re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE),
         "<uuid>",
+        frozenset("-"),
     ),
-    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), "<email>"),
-    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"), "<ip>"),
-    (re.compile(r"\b(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}\b", re.IGNORECASE), "<ip>"),
-    (re.compile(r"(?:[A-Za-z]:)?(?:/[\w.@%+-]+){2,}/?|(?:\\[\w.@%+-]+){2,}\\?"), "<path>"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), "<email>", frozenset("@")),
+    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"), "<ip>", frozenset(".")),
+    (re.compile(r"\b(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}\b", re.IGNORECASE), "<ip>", frozenset(":")),
+    (re.compile(r"(?:[A-Za-z]:)?(?:/[\w.@%+-]+){2,}/?|(?:\\[\w.@%+-]+){2,}\\?"), "<path>", frozenset("/\\")),
     (
         re.compile(
             r"\b(?:0x)?[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*\b|\b(?:0x)?[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*\b",
             re.IGNORECASE,
         ),
         "<hex>",
+        frozenset((_DIGIT,)),
     ),
-    (re.compile(r"\b[A-Za-z]+[-_]?\d[\w-]*\b"), "<id>"),
-    (re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"), "<num>"),
-    (re.compile(r"\s+"), " "),
+    (re.compile(r"\b[A-Za-z]+[-_]?\d[\w-]*\b"), "<id>", frozenset((_DIGIT,))),
+    (re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"), "<num>", frozenset((_DIGIT,))),
 )
+_NEEDS = frozenset().union(*(needs for _, _, needs in _MASKS)) - {_DIGIT}
+_FIRST_DIGIT_MASK = next(i for i, (_, _, needs) in enumerate(_MASKS) if _DIGIT in needs)
+assert all(_DIGIT in needs for _, _, needs in _MASKS[_FIRST_DIGIT_MASK:])  # noqa: S101
+_ANY_DIGIT = re.compile(r"\d")
+# A need's first character is in any message that holds it: one scan for all of them.
+_ANY_NEED = re.compile("[" + re.escape("".join(sorted({need[0] for need in _NEEDS}))) + "]")
 
 
 def signature(message: str, max_length: int = 200) -> str:
     """``message`` with its variable parts masked, so occurrences of one error look alike.
 
     ``timeout after 1532ms to 10.0.0.7`` and ``timeout after 20ms to 10.0.0.9``
-    both become ``timeout after <num>ms to <ip>``.
+    both become ``timeout after <num>ms to <ip>``. Runs of whitespace become one
+    space (``str.split`` and ``\\s`` agree on what whitespace is).
     """
     text = message[: max_length * 4]
-    for pattern, mask in _MASKS:
-        text = pattern.sub(mask, text)
-    return text.strip()[:max_length]
+    if _ANY_NEED.search(text) is not None:  # most messages need none of the masks before the digit ones
+        present = {need for need in _NEEDS if need in text}
+        for pattern, mask, needs in _MASKS[:_FIRST_DIGIT_MASK]:
+            if not needs.isdisjoint(present):
+                text = pattern.sub(mask, text)
+    words = text.split()
+    for index, word in enumerate(words):
+        # No digit mask matches across whitespace, so each is applied word by
+        # word, and only to words with a digit: most words have none.
+        if not word.isalpha() and _ANY_DIGIT.search(word) is not None:  # letters only: no digit
+            masked = word
+            for pattern, mask, _ in _MASKS[_FIRST_DIGIT_MASK:]:
+                masked = pattern.sub(mask, masked)
+            words[index] = masked
+    return " ".join(words)[:max_length]
 
 
 def severity_for(occurrences: int, threshold: int, fatal: int) -> str:
@@ -127,7 +153,8 @@ class PatternDetector:
     def __init__(self, limits: PatternLimits) -> None:
         self.limits = limits
         self._width = limits.window_s / _BUCKETS
-        self._patterns: OrderedDict[str, _Pattern] = OrderedDict()
+        # Keyed by (source, signature); the stable id is hashed only when a pattern alerts.
+        self._patterns: OrderedDict[tuple[str, str], _Pattern] = OrderedDict()
         self.forgotten = 0
 
     def observe(
@@ -135,7 +162,7 @@ class PatternDetector:
     ) -> Alert | None:
         """Count one error or fatal entry seen at ``now``; an :class:`Alert` if one is due."""
         text = signature(message)
-        key = pattern_id(source, text)
+        key = (source, text)
         state = self._patterns.get(key)
         if state is None:
             state = self._patterns[key] = _Pattern(source, text)
@@ -145,7 +172,7 @@ class PatternDetector:
         else:
             self._patterns.move_to_end(key)
         self._count(state, fatal, created, created_at, int(now // self._width))
-        return self._maybe_alert(key, state, now)
+        return self._maybe_alert(state, now)
 
     def _count(self, state: _Pattern, fatal: bool, created: str, created_at: float, slot: int) -> None:
         buckets = state.buckets
@@ -165,7 +192,7 @@ class PatternDetector:
         if created_at >= bucket.last_at:
             bucket.last, bucket.last_at = created, created_at
 
-    def _maybe_alert(self, key: str, state: _Pattern, now: float) -> Alert | None:
+    def _maybe_alert(self, state: _Pattern, now: float) -> Alert | None:
         if state.count < self.limits.threshold:
             return None
         severity = severity_for(state.count, self.limits.threshold, state.fatal)
@@ -176,7 +203,15 @@ class PatternDetector:
         state.alerted_at, state.alerted_rank = now, rank
         first = min(state.buckets, key=lambda b: b.first_at)
         last = max(state.buckets, key=lambda b: b.last_at)
-        return Alert(key, state.source, state.text, state.count, severity, first.first, last.last)
+        return Alert(
+            pattern_id(state.source, state.text),
+            state.source,
+            state.text,
+            state.count,
+            severity,
+            first.first,
+            last.last,
+        )
 
     @property
     def tracked(self) -> int:

@@ -1,0 +1,363 @@
+"""Ingest subscriptions served without nats-py's per-message work.
+
+For every message nats-py parses the header block into a dict, builds a
+``Msg``, puts it on the subscription's ``asyncio.Queue`` and (with a callback)
+wakes a task: measured on this project's machine, that is most of what a raw
+nats-py subscriber costs per message, and the gateway pays it before doing any
+work of its own. For the ingest subscriptions only, this module takes each
+message as nats-py's protocol parser hands it over, ``(sid, subject, reply,
+payload, raw header block)``, appends it to a list, and wakes one reader per
+burst; the reader passes the raw header block on, to be read strictly once
+(:mod:`gateway.headerblock`). Every other subscription (JetStream acks,
+inboxes, ...) goes through nats-py untouched.
+
+What nats-py would have done is kept: its ``in_msgs``/``in_bytes`` stats and
+the subscription's delivered count; the pending limits (a message beyond
+``pending_msgs_limit`` or ``pending_bytes_limit`` is dropped and reported to
+the connection's error callback as a ``SlowConsumerError`` for that
+subscription, exactly as nats-py reports it); and ``Subscription.drain()``,
+which waits until every message received before the unsubscribe has been
+handled (the sink stands in as the subscription's pending queue).
+
+This reads nats-py's private API (``Client._process_msg``, ``_subs``,
+``_error_cb``; ``Subscription._pending_*``, nats-py 2.16, pinned below 3 in
+pyproject). :func:`fast_path_supported` checks its shape; where it differs the
+gateway falls back to reading the subscription's queue in bursts
+(:mod:`gateway.intake`), and ``tests/test_fastpath.py`` fails loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import SlowConsumerError
+from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
+
+from gateway.intake import subscribe_in_bursts
+
+__all__ = ["Headers", "RawHandler", "fast_path_supported", "subscribe_fast", "take_over"]
+
+log = logging.getLogger("log_gateway")
+
+# A message's headers: the raw NATS header block on the fast path, a mapping on the fallback path.
+Headers = bytes | Mapping[str, str] | None
+# handler(subject, headers, body) returns None when done with the message, or an
+# awaitable when it must wait (the block policy, forwarding a reject).
+RawHandler = Callable[[bytes, Headers, bytes], Awaitable[object] | None]
+_Item = tuple[bytes, Headers, bytes]
+_PROCESS_MSG_PARAMS = ["self", "sid", "subject", "reply", "data", "headers"]
+_SUBSCRIPTION_FIELDS = (
+    "_id",
+    "_pending_queue",
+    "_pending_size",
+    "_pending_msgs_limit",
+    "_pending_bytes_limit",
+    "_received",
+)
+# After a burst this long the reader lets other tasks (the sender) run before the next.
+_LONG_BURST = 1024
+_NO_LIMIT = 1 << 62
+# The parser's fast loop copies the read buffer once per read; past this (a
+# large message arriving in pieces) nats-py's parser reads it instead.
+_MAX_FAST_BUFFER = 1 << 20
+
+
+def fast_path_supported(nc: Client) -> bool:
+    """Does this nats-py client have the private shape the fast path relies on?"""
+    process = getattr(type(nc), "_process_msg", None)
+    stats = getattr(nc, "stats", None)
+    parser = getattr(nc, "_ps", None)
+    return (
+        inspect.iscoroutinefunction(process)
+        and list(inspect.signature(process).parameters) == _PROCESS_MSG_PARAMS
+        and isinstance(parser, Parser)
+        and isinstance(getattr(parser, "buf", None), bytearray)
+        and hasattr(parser, "state")
+        and inspect.iscoroutinefunction(parser.parse)
+        and isinstance(getattr(nc, "_subs", None), dict)
+        and isinstance(stats, dict)
+        and "in_msgs" in stats
+        and "in_bytes" in stats
+        and callable(getattr(nc, "_error_cb", None))
+    )
+
+
+async def subscribe_fast(
+    nc: Client,
+    subject: str,
+    *,
+    queue: str,
+    handler: RawHandler,
+    pending_msgs_limit: int,
+    pending_bytes_limit: int,
+) -> tuple[Subscription, asyncio.Task[None] | None]:
+    """Subscribe on the fast path (or, where unsupported, in bursts); returns the subscription and reader."""
+    sub = None
+    if fast_path_supported(nc):
+        sub = await nc.subscribe(
+            subject,
+            queue=queue,
+            pending_msgs_limit=pending_msgs_limit,
+            pending_bytes_limit=pending_bytes_limit,
+        )
+        if all(hasattr(sub, name) for name in _SUBSCRIPTION_FIELDS):
+            return sub, take_over(nc, sub, handler)
+        await sub.unsubscribe()  # pragma: no cover - a nats-py whose subscriptions changed shape
+    log.warning("nats-py is not the version the ingest fast path knows; using the slower path")
+
+    def from_msg(msg: Msg) -> Awaitable[object] | None:
+        return handler(msg.subject.encode(), msg.headers, msg.data)
+
+    return await subscribe_in_bursts(
+        nc,
+        subject,
+        queue=queue,
+        handler=from_msg,
+        pending_msgs_limit=pending_msgs_limit,
+        pending_bytes_limit=pending_bytes_limit,
+    )
+
+
+def take_over(nc: Client, sub: Subscription, handler: RawHandler) -> asyncio.Task[None]:
+    """Serve ``sub`` (subscribed without a callback) on the fast path from now on; returns its reader.
+
+    Messages nats-py already queued for it are handled first. The caller has
+    checked :func:`fast_path_supported`.
+    """
+    sink = _Sink(nc, sub)
+    return asyncio.create_task(sink.run(handler), name=f"intake:{sub.subject}")
+
+
+class _Router:
+    """Stands in for ``Client._process_msg`` and the protocol parser's ``parse``.
+
+    Messages for fast-path subscriptions go to their sinks, everything else to
+    nats-py as before. ``parse`` takes the complete ``MSG``/``HMSG`` frames at
+    the front of the read buffer in one loop, with no coroutine per message,
+    and leaves anything else (``PING``, ``INFO``, ``-ERR``, a frame it cannot
+    read, a large buffer) to nats-py's own parser, which takes it from there.
+    """
+
+    def __init__(self, nc: Client) -> None:
+        self.sinks: dict[int, _Sink] = {}
+        self._nc = nc
+        self._original: Callable[..., Awaitable[None]] = nc._process_msg
+        self._stats: dict[str, int] = nc.stats
+        self._parser = nc._ps
+        self._parse = nc._ps.parse
+
+    @staticmethod
+    def of(nc: Client) -> _Router:
+        """The client's router, installed on first use."""
+        current = getattr(nc._process_msg, "__self__", None)
+        if isinstance(current, _Router):
+            return current
+        router = _Router(nc)
+        # The read loop calls self._ps.parse(...) and the parser self.nc._process_msg(...):
+        # instance attributes win over the methods.
+        setattr(nc, "_process_msg", router.process_msg)  # noqa: B010 - assigning over a method
+        setattr(nc._ps, "parse", router.parse)  # noqa: B010
+        return router
+
+    async def process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: Any) -> None:
+        sink = self.sinks.get(sid)
+        if sink is None:
+            await self._original(sid, subject, reply, data, headers)
+            return
+        stats = self._stats
+        stats["in_msgs"] += 1
+        stats["in_bytes"] += len(data)
+        if not sink.push(subject, headers, data):
+            await self._slow_consumer(sink, sid, subject, reply)
+
+    async def _slow_consumer(self, sink: _Sink, sid: int, subject: bytes, reply: bytes) -> None:
+        """Report a message dropped at the pending limits, as nats-py reports it."""
+        await self._nc._error_cb(
+            SlowConsumerError(subject=subject.decode(), reply=reply.decode(), sid=sid, sub=sink.sub)
+        )
+
+    async def parse(self, data: bytes = b"") -> None:
+        parser = self._parser
+        buf = parser.buf
+        if parser.state != AWAITING_CONTROL_LINE or len(buf) + len(data) > _MAX_FAST_BUFFER:
+            await self._parse(data)
+            return
+        buf.extend(data)
+        taken, other = await self._frames(bytes(buf))
+        del buf[:taken]
+        if other:
+            await self._parse()
+
+    async def _frames(self, snap: bytes) -> tuple[int, bool]:
+        """Deliver the complete message frames at the front of ``snap``.
+
+        Returns how many bytes they took, and whether something else follows.
+        """
+        pos, size, sinks, stats = 0, len(snap), self.sinks, self._stats
+        while (end := snap.find(b"\r\n", pos)) >= 0:
+            frame = _frame(snap[pos:end].split())
+            if frame is None:
+                return pos, True
+            subject, sid, reply, head, length = frame
+            stop = end + 2 + length
+            if stop + 2 > size:
+                break
+            headers = snap[end + 2 : end + 2 + head] if head else None
+            data = snap[end + 2 + head : stop]
+            pos = stop + 2
+            sink = sinks.get(sid)
+            if sink is None:
+                await self._original(sid, subject, reply, data, headers)
+                continue
+            stats["in_msgs"] += 1
+            stats["in_bytes"] += length - head
+            if not sink.push(subject, headers, data):
+                await self._slow_consumer(sink, sid, subject, reply)
+        return pos, False
+
+
+def _frame(args: list[bytes]) -> tuple[bytes, int, bytes, int, int] | None:
+    """``MSG subject sid [reply] size`` or ``HMSG subject sid [reply] hsize size``, split:
+    (subject, sid, reply, header bytes, header and payload bytes); None for anything else."""
+    count = len(args)
+    if count in (4, 5) and args[0] == b"MSG":
+        head = b"0"
+    elif count in (5, 6) and args[0] == b"HMSG":
+        head = args[-2]
+        count -= 1
+    else:
+        return None
+    sid, length = args[2], args[-1]
+    if not (sid.isdigit() and length.isdigit() and head.isdigit()):
+        return None  # nats-py's parser will say what is wrong with it
+    return args[1], int(sid), args[3] if count == 5 else b"", int(head), int(length)
+
+
+class _Sink:
+    """One fast-path subscription's messages between the parser and its reader.
+
+    It also stands in as the subscription's pending queue, so nats-py's
+    ``pending_msgs`` counts it and ``Subscription.drain()`` waits on its ``join``.
+    Pending messages are the list not yet taken, plus (while the reader waits
+    on a handler) what is left of the burst in hand, as in nats-py's queue.
+    """
+
+    def __init__(self, nc: Client, sub: Subscription) -> None:
+        self.sub = sub
+        self._router = _Router.of(nc)
+        self._items: list[_Item] = []
+        self._held = 0  # the rest of the burst in hand, while the reader waits
+        self._busy = False  # the reader is handling a burst
+        self._waiter: asyncio.Future[None] | None = None
+        self._joiners: list[asyncio.Future[None]] = []
+        # nats-py: a limit of 0 means none.
+        self._msgs_limit: int = sub._pending_msgs_limit or _NO_LIMIT
+        self._bytes_limit: int = sub._pending_bytes_limit or _NO_LIMIT
+        self._adopt(sub._pending_queue)
+        sub._pending_queue = self  # type: ignore[assignment]  # see the class docstring
+        # From here on the parser's messages for this subscription come to push().
+        self._router.sinks[sub._id] = self
+
+    def _adopt(self, queue: asyncio.Queue[Msg]) -> None:
+        """Take over what nats-py queued before the route existed (its bytes are already counted)."""
+        while not queue.empty():
+            msg = queue.get_nowait()
+            queue.task_done()
+            self._items.append((msg.subject.encode(), msg.headers, msg.data))
+
+    def push(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
+        """Queue a message for the reader; False when the pending limits say drop it."""
+        sub = self.sub
+        sub._received += 1
+        size = len(data)
+        items = self._items
+        if len(items) + self._held >= self._msgs_limit or sub._pending_size + size >= self._bytes_limit:
+            return False
+        sub._pending_size += size
+        items.append((subject, headers, data))
+        if self._waiter is not None:
+            self._waiter.set_result(None)
+            self._waiter = None
+        return True
+
+    # -- the pending-queue face nats-py sees ----------------------------------
+
+    def qsize(self) -> int:
+        """Messages received and not yet taken (``Subscription.pending_msgs``)."""
+        return len(self._items) + self._held
+
+    def empty(self) -> bool:
+        """Nothing is waiting to be taken."""
+        return not self.qsize()
+
+    async def join(self) -> None:
+        """Wait until every message received so far has been handled (``Subscription.drain``)."""
+        if self._items or self._busy:
+            joined = asyncio.get_running_loop().create_future()
+            self._joiners.append(joined)
+            await joined
+
+    # -- the reader -----------------------------------------------------------
+
+    async def run(self, handler: RawHandler) -> None:
+        """Hand each message to ``handler``, a burst per wake-up, until cancelled."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not self._items:
+                    self._busy = False
+                    self._release_joiners()
+                    self._waiter = loop.create_future()
+                    await self._waiter
+                self._busy = True
+                items, self._items = self._items, []
+                await self._handle(items, handler)
+                if len(items) > _LONG_BURST:
+                    await asyncio.sleep(0)
+        finally:
+            self._close()
+
+    def _release_joiners(self) -> None:
+        joiners, self._joiners = self._joiners, []
+        for joined in joiners:
+            if not joined.done():
+                joined.set_result(None)
+
+    def _close(self) -> None:
+        """The reader stopped: later messages go to nats-py, queued as for any subscription."""
+        sub = self.sub
+        self._router.sinks.pop(sub._id, None)
+        sub._pending_size -= sum(len(data) for _, _, data in self._items)
+        self._items.clear()
+        sub._pending_queue = asyncio.Queue(maxsize=sub._pending_msgs_limit)
+        self._busy = False
+        self._release_joiners()
+
+    async def _handle(self, items: list[_Item], handler: RawHandler) -> None:
+        # The whole burst is taken at once; while a handler waits, what is left of
+        # it counts as pending again, as it would in nats-py's queue.
+        sub = self.sub
+        left, left_bytes = len(items), sub._pending_size
+        sub._pending_size = 0
+        for subject, headers, data in items:
+            left -= 1
+            left_bytes -= len(data)
+            try:
+                pending = handler(subject, headers, data)
+                if pending is not None:
+                    self._held = left
+                    sub._pending_size += left_bytes
+                    try:
+                        await pending
+                    finally:
+                        self._held = 0
+                        sub._pending_size -= left_bytes
+            except Exception:  # a bug in the handler must not stop intake
+                log.exception("ingest handler failed on a message on %s", subject.decode(errors="replace"))
