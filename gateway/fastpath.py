@@ -23,8 +23,9 @@ handled (the sink stands in as the subscription's pending queue).
 
 This reads nats-py's private API (``Client._process_msg``, ``_ps`` (the
 protocol parser: ``parse``, ``buf``, ``state``), ``_subs``, ``_error_cb``;
-``Subscription._pending_*``; nats-py 2.16, pinned below 3 in pyproject). :func:`fast_path_supported` checks its shape; where it differs the
-gateway falls back to reading the subscription's queue in bursts
+``Subscription._pending_*``; nats-py 2.16, pinned below 3 in pyproject).
+:func:`fast_path_supported` checks its shape; where it differs the gateway
+falls back to reading the subscription's queue in bursts
 (:mod:`gateway.intake`), and ``tests/test_fastpath.py`` fails loudly.
 """
 
