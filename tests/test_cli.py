@@ -209,3 +209,19 @@ def test_an_unreachable_server_is_a_clear_error_not_a_hang() -> None:
     assert result.returncode == 1
     assert "is NATS reachable at nats://***@127.0.0.1:1" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_the_run_process_tunes_its_garbage_collector() -> None:
+    # In a child process: freezing and re-tuning the collector is process-wide.
+    check = (
+        "import gc\n"
+        "from gateway.app import _FIRST_GENERATION, _tune_collector\n"
+        "before = gc.get_threshold()\n"
+        "_tune_collector()\n"
+        "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"
+        "assert gc.get_threshold() == (_FIRST_GENERATION, *before[1:]), gc.get_threshold()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
