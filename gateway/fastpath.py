@@ -4,12 +4,14 @@ For every message nats-py parses the header block into a dict, builds a
 ``Msg``, puts it on the subscription's ``asyncio.Queue`` and (with a callback)
 wakes a task: measured on this project's machine, that is most of what a raw
 nats-py subscriber costs per message, and the gateway pays it before doing any
-work of its own. For the ingest subscriptions only, this module takes each
-message as nats-py's protocol parser hands it over, ``(sid, subject, reply,
-payload, raw header block)``, appends it to a list, and wakes one reader per
-burst; the reader passes the raw header block on, to be read strictly once
+work of its own. For the ingest subscriptions only, this module reads the
+message frames off the connection's read buffer itself and hands each
+``(subject, raw header block, payload)`` to the handler at once, in the read
+loop; only while a handler waits (a full buffer under the block policy, a
+reject being forwarded) do later messages queue, for a reader task that
+catches up one burst per wake-up. The raw header block is read strictly once
 (:mod:`gateway.headerblock`). Every other subscription (JetStream acks,
-inboxes, ...) goes through nats-py untouched.
+inboxes, ...) and every other protocol operation goes through nats-py untouched.
 
 What nats-py would have done is kept: its ``in_msgs``/``in_bytes`` stats and
 the subscription's delivered count; the pending limits (a message beyond
@@ -19,10 +21,11 @@ subscription, exactly as nats-py reports it); and ``Subscription.drain()``,
 which waits until every message received before the unsubscribe has been
 handled (the sink stands in as the subscription's pending queue).
 
-This reads nats-py's private API (``Client._process_msg``, ``_subs``,
-``_error_cb``; ``Subscription._pending_*``, nats-py 2.16, pinned below 3 in
-pyproject). :func:`fast_path_supported` checks its shape; where it differs the
-gateway falls back to reading the subscription's queue in bursts
+This reads nats-py's private API (``Client._process_msg``, ``_ps`` (the
+protocol parser: ``parse``, ``buf``, ``state``), ``_subs``, ``_error_cb``;
+``Subscription._pending_*``; nats-py 2.16, pinned below 3 in pyproject).
+:func:`fast_path_supported` checks its shape; where it differs the gateway
+falls back to reading the subscription's queue in bursts
 (:mod:`gateway.intake`), and ``tests/test_fastpath.py`` fails loudly.
 """
 
@@ -131,8 +134,8 @@ def take_over(nc: Client, sub: Subscription, handler: RawHandler) -> asyncio.Tas
     Messages nats-py already queued for it are handled first. The caller has
     checked :func:`fast_path_supported`.
     """
-    sink = _Sink(nc, sub)
-    return asyncio.create_task(sink.run(handler), name=f"intake:{sub.subject}")
+    sink = _Sink(nc, sub, handler)
+    return asyncio.create_task(sink.run(), name=f"intake:{sub.subject}")
 
 
 class _Router:
@@ -174,7 +177,7 @@ class _Router:
         stats = self._stats
         stats["in_msgs"] += 1
         stats["in_bytes"] += len(data)
-        if not sink.push(subject, headers, data):
+        if not sink.deliver(subject, headers, data):
             await self._slow_consumer(sink, sid, subject, reply)
 
     async def _slow_consumer(self, sink: _Sink, sid: int, subject: bytes, reply: bytes) -> None:
@@ -218,7 +221,7 @@ class _Router:
                 continue
             stats["in_msgs"] += 1
             stats["in_bytes"] += length - head
-            if not sink.push(subject, headers, data):
+            if not sink.deliver(subject, headers, data):
                 await self._slow_consumer(sink, sid, subject, reply)
         return pos, False
 
@@ -249,12 +252,14 @@ class _Sink:
     on a handler) what is left of the burst in hand, as in nats-py's queue.
     """
 
-    def __init__(self, nc: Client, sub: Subscription) -> None:
+    def __init__(self, nc: Client, sub: Subscription, handler: RawHandler) -> None:
         self.sub = sub
+        self._handler = handler
         self._router = _Router.of(nc)
         self._items: list[_Item] = []
         self._held = 0  # the rest of the burst in hand, while the reader waits
-        self._busy = False  # the reader is handling a burst
+        self._busy = False  # the reader is handling a burst or waiting on a handler
+        self._deferred: Awaitable[object] | None = None  # a handler's wait, left to the reader
         self._waiter: asyncio.Future[None] | None = None
         self._joiners: list[asyncio.Future[None]] = []
         # nats-py: a limit of 0 means none.
@@ -262,7 +267,7 @@ class _Sink:
         self._bytes_limit: int = sub._pending_bytes_limit or _NO_LIMIT
         self._adopt(sub._pending_queue)
         sub._pending_queue = self  # type: ignore[assignment]  # see the class docstring
-        # From here on the parser's messages for this subscription come to push().
+        # From here on the parser's messages for this subscription come to deliver().
         self._router.sinks[sub._id] = self
 
     def _adopt(self, queue: asyncio.Queue[Msg]) -> None:
@@ -272,20 +277,42 @@ class _Sink:
             queue.task_done()
             self._items.append((msg.subject.encode(), msg.headers, msg.data))
 
-    def push(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
-        """Queue a message for the reader; False when the pending limits say drop it."""
+    def deliver(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
+        """Take a message from the parser; False when the pending limits say drop it.
+
+        With nothing queued and the reader idle, the message is handled at once,
+        in the read loop (no queue, no wake-up); if the handler must wait, the
+        reader waits for it, and later messages queue behind it meanwhile.
+        """
+        self.sub._received += 1
+        if self._busy or self._items:
+            return self._queue(subject, headers, data)
+        try:
+            deferred = self._handler(subject, headers, data)
+        except Exception:  # a bug in the handler must not stop the read loop
+            log.exception("ingest handler failed on a message on %s", subject.decode(errors="replace"))
+            return True
+        if deferred is not None:
+            self._busy = True
+            self._deferred = deferred
+            self._wake()
+        return True
+
+    def _queue(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
         sub = self.sub
-        sub._received += 1
         size = len(data)
         items = self._items
         if len(items) + self._held >= self._msgs_limit or sub._pending_size + size >= self._bytes_limit:
             return False
         sub._pending_size += size
         items.append((subject, headers, data))
+        self._wake()
+        return True
+
+    def _wake(self) -> None:
         if self._waiter is not None:
             self._waiter.set_result(None)
             self._waiter = None
-        return True
 
     # -- the pending-queue face nats-py sees ----------------------------------
 
@@ -306,23 +333,34 @@ class _Sink:
 
     # -- the reader -----------------------------------------------------------
 
-    async def run(self, handler: RawHandler) -> None:
-        """Hand each message to ``handler``, a burst per wake-up, until cancelled."""
+    async def run(self) -> None:
+        """Wait for what a handler left waiting, then handle what queued meanwhile, until cancelled."""
         loop = asyncio.get_running_loop()
         try:
             while True:
+                if (deferred := self._deferred) is not None:
+                    self._deferred = None
+                    await self._finish(deferred)
                 if not self._items:
                     self._busy = False
                     self._release_joiners()
                     self._waiter = loop.create_future()
                     await self._waiter
+                    continue
                 self._busy = True
                 items, self._items = self._items, []
-                await self._handle(items, handler)
+                await self._handle(items, self._handler)
                 if len(items) > _LONG_BURST:
                     await asyncio.sleep(0)
         finally:
             self._close()
+
+    @staticmethod
+    async def _finish(deferred: Awaitable[object]) -> None:
+        try:
+            await deferred
+        except Exception:  # a bug in the handler must not stop intake
+            log.exception("ingest handler failed while waiting")
 
     def _release_joiners(self) -> None:
         joiners, self._joiners = self._joiners, []

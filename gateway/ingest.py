@@ -79,17 +79,15 @@ class EntryDecoder:
     def decode(self, headers: Mapping[str, str] | bytes | None, body: bytes) -> PendingEntry:
         """The entry in a message, encoded once.
 
-        ``headers`` is a header mapping, or a raw NATS header block as the fast
-        path receives it (read strictly by :func:`gateway.headerblock.parse_header_block`).
+        ``headers`` is a mapping, or a raw NATS header block (read strictly by
+        :func:`gateway.headerblock.parse_header_block`). Envelope trace
+        attributes (``traceparent``, ``tracestate``, ``correlationid``,
+        ``causationid``) are kept on the entry under the same names unless it
+        already has them.
 
-        Envelope trace attributes (``traceparent``, ``tracestate``,
-        ``correlationid``, ``causationid``) are kept on the entry under the
-        same names unless it already has them.
-
-        Error and fatal entries are also shown to ``on_error_entry`` (the
-        pattern detector), whether or not they later fit a batch. With a
-        ``redactor``, secrets are replaced before the entry is encoded (the
-        detector sees the entry as received; nothing it publishes quotes values).
+        Error and fatal entries are shown to ``on_error_entry`` (the pattern
+        detector) as received, fitting a batch or not; a ``redactor`` then
+        replaces secrets before the entry is encoded.
 
         Raises:
             DecodeError: the message is not a valid entry (the reason says why).
@@ -104,9 +102,7 @@ class EntryDecoder:
             created_at = _validated_created_at(data)
         level: str = data["level"]
         if attributes:
-            for name in PLATFORM_EXTENSIONS:
-                if name in attributes and name not in data:
-                    data[name] = attributes[name]
+            _keep_trace_attributes(data, attributes)
         if self._on_error_entry is not None and level in _ALERT_LEVELS:
             self._on_error_entry(
                 source=data["source"],
@@ -120,6 +116,12 @@ class EntryDecoder:
         return PendingEntry(
             _compact(data, encoded, body), level, data["source"], created_at, data["createdAt"], self._clock()
         )
+
+
+def _keep_trace_attributes(data: dict[str, Any], attributes: Mapping[str, Any]) -> None:
+    for name in PLATFORM_EXTENSIONS:
+        if name in attributes and name not in data:
+            data[name] = attributes[name]
 
 
 def _compact(data: Any, encoded: bytes | None, body: bytes) -> bytes:

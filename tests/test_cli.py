@@ -280,3 +280,19 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return False
+
+
+def test_the_run_process_tunes_its_garbage_collector() -> None:
+    # In a child process: freezing and re-tuning the collector is process-wide.
+    check = (
+        "import gc\n"
+        "from gateway.app import _FIRST_GENERATION, _tune_collector\n"
+        "before = gc.get_threshold()\n"
+        "_tune_collector()\n"
+        "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"
+        "assert gc.get_threshold() == (_FIRST_GENERATION, *before[1:]), gc.get_threshold()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
