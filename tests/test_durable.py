@@ -8,12 +8,13 @@ import re
 import signal
 from collections import Counter
 
+import nats
 import pytest
 from nats.aio.client import Client
 
 from gateway.config import ThrottleLimits
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
-from gateway.durable import DurableIngest
+from gateway.durable import DurableIngest, Settle, ensure_ingest, settle
 from gateway.natsserver import NatsServer
 from publishers import PublishPolicy
 from tests.helpers import (
@@ -180,3 +181,28 @@ async def test_a_throttled_gateway_fetches_only_what_it_can_publish_before_ack_w
     assert sorted(stored) == sorted(e["logId"] for e in sent)
     assert gateway.stats.redelivered == 0
     assert max(held) <= 2 * slow.max_in_flight * 50
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"stream": "a b"}, "ingest stream name"),
+        ({"replicas": 0}, "ingest_replicas"),
+        ({"ack_wait_s": 0.0}, "ack_wait_s"),
+        ({"max_ack_pending": 0}, "max_ack_pending"),
+    ],
+)
+def test_bad_durable_settings_are_named(changes: dict[str, object], needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        DurableIngest(**changes)  # type: ignore[arg-type]
+
+
+async def test_settling_without_a_connection_is_counted_not_raised(nats_server: NatsServer) -> None:
+    spec = durable()
+    client = await nats.connect(nats_server.url)
+    psub = await ensure_ingest(client.jetstream(), spec, ("settle.test",))
+    await client.publish("settle.test", b"{}")
+    [msg] = await psub.fetch(1, timeout=5)
+    await client.close()
+    # A handle that is no message is skipped; the message's ack cannot be sent: counted.
+    assert await settle([None, msg], Settle.ACK) == 1
