@@ -163,6 +163,7 @@ class BatchSubscriber:
         self._closing = False
         self._sub: Subscription | None = None
         self._fetcher: asyncio.Task[None] | None = None
+        self._pull: JetStreamContext.PullSubscription | None = None
         self._pending: Msg | None = None
 
     async def start(self) -> None:
@@ -181,6 +182,7 @@ class BatchSubscriber:
         pull = await self._nc.jetstream().pull_subscribe(
             self.config.subject, durable=self.config.durable, stream=self.config.stream, config=consumer
         )
+        self._pull = pull
         self._fetcher = asyncio.create_task(self._fetch_loop(pull))
 
     async def _fetch_loop(self, pull: JetStreamContext.PullSubscription) -> None:
@@ -208,6 +210,13 @@ class BatchSubscriber:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._fetcher, 5.0)  # a fetch in flight ends within its 1 s
             self._fetcher = None
+        if self._pull is not None:
+            # A pull request may still deliver after the last fetch returned; nobody would
+            # read those messages, and draining the connection would wait for them in vain.
+            # Unsubscribed, they go back to the consumer after ack_wait_s.
+            with contextlib.suppress(Exception):
+                await self._pull.unsubscribe()
+            self._pull = None
         if self._sub is not None:
             await self._sub.unsubscribe()
             self._sub = None

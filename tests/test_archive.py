@@ -89,19 +89,15 @@ async def test_archive_command_finishes_its_segment_on_sigterm(
         await publish_entries(nc, entries(200))
         await until(lambda: gateway.stats.published == 200)
     out = tmp_path / "segments"
-    args = ["--nats-url", nats_server.url, "--dir", str(out), "--stream-name", cfg.stream.name]
-    proc = await asyncio.create_subprocess_exec(
-        LOG_GATEWAY,
-        "archive",
-        *args,
-        "--max-segment-age-s",
-        "3600",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    await until(lambda: bool(list(out.glob("*.part"))))
-    proc.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(proc.wait(), 20) == 0
+    proc = await start_archive(nats_server.url, out, cfg.stream.name)
+    try:
+        await until(lambda: bool(list(out.glob("*.part"))))
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.communicate()
     assert not list(out.glob("*.part"))
     first = [e.logId for f in out.glob("segment-*") for e in read_segment(f)]
     assert first
@@ -117,6 +113,14 @@ async def test_archive_command_finishes_its_segment_on_sigterm(
     every = [e.logId for f in out.glob("segment-*") for e in read_segment(f)]
     assert sorted(every) == sorted(e["logId"] for e in entries(200))
     assert sorted(await archive_read(sorted(out.glob("segment-*")))) == sorted(every)
+
+
+async def start_archive(url: str, out: Path, stream: str) -> asyncio.subprocess.Process:
+    """``log-gateway archive`` into ``out`` with segments that never age out."""
+    args = ["--nats-url", url, "--dir", str(out), "--stream-name", stream, "--max-segment-age-s", "3600"]
+    return await asyncio.create_subprocess_exec(
+        LOG_GATEWAY, "archive", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
 
 
 async def archive_read(paths: list[Path]) -> list[str]:
