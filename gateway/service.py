@@ -533,11 +533,12 @@ class Gateway:
         return ShutdownReport(unpublished, timed_out, spooled)
 
     def _unsettled(self) -> int:
-        return (
-            self.stats.dropped[DropReason.SHUTDOWN]
-            + self.stats.dropped[DropReason.SPOOL_FULL]
-            + self.stats.returned
+        """Entries not published that shutdown can add to: dropped, could not be spooled, handed back."""
+        dropped = self.stats.dropped
+        lost = (
+            dropped[DropReason.SHUTDOWN] + dropped[DropReason.SPOOL_FULL] + dropped[DropReason.SPOOL_FAILED]
         )
+        return lost + self.stats.returned
 
     async def _abandon(self) -> int:
         """Cancel the sender and unfinished publishes; spool, hand back or drop (counted) what they held."""
