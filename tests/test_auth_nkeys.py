@@ -105,6 +105,16 @@ async def run_in_process(url: str, settings: ConnectionSettings, client: Client)
     return await stored_batches(client.jetstream(), cfg.stream.name)
 
 
+async def run_gateway(
+    how: str, settings: ConnectionSettings, flags: list[str], client: Client
+) -> list[StoredBatch]:
+    """The gateway run ``how`` ("cli" with ``flags``, else in-process with ``settings``); what it stored."""
+    url = settings.servers[0]
+    if how == "cli":
+        return await run_cli_gateway(url, flags, client)
+    return await run_in_process(url, settings, client)
+
+
 @pytest.mark.parametrize("how", ["cli", "in-process"])
 async def test_nkey_seed_file_authenticates_and_entries_are_stored(tmp_path: Path, how: str) -> None:
     gateway_key, client_key = new_key("user"), new_key("user")
@@ -113,11 +123,8 @@ async def test_nkey_seed_file_authenticates_and_entries_are_stored(tmp_path: Pat
     with NatsServer(store_dir=tmp_path / "nats", config=server_config) as server:
         client_seed = seed_file(tmp_path / "client.nk", client_key)
         client = await nats.connect(server.url, nkeys_seed=str(client_seed), error_cb=_ignore)
-        if how == "cli":
-            batches = await run_cli_gateway(server.url, ["--nats-nkey-seed", str(seed)], client)
-        else:
-            settings = ConnectionSettings(servers=(server.url,), nkey_seed_file=seed)
-            batches = await run_in_process(server.url, settings, client)
+        settings = ConnectionSettings(servers=(server.url,), nkey_seed_file=seed)
+        batches = await run_gateway(how, settings, ["--nats-nkey-seed", str(seed)], client)
         await client.close()
     assert_stored_in_batches(batches, entries(SENT))
 
@@ -181,11 +188,8 @@ async def test_creds_file_authenticates_in_operator_mode(
     client_creds = operator.user_creds(tmp_path / "client.creds", name="test-client", user=new_key("user"))
     with NatsServer(store_dir=tmp_path / "nats", config=operator.server_config()) as server:
         client = await nats.connect(server.url, user_credentials=str(client_creds), error_cb=_ignore)
-        if how == "cli":
-            batches = await run_cli_gateway(server.url, ["--nats-creds", str(creds)], client)
-        else:
-            settings = ConnectionSettings(servers=(server.url,), creds_file=creds)
-            batches = await run_in_process(server.url, settings, client)
+        settings = ConnectionSettings(servers=(server.url,), creds_file=creds)
+        batches = await run_gateway(how, settings, ["--nats-creds", str(creds)], client)
         await client.close()
     assert_stored_in_batches(batches, entries(SENT))
 

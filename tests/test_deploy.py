@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import configparser
 import json
 import os
@@ -16,7 +15,16 @@ import yaml
 from gateway.config import GatewayConfig
 from gateway.durable import DurableIngest
 from gateway.natsserver import NatsServer, find_nats_server
-from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches, until
+from tests.helpers import (
+    config,
+    entries,
+    log_ids,
+    publish_entries,
+    running_gateway,
+    stored_batches,
+    until,
+    until_ingest,
+)
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 PASSWORDS = {"LOG_GATEWAY_PASSWORD": "gw-pass", "LOG_SERVICE_PASSWORD": "svc-pass"}
@@ -141,10 +149,7 @@ async def test_gateway_runs_under_exactly_the_shipped_permissions(
         stored = log_ids(await stored_batches(reader.jetstream(), cfg.stream.name))
         if ingest is not None:
             # Acks went through: the work queue is empty, nothing waits for redelivery.
-            js = reader.jetstream()
-            async with asyncio.timeout(10):
-                while (await js.stream_info(ingest.stream)).state.messages:  # noqa: ASYNC110 - server state
-                    await asyncio.sleep(0.02)
+            await until_ingest(reader, ingest, (0, 0), timeout_s=10)
         await reader.close()
         await service.close()
     assert sorted(stored) == sorted(e["logId"] for e in entries(300))
