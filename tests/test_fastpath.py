@@ -84,21 +84,29 @@ async def test_the_fast_path_serves_its_subscription_and_leaves_the_others_alone
     reader.cancel()
 
 
+class Holding:
+    """A handler whose first message holds the reader until released; connection errors kept."""
+
+    def __init__(self) -> None:
+        self.errors: list[Exception] = []
+        self.handled: list[bytes] = []
+        self.release = asyncio.Event()
+
+    async def on_error(self, exc: Exception) -> None:
+        self.errors.append(exc)
+
+    def handler(self, _subject: bytes, _headers: Headers, body: bytes) -> Awaitable[bool] | None:
+        self.handled.append(body)
+        return None if self.release.is_set() else self.release.wait()
+
+
 async def test_past_the_pending_limit_messages_are_dropped_as_slow_consumer(
     nats_server: NatsServer, subject: str
 ) -> None:
-    errors: list[Exception] = []
-
-    async def on_error(exc: Exception) -> None:
-        errors.append(exc)
-
-    nc = await nats.connect(nats_server.url, error_cb=on_error)
-    release = asyncio.Event()
-    handled: list[bytes] = []
-
-    def handler(_subject: bytes, _headers: Headers, body: bytes) -> Awaitable[bool] | None:
-        handled.append(body)
-        return None if release.is_set() else release.wait()  # the first one holds the reader
+    held_reader = Holding()
+    errors, handled, release = held_reader.errors, held_reader.handled, held_reader.release
+    nc = await nats.connect(nats_server.url, error_cb=held_reader.on_error)
+    handler = held_reader.handler
 
     sub, _ = await subscribe_fast(
         nc, subject, queue="", handler=handler, pending_msgs_limit=5, pending_bytes_limit=0
@@ -121,18 +129,10 @@ async def test_past_the_pending_limit_messages_are_dropped_as_slow_consumer(
 
 
 async def test_the_byte_limit_drops_too(nats_server: NatsServer, subject: str) -> None:
-    errors: list[Exception] = []
-
-    async def on_error(exc: Exception) -> None:
-        errors.append(exc)
-
-    nc = await nats.connect(nats_server.url, error_cb=on_error)
-    release = asyncio.Event()
-    handled: list[bytes] = []
-
-    def handler(_subject: bytes, _headers: Headers, body: bytes) -> Awaitable[bool] | None:
-        handled.append(body)
-        return None if release.is_set() else release.wait()
+    held_reader = Holding()
+    errors, handled, release = held_reader.errors, held_reader.handled, held_reader.release
+    nc = await nats.connect(nats_server.url, error_cb=held_reader.on_error)
+    handler = held_reader.handler
 
     sub, _ = await subscribe_fast(
         nc, subject, queue="", handler=handler, pending_msgs_limit=0, pending_bytes_limit=1000
