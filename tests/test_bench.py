@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from gateway.bench.cpu import _own_cpu_s, tree_cpu_s
+from gateway.bench.payloads import Message, messages
+from gateway.bench.producer import Producer, wire
+from gateway.natsserver import NatsServer
 
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
 
@@ -22,15 +32,19 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[  1/19]" in result.stderr  # progress is shown while it runs
+    assert "[  1/15]" in result.stderr  # progress is shown while it runs
     results = json.loads((tmp_path / "results.json").read_text())
     for form in ("structured", "binary", "bare", "mix"):
         row = results["throughput"][form]
         assert row["limit"]["median"] > 0
         assert row["gateway"]["median"] > 0
+        # One round: the ratio is that round's pair.
         assert row["ratio_gateway_to_limit"]["median"] == pytest.approx(
             row["gateway"]["median"] / row["limit"]["median"], rel=1e-9
         )
+        # CPU per message was read for both sides (a process that did the work spent CPU on it).
+        assert row["limit_cpu_us"]["median"] > 0
+        assert row["gateway_cpu_us"]["median"] > 0
     base = results["baselines"]
     for key in ("naive", "naive_pipelined", "otel", "ratio_gateway_to_naive", "ratio_gateway_to_otel"):
         assert base[key]["min"] <= base[key]["median"] <= base[key]["max"]
@@ -40,6 +54,8 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
     assert latency["bus_msgs_per_s"] < latency["offered_per_s"]  # batching cut the bus messages
     assert [row["batch_size"] for row in results["batch_size_sweep"]] == [50, 500]
     assert set(results["workers"]) == {"1", "2"}
+    assert results["workers"]["1"]["speedup"]["median"] == 1.0
+    assert results["workers"]["2"]["gateway_cores"]["median"] > 0
     assert set(results["call_cost_us"]) == {
         "stdlib FileHandler",
         "OpenTelemetry LoggingHandler",
@@ -52,3 +68,42 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
     assert "gateway / limit" in table
     assert "OpenTelemetry" in table
     assert (tmp_path / "batch_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_flood_producer_publishes_what_nats_py_would(nc: Client, nats_server: NatsServer) -> None:
+    """The benchmark's producer writes raw protocol commands; subscribers must see the same messages."""
+    msgs = messages(40, "mix")
+    sub = await nc.subscribe("bench.wire", pending_msgs_limit=0)
+    await nc.flush()
+    producer = Producer(nats_server.url, "bench.wire", msgs)
+    await producer.start()
+    await producer.join()
+    got: list[Msg] = [await sub.next_msg(timeout=10) for _ in msgs]
+    assert [(m.headers, m.data) for m in got] == [(headers, body) for headers, body in msgs]
+    # And byte for byte what nats-py's client writes for the same publishes.
+    assert wire("s", msgs[:3]) == await _nats_py_commands("s", msgs[:3])
+
+
+async def _nats_py_commands(subject: str, msgs: list[Message]) -> bytes:
+    """What ``Client.publish`` writes: a client never connected keeps its commands in a pending buffer."""
+    client = Client()
+    client._max_pending_size = 1 << 20  # what connect() would set: buffer while not connected
+    for headers, body in msgs:
+        await client.publish(subject, body, headers=headers)
+    return b"".join(client._pending)
+
+
+def test_cpu_reading_counts_a_process_and_its_children() -> None:
+    """Gateway CPU in the benchmark is read over ``log-gateway run`` and its workers."""
+    busy_child = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'while True: pass'])"
+    parent = subprocess.Popen([sys.executable, "-c", busy_child], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while tree_cpu_s(parent.pid) < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert tree_cpu_s(parent.pid) >= 0.5  # the spinning grandchild's time is counted
+        assert _own_cpu_s(parent.pid) < 0.4  # though its parent only waits
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()
+    assert tree_cpu_s(None) != tree_cpu_s(None)  # nothing to read: NaN

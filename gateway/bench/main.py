@@ -28,12 +28,16 @@ from gateway.natsserver import NatsServer
 
 __all__ = ["BenchConfig", "run_bench"]
 
+# The producer floods: nats-server holds what a consumer has not read yet, up to
+# max_pending per connection (64 MB by default) before it cuts the consumer off.
+_SERVER_CONFIG = "max_pending: 1GB"
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BenchConfig:
     """How much to measure."""
 
-    entries: int = 40_000
+    entries: int = 100_000
     rounds: int = 3
     latency_s: float = 5.0
     batch_sizes: tuple[int, ...] = (10, 50, 100, 500)
@@ -77,24 +81,39 @@ async def _rounds(
     return out
 
 
-async def _throughput(url: str, config: BenchConfig, progress: _Progress) -> dict[str, Any]:
+async def _throughput(
+    url: str, config: BenchConfig, progress: _Progress, server_pid: int | None
+) -> dict[str, Any]:
+    """Per wire form, rounds of the limit and the gateway back to back, so each ratio compares neighbours."""
     results: dict[str, Any] = {}
     for form in FORMS:
         msgs = messages(config.entries, form)
-        limit = await _rounds(
-            config, progress, f"limit: raw nats-py, {form}", partial(measure_raw, url, msgs)
-        )
-        gateway = await _rounds(config, progress, f"gateway, {form}", partial(_entries_per_s, url, msgs))
-        results[form] = {
-            "limit": _spread(limit),
-            "gateway": _spread(gateway),
-            "ratio_gateway_to_limit": _spread([g / lim for g, lim in zip(gateway, limit, strict=True)]),
-        }
+        limit: list[dict[str, float]] = []
+        gateway: list[dict[str, float]] = []
+        for index in range(config.rounds):
+            limit.append(await measure_raw(url, msgs))
+            gateway.append(await measure_gateway(url, msgs, server_pid=server_pid))
+            progress.say(f"{form} (round {index + 1}): limit, gateway", _pair(limit[-1], gateway[-1]))
+        results[form] = _compared(limit, gateway)
     return results
 
 
-async def _entries_per_s(url: str, msgs: Any, *args: str) -> float:
-    return (await measure_gateway(url, msgs, *args))["entries_per_s"]
+def _pair(limit: dict[str, float], gateway: dict[str, float]) -> str:
+    ratio = gateway["entries_per_s"] / limit["per_s"]
+    return f"{limit['per_s']:>9,.0f} /s, {gateway['entries_per_s']:>9,.0f} /s: {ratio:.2f}"
+
+
+def _compared(limit: list[dict[str, float]], gateway: list[dict[str, float]]) -> dict[str, Any]:
+    pairs = list(zip(limit, gateway, strict=True))
+    return {
+        "limit": _spread([lim["per_s"] for lim in limit]),
+        "gateway": _spread([gw["entries_per_s"] for gw in gateway]),
+        "ratio_gateway_to_limit": _spread([gw["entries_per_s"] / lim["per_s"] for lim, gw in pairs]),
+        "limit_cpu_us": _spread([lim["cpu_us"] for lim in limit]),
+        "gateway_cpu_us": _spread([gw["gateway_cpu_us"] for gw in gateway]),
+        "gateway_cores": _spread([gw["gateway_cores"] for gw in gateway]),
+        "server_cores": _spread([gw["server_cores"] for gw in gateway]),
+    }
 
 
 async def _baselines(
@@ -139,34 +158,52 @@ async def _sweep(url: str, config: BenchConfig, progress: _Progress, peak: float
     return rows
 
 
-async def _scaling(url: str, config: BenchConfig, progress: _Progress) -> dict[str, Any]:
+async def _scaling(
+    url: str, config: BenchConfig, progress: _Progress, server_pid: int | None
+) -> dict[str, Any]:
+    """``--workers N`` for each N, in rounds (each round tries every N back to back)."""
     msgs = messages(config.entries, "mix")
-    out: dict[str, Any] = {}
-    for workers in config.workers:
-        rate = await _entries_per_s(url, msgs, "--workers", str(workers))
-        progress.say(f"{workers} gateway process(es), mix", f"{rate:>10,.0f} entries/s")
-        out[str(workers)] = rate
-    return out
+    runs: dict[int, list[dict[str, float]]] = {workers: [] for workers in config.workers}
+    for index in range(config.rounds):
+        for workers, results in runs.items():
+            result = await measure_gateway(url, msgs, "--workers", str(workers), server_pid=server_pid)
+            results.append(result)
+            progress.say(
+                f"{workers} gateway process(es), mix (round {index + 1})",
+                f"{result['entries_per_s']:>10,.0f} entries/s, {result['gateway_cores']:.2f} cores",
+            )
+    one = runs[config.workers[0]]
+    return {
+        str(workers): {
+            "entries_per_s": _spread([r["entries_per_s"] for r in results]),
+            "gateway_cores": _spread([r["gateway_cores"] for r in results]),
+            "server_cores": _spread([r["server_cores"] for r in results]),
+            "speedup": _spread(
+                [r["entries_per_s"] / base["entries_per_s"] for r, base in zip(results, one, strict=True)]
+            ),
+        }
+        for workers, results in runs.items()
+    }
 
 
 async def _all(config: BenchConfig) -> dict[str, Any]:
     steps = (
-        len(FORMS) * 2 * config.rounds
+        len(FORMS) * config.rounds
         + 3 * config.rounds
         + 2 * len(config.batch_sizes)
-        + len(config.workers)
+        + len(config.workers) * config.rounds
         + 2
     )
     progress = _Progress(steps)
-    with NatsServer() as server:
-        throughput = await _throughput(server.url, config, progress)
+    with NatsServer(config=_SERVER_CONFIG) as server:
+        throughput = await _throughput(server.url, config, progress, server.pid)
         mix_gateway = [throughput["mix"]["gateway"]["median"]] * config.rounds
         baselines = await _baselines(server.url, config, progress, mix_gateway)
         peak = throughput["mix"]["gateway"]["median"]
         latency = await measure_latency(server.url, peak / 2, config.latency_s)
         progress.say(f"gateway latency at half load ({peak / 2:,.0f}/s)", f"p99 {latency.p99_ms:.1f} ms")
         sweep = await _sweep(server.url, config, progress, peak)
-        scaling = await _scaling(server.url, config, progress)
+        scaling = await _scaling(server.url, config, progress, server.pid)
         calls = await asyncio.get_running_loop().run_in_executor(
             None, measure_call_cost, server.url, min(config.entries, 20_000)
         )

@@ -18,12 +18,14 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
     lines = [
         f"Entries per run: {results['config']['entries']:,}; rounds: {rounds}; median (min–max).",
         "",
-        "| wire form | limit: raw nats-py msgs/s | gateway entries/s | gateway / limit |",
-        "|---|---|---|---|",
+        "| wire form | limit: raw nats-py msgs/s | gateway entries/s | gateway / limit "
+        "| CPU µs per message: limit, gateway |",
+        "|---|---|---|---|---|",
     ]
     for form, row in results["throughput"].items():
         ratio = _cell(row["ratio_gateway_to_limit"], ".2f")
-        lines.append(f"| {form} | {_cell(row['limit'])} | {_cell(row['gateway'])} | {ratio} |")
+        cpu = f"{row['limit_cpu_us']['median']:.1f}, {row['gateway_cpu_us']['median']:.1f}"
+        lines.append(f"| {form} | {_cell(row['limit'])} | {_cell(row['gateway'])} | {ratio} | {cpu} |")
     lines += _contenders(results)
     path.write_text("\n".join(lines) + "\n")
 
@@ -54,10 +56,23 @@ def _contenders(results: dict[str, Any]) -> list[str]:
     for row in results["batch_size_sweep"]:
         p99, peak, bus = row["latency"]["p99_ms"], row["entries_per_s"], row["bus_msgs_per_s"]
         lines.append(f"| {row['batch_size']} | {peak:,.0f} | {bus:,.0f} | {p99:.1f} |")
-    lines += ["", "| gateway processes | entries/s (mix) |", "|---|---|"]
-    lines += [f"| {workers} | {rate:,.0f} |" for workers, rate in results["workers"].items()]
+    lines += _workers(results["workers"])
     lines += ["", "| handler | caller's cost per logger.info call (µs) |", "|---|---|"]
     lines += [f"| {name} | {cost:.1f} |" for name, cost in results["call_cost_us"].items()]
+    return lines
+
+
+def _workers(workers: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "| gateway processes | entries/s (mix) | speedup | cores busy: gateway, nats-server |",
+        "|---|---|---|---|",
+    ]
+    for count, row in workers.items():
+        cores = f"{row['gateway_cores']['median']:.2f}, {row['server_cores']['median']:.2f}"
+        lines.append(
+            f"| {count} | {_cell(row['entries_per_s'])} | {_cell(row['speedup'], '.2f')} | {cores} |"
+        )
     return lines
 
 

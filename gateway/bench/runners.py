@@ -5,21 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import random
 import re
 import signal
 import sys
 import time
 from dataclasses import dataclass
-from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
 
 import nats
 import orjson
 from nats.aio.msg import Msg
 
-from gateway.bench.payloads import Message, encode, entry
+from gateway.bench.cpu import tree_cpu_s
+from gateway.bench.payloads import Message, entry
+from gateway.bench.producer import Producer
 
 __all__ = [
     "GatewayProcess",
@@ -34,82 +34,13 @@ __all__ = [
 ENTRY_SUBJECT = "cortex_logging.entry.created"
 BATCH_SUBJECT = "cortex_logging.batch.created"
 _COUNT = re.compile(rb'"count":(\d+)')
-_CTX = multiprocessing.get_context("spawn")
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """What a producer process publishes: ``msgs`` as fast as it can, or fresh entries at ``rate``."""
+async def measure_raw(url: str, msgs: list[Message]) -> dict[str, float]:
+    """The limit: a raw nats-py subscriber receiving the messages and doing nothing else.
 
-    url: str
-    subject: str
-    msgs: list[Message] | None
-    rate: float
-    seconds: float
-
-
-def _producer_main(plan: _Plan, go: MpEvent) -> None:
-    asyncio.run(_produce(plan, go))
-
-
-async def _produce(plan: _Plan, go: MpEvent) -> None:
-    url, subject, msgs, rate, seconds = plan.url, plan.subject, plan.msgs, plan.rate, plan.seconds
-    nc = await nats.connect(url, pending_size=256 * 1024 * 1024)
-    await asyncio.get_running_loop().run_in_executor(None, go.wait)
-    if msgs is not None:
-        for i, (headers, body) in enumerate(msgs):
-            await nc.publish(subject, body, headers=headers)
-            if i % 2000 == 1999:
-                await nc.flush()
-    else:
-        await _paced(nc, subject, rate, seconds)
-    await nc.flush()
-    await nc.close()
-
-
-async def _paced(nc: Any, subject: str, rate: float, seconds: float) -> None:
-    """Publish fresh entries (stamped with their send time) at ``rate`` per second."""
-    rng = random.Random(11)
-    start = time.perf_counter()
-    sent = 0
-    while (elapsed := time.perf_counter() - start) < seconds:
-        due = int(elapsed * rate)
-        while sent < due:
-            headers, body = encode(entry(sent, rng, sent_at=time.time()), "mix", sent)
-            await nc.publish(subject, body, headers=headers)
-            sent += 1
-        await asyncio.sleep(0.002)
-
-
-class Producer:
-    """A separate process that publishes once told to go (so it does not share our core)."""
-
-    def __init__(
-        self,
-        url: str,
-        subject: str,
-        msgs: list[Message] | None = None,
-        *,
-        rate: float = 0,
-        seconds: float = 0,
-    ) -> None:
-        self.go = _CTX.Event()
-        plan = _Plan(url, subject, msgs, rate, seconds)
-        self.proc = _CTX.Process(target=_producer_main, args=(plan, self.go), daemon=True)
-        self.proc.start()
-
-    def start(self) -> float:
-        """Say go; returns the time it was said."""
-        started = time.perf_counter()
-        self.go.set()
-        return started
-
-    async def join(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.proc.join, 60)
-
-
-async def measure_raw(url: str, msgs: list[Message]) -> float:
-    """The limit: a raw nats-py subscriber receiving the messages and doing nothing else."""
+    Returns messages/s and the subscriber's CPU microseconds per message.
+    """
     nc = await nats.connect(url)
     done = asyncio.Event()
     count = 0
@@ -125,11 +56,13 @@ async def measure_raw(url: str, msgs: list[Message]) -> float:
     await nc.subscribe("bench.raw", cb=on_msg, pending_msgs_limit=0, pending_bytes_limit=0)
     await nc.flush()
     producer = Producer(url, "bench.raw", msgs)
-    started = producer.start()
+    started = await producer.start()
+    cpu_before = time.process_time()
     await asyncio.wait_for(done.wait(), 300)
+    cpu_used = time.process_time() - cpu_before
     await producer.join()
     await nc.close()
-    return len(msgs) / (last - started)
+    return {"per_s": len(msgs) / (last - started), "cpu_us": cpu_used / len(msgs) * 1e6}
 
 
 class GatewayProcess:
@@ -169,6 +102,11 @@ class GatewayProcess:
             ready += b"log-gateway: ready" in line
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of ``log-gateway run`` (its workers are its children)."""
+        return None if self.proc is None else self.proc.pid
+
     async def __aexit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -181,8 +119,14 @@ async def _purge(nc: Any) -> None:
         await js.purge_stream("BENCH")
 
 
-async def measure_gateway(url: str, msgs: list[Message], *args: str) -> dict[str, float]:
-    """Entries/s from per-entry publish until their batches are stored, and the bus traffic."""
+async def measure_gateway(
+    url: str, msgs: list[Message], *args: str, server_pid: int | None = None
+) -> dict[str, float]:
+    """Entries/s from per-entry publish until their batches are stored, the bus traffic, and CPU.
+
+    CPU: the gateway's processes' microseconds per entry, and the cores the
+    gateway and (given ``server_pid``) nats-server kept busy meanwhile.
+    """
     nc = await nats.connect(url)
     total = len(msgs)
     seen = {"entries": 0, "batches": 0, "bytes": 0}
@@ -201,10 +145,12 @@ async def measure_gateway(url: str, msgs: list[Message], *args: str) -> dict[str
 
     await _purge(nc)
     await nc.subscribe(BATCH_SUBJECT, cb=on_batch)
-    async with GatewayProcess(url, *args):
+    async with GatewayProcess(url, *args) as gateway:
         producer = Producer(url, ENTRY_SUBJECT, msgs)
-        started = producer.start()
+        cpu_before = (tree_cpu_s(gateway.pid), tree_cpu_s(server_pid))
+        started = await producer.start()
         await asyncio.wait_for(done.wait(), 300)
+        cpu_used = (tree_cpu_s(gateway.pid) - cpu_before[0], tree_cpu_s(server_pid) - cpu_before[1])
         await producer.join()
     await nc.close()
     elapsed = last - started
@@ -212,6 +158,9 @@ async def measure_gateway(url: str, msgs: list[Message], *args: str) -> dict[str
         "entries_per_s": total / elapsed,
         "bus_msgs_per_s": seen["batches"] / elapsed,
         "bus_bytes_per_s": seen["bytes"] / elapsed,
+        "gateway_cpu_us": cpu_used[0] / total * 1e6,
+        "gateway_cores": cpu_used[0] / elapsed,
+        "server_cores": cpu_used[1] / elapsed,
     }
 
 
@@ -246,7 +195,7 @@ async def measure_latency(url: str, rate: float, seconds: float, *args: str) -> 
     await nc.subscribe(BATCH_SUBJECT, cb=on_batch)
     async with GatewayProcess(url, *args):
         producer = Producer(url, ENTRY_SUBJECT, rate=rate, seconds=seconds)
-        producer.start()
+        await producer.start()
         await producer.join()
         # The last batches arrive within the batch delay: wait until nothing new comes.
         seen = -1
