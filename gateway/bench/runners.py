@@ -119,6 +119,25 @@ async def _purge(nc: Any) -> None:
         await js.purge_stream("BENCH")
 
 
+class _BatchCounter:
+    """Counts the entries, messages and bytes of the batches stored; done when all ``total`` arrived."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.entries = self.batches = self.bytes = 0
+        self.done = asyncio.Event()
+        self.last = 0.0
+
+    async def on_batch(self, msg: Msg) -> None:
+        match = _COUNT.search(msg.data, 0, 4096)
+        self.entries += int(match.group(1)) if match else 0
+        self.batches += 1
+        self.bytes += len(msg.data)
+        if self.entries >= self.total:
+            self.last = time.perf_counter()
+            self.done.set()
+
+
 async def measure_gateway(
     url: str, msgs: list[Message], *args: str, server_pid: int | None = None
 ) -> dict[str, float]:
@@ -128,37 +147,23 @@ async def measure_gateway(
     gateway and (given ``server_pid``) nats-server kept busy meanwhile.
     """
     nc = await nats.connect(url)
-    total = len(msgs)
-    seen = {"entries": 0, "batches": 0, "bytes": 0}
-    done = asyncio.Event()
-    last = 0.0
-
-    async def on_batch(msg: Msg) -> None:
-        nonlocal last
-        match = _COUNT.search(msg.data, 0, 4096)
-        seen["entries"] += int(match.group(1)) if match else 0
-        seen["batches"] += 1
-        seen["bytes"] += len(msg.data)
-        if seen["entries"] >= total:
-            last = time.perf_counter()
-            done.set()
-
+    seen = _BatchCounter(len(msgs))
     await _purge(nc)
-    await nc.subscribe(BATCH_SUBJECT, cb=on_batch)
+    await nc.subscribe(BATCH_SUBJECT, cb=seen.on_batch)
     async with GatewayProcess(url, *args) as gateway:
         producer = Producer(url, ENTRY_SUBJECT, msgs)
         cpu_before = (tree_cpu_s(gateway.pid), tree_cpu_s(server_pid))
         started = await producer.start()
-        await asyncio.wait_for(done.wait(), 300)
+        await asyncio.wait_for(seen.done.wait(), 300)
         cpu_used = (tree_cpu_s(gateway.pid) - cpu_before[0], tree_cpu_s(server_pid) - cpu_before[1])
         await producer.join()
     await nc.close()
-    elapsed = last - started
+    elapsed = seen.last - started
     return {
-        "entries_per_s": total / elapsed,
-        "bus_msgs_per_s": seen["batches"] / elapsed,
-        "bus_bytes_per_s": seen["bytes"] / elapsed,
-        "gateway_cpu_us": cpu_used[0] / total * 1e6,
+        "entries_per_s": seen.total / elapsed,
+        "bus_msgs_per_s": seen.batches / elapsed,
+        "bus_bytes_per_s": seen.bytes / elapsed,
+        "gateway_cpu_us": cpu_used[0] / seen.total * 1e6,
         "gateway_cores": cpu_used[0] / elapsed,
         "server_cores": cpu_used[1] / elapsed,
     }
