@@ -253,9 +253,19 @@ def plain_structured_data(value: Any, event_type: str) -> dict[str, Any] | None:
             continue
         if type(attribute) is not str or (name not in _GOOD_EXTENSION_NAMES and name not in _PLAIN_TEXT):
             return None
-        if name == "time" and not (attribute in _GOOD_TIMES or _TIME_RE.match(attribute)):
+        if name == "time" and attribute not in _GOOD_TIMES and not _good_time(attribute):
             return None
     return data
+
+
+def _good_time(value: str) -> bool:
+    """Is ``value`` an RFC 3339 timestamp? Remembered when it is: events sent together share a time."""
+    if not _TIME_RE.match(value):
+        return False
+    if len(_GOOD_TIMES) >= _MAX_GOOD_TIMES:
+        _GOOD_TIMES.clear()
+    _GOOD_TIMES.add(value)
+    return True
 
 
 def _decode_structured(value: Any, max_depth: int) -> DecodedEvent:
@@ -335,13 +345,9 @@ def _check_attributes(attrs: dict[str, Any]) -> None:
 
 
 def _check_time(value: Any) -> None:
-    if type(value) is str and value in _GOOD_TIMES:
+    if isinstance(value, str) and (value in _GOOD_TIMES or _good_time(value)):
         return
-    if not isinstance(value, str) or not _TIME_RE.match(value):
-        raise DecodeError(RejectReason.INVALID_ENVELOPE, "attribute 'time' must be an RFC 3339 timestamp")
-    if len(_GOOD_TIMES) >= _MAX_GOOD_TIMES:
-        _GOOD_TIMES.clear()
-    _GOOD_TIMES.add(value)
+    raise DecodeError(RejectReason.INVALID_ENVELOPE, "attribute 'time' must be an RFC 3339 timestamp")
 
 
 def _check_extension(name: str, value: Any) -> None:

@@ -28,6 +28,17 @@ class Admission(StrEnum):
     OVERSIZE = "oversize"
 
 
+# Module constants for the hot path: an enum member is a class attribute lookup
+# of about 70 ns on CPython 3.11, paid several times per entry otherwise.
+_ACCEPTED, _DROPPED, _BLOCKED, _OVERSIZE = (
+    Admission.ACCEPTED,
+    Admission.DROPPED,
+    Admission.BLOCKED,
+    Admission.OVERSIZE,
+)
+_BLOCK = OverflowPolicy.BLOCK
+
+
 @dataclass(slots=True)
 class SealedBatch:
     """Entries bound for one logBatchCreated message.
@@ -96,16 +107,16 @@ class Accumulator:
         batch = self._open.get(key)
         overhead = batch.overhead if batch is not None else self._overhead_for(key)
         if overhead + size > limits.max_bytes:
-            return Admission.OVERSIZE
+            return _OVERSIZE
         if not (self.held_entries < buffer.max_entries and self.held_bytes + size <= buffer.max_bytes):
             if not self._make_room(size):
-                if buffer.overflow is OverflowPolicy.BLOCK:
-                    return Admission.BLOCKED
+                if buffer.overflow is _BLOCK:
+                    return _BLOCKED
                 self._stats.drop(DropReason.OVERFLOW_NEWEST)
-                return Admission.DROPPED
+                return _DROPPED
             batch = self._open.get(key)  # evicting may have emptied and closed it
         self._append(key, entry, batch, size)
-        return Admission.ACCEPTED
+        return _ACCEPTED
 
     def _has_room(self, size: int) -> bool:
         return self.held_entries < self.buffer.max_entries and self.held_bytes + size <= self.buffer.max_bytes
@@ -152,7 +163,8 @@ class Accumulator:
         """Put ``entry`` (``size`` bytes) in the open batch for ``key`` (``batch``, if one is open)."""
         limits = self.limits
         if batch is not None and (
-            len(batch.entries) >= limits.max_entries or batch.size_with(size) > limits.max_bytes
+            len(batch.entries) >= limits.max_entries
+            or batch.overhead + batch.data_bytes + size + len(batch.entries) > limits.max_bytes  # size_with()
         ):
             self._seal(key)
             batch = None

@@ -73,11 +73,27 @@ def signature(message: str, max_length: int = 200) -> str:
         # No digit mask matches across whitespace, so each is applied word by
         # word, and only to words with a digit: most words have none.
         if not word.isalpha() and _ANY_DIGIT.search(word) is not None:  # letters only: no digit
-            masked = word
-            for pattern, mask, _ in _MASKS[_FIRST_DIGIT_MASK:]:
-                masked = pattern.sub(mask, masked)
-            words[index] = masked
+            masked = _MASKED_WORDS.get(word)
+            words[index] = masked if masked is not None else _masked_word(word)
     return " ".join(words)[:max_length]
+
+
+# Words with digits recur (durations, status codes, ports): remember a few thousand masked.
+_MASKED_WORDS: dict[str, str] = {}
+_MAX_MASKED_WORDS = 4096
+
+
+def _masked_word(word: str) -> str:
+    if word.isdecimal():  # digits only: the number mask takes it whole, no other can match
+        masked = "<num>"
+    else:
+        masked = word
+        for pattern, mask, _ in _MASKS[_FIRST_DIGIT_MASK:]:
+            masked = pattern.sub(mask, masked)
+    if len(_MASKED_WORDS) >= _MAX_MASKED_WORDS:
+        _MASKED_WORDS.clear()
+    _MASKED_WORDS[word] = masked
+    return masked
 
 
 def severity_for(occurrences: int, threshold: int, fatal: int) -> str:
