@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.bench.payloads import FORMS, messages
 from gateway.bench.report import write_markdown, write_plot
@@ -20,13 +22,15 @@ from gateway.bench.runners import (
     measure_call_cost,
     measure_gateway,
     measure_latency,
-    measure_naive,
     measure_otel,
     measure_raw,
+    naive_rate,
 )
 from gateway.natsserver import NatsServer
 
 __all__ = ["BenchConfig", "run_bench"]
+
+_T = TypeVar("_T")
 
 # The producer floods: nats-server holds what a consumer has not read yet, up to
 # max_pending per connection (64 MB by default) before it cuts the consumer off.
@@ -121,19 +125,20 @@ async def _baselines(
 ) -> dict[str, Any]:
     msgs = messages(config.entries, "structured")
     naive = await _rounds(
-        config, progress, "naive: await each JetStream publish", partial(measure_naive, url, msgs)
+        config, progress, "naive: await each JetStream publish", partial(_fresh, naive_rate, url, msgs, False)
     )
     pipelined = await _rounds(
         config,
         progress,
         "naive, pipelined (publish_async)",
-        partial(measure_naive, url, msgs, pipelined=True),
+        partial(_fresh, naive_rate, url, msgs, True),
     )
-
-    async def otel() -> float:
-        return await asyncio.get_running_loop().run_in_executor(None, measure_otel, config.entries)
-
-    otel_rates = await _rounds(config, progress, "OpenTelemetry SDK (BatchLogRecordProcessor)", otel)
+    otel_rates = await _rounds(
+        config,
+        progress,
+        "OpenTelemetry SDK (BatchLogRecordProcessor)",
+        partial(_fresh, measure_otel, config.entries),
+    )
     return {
         "naive": _spread(naive),
         "naive_pipelined": _spread(pipelined),
@@ -142,6 +147,13 @@ async def _baselines(
         "ratio_gateway_to_naive_pipelined": _spread([g / n for g, n in zip(gateway, pipelined, strict=True)]),
         "ratio_gateway_to_otel": _spread([g / o for g, o in zip(gateway, otel_rates, strict=True)]),
     }
+
+
+async def _fresh(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` in a new interpreter: each contender measured on a clean heap of its own,
+    not beside the benchmark's (which holds every message of a run, and the collector walks them)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
 
 async def _sweep(url: str, config: BenchConfig, progress: _Progress, peak: float) -> list[dict[str, Any]]:
@@ -204,9 +216,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         progress.say(f"gateway latency at half load ({peak / 2:,.0f}/s)", f"p99 {latency.p99_ms:.1f} ms")
         sweep = await _sweep(server.url, config, progress, peak)
         scaling = await _scaling(server.url, config, progress, server.pid)
-        calls = await asyncio.get_running_loop().run_in_executor(
-            None, measure_call_cost, server.url, min(config.entries, 20_000)
-        )
+        calls = await _fresh(measure_call_cost, server.url, min(config.entries, 20_000))
         progress.say("per-call cost of logger.info", ", ".join(f"{k} {v:.1f} us" for k, v in calls.items()))
     return {
         "config": {**asdict(config), "out_dir": str(config.out_dir)},
