@@ -55,6 +55,10 @@ Headers = bytes | Mapping[str, str] | None
 # awaitable when it must wait (the block policy, forwarding a reject).
 RawHandler = Callable[[bytes, Headers, bytes], Awaitable[object] | None]
 _Item = tuple[bytes, Headers, bytes]
+# A control line read: subject, sid, reply, header bytes, header and payload bytes.
+_Frame = tuple[bytes, int, bytes, int, int]
+# Control lines of fast-path messages remembered read (most differ only in the size).
+_MAX_KNOWN_LINES = 4096
 _PROCESS_MSG_PARAMS = ["self", "sid", "subject", "reply", "data", "headers"]
 _SUBSCRIPTION_FIELDS = (
     "_id",
@@ -155,6 +159,7 @@ class _Router:
         self._stats: dict[str, int] = nc.stats
         self._parser = nc._ps
         self._parse = nc._ps.parse
+        self._known: dict[bytes, _Frame] = {}
 
     @staticmethod
     def of(nc: Client) -> _Router:
@@ -203,10 +208,11 @@ class _Router:
 
         Returns how many bytes they took, and whether something else follows.
         """
-        pos, size, sinks, stats = 0, len(snap), self.sinks, self._stats
+        pos, size, sinks, stats, known = 0, len(snap), self.sinks, self._stats, self._known
         while (end := snap.find(b"\r\n", pos)) >= 0:
-            frame = _frame(snap[pos:end].split())
-            if frame is None:
+            line = snap[pos:end]
+            frame = known.get(line)
+            if frame is None and (frame := _frame(line.split())) is None:
                 return pos, True
             subject, sid, reply, head, length = frame
             stop = end + 2 + length
@@ -219,14 +225,22 @@ class _Router:
             if sink is None:
                 await self._original(sid, subject, reply, data, headers)
                 continue
+            if not reply and line not in known:
+                self._remember(line, frame)
             stats["in_msgs"] += 1
             stats["in_bytes"] += length - head
             if not sink.deliver(subject, headers, data):
                 await self._slow_consumer(sink, sid, subject, reply)
         return pos, False
 
+    def _remember(self, line: bytes, frame: _Frame) -> None:
+        """Keep a fast-path control line read: a flood repeats a few (subject, sid and a size)."""
+        if len(self._known) >= _MAX_KNOWN_LINES:
+            self._known.clear()
+        self._known[line] = frame
 
-def _frame(args: list[bytes]) -> tuple[bytes, int, bytes, int, int] | None:
+
+def _frame(args: list[bytes]) -> _Frame | None:
     """``MSG subject sid [reply] size`` or ``HMSG subject sid [reply] hsize size``, split:
     (subject, sid, reply, header bytes, header and payload bytes); None for anything else."""
     count = len(args)

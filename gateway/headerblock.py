@@ -17,7 +17,7 @@ from typing import Final, NoReturn
 
 from contracts.errors import DecodeError, RejectReason
 
-__all__ = ["header_dict", "parse_header_block"]
+__all__ = ["binary_attributes", "header_dict", "parse_header_block"]
 
 _HEAD: Final = "NATS/1.0\r\n"
 _EMPTY: Final = "NATS/1.0\r\n\r\n"
@@ -70,6 +70,41 @@ def _parse(raw: bytes) -> dict[str, str]:
             _malformed(f"header {key[:40]!r} appears more than once")
         out[key] = value.strip(_WHITESPACE)
     return out
+
+
+def binary_attributes(raw: bytes) -> dict[str, str] | None:
+    """The CloudEvents attributes of a block that plainly holds them, else None.
+
+    A fast path for binary-mode events, whose blocks differ in every message (an
+    id, a time) and so are never cached: ``ce-`` headers without the prefix, and
+    ``content-type`` as ``datacontenttype``, read in one pass. Only when every
+    name is one :func:`parse_header_block` has read before, no CloudEvents
+    header repeats and no value is percent-encoded; otherwise (including a block
+    that is malformed) None, and the strict reader decides.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.startswith(_HEAD) or not text.endswith(_END):
+        return None
+    attrs: dict[str, str] = {}
+    names = _NAMES
+    for line in text[len(_HEAD) : -len(_END)].split("\r\n"):
+        name, _, value = line.partition(":")
+        key = names.get(name)  # a known token, so the line had its colon
+        if key is None:
+            return None
+        if key.startswith("ce-"):
+            key = key[3:]
+        elif key == "content-type":
+            key = "datacontenttype"
+        else:
+            continue
+        if key in attrs or "%" in value:
+            return None
+        attrs[key] = value.strip(_WHITESPACE)
+    return attrs
 
 
 def _lowercase_token(name: str) -> str:

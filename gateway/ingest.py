@@ -24,6 +24,7 @@ from contracts.cloudevents import (
     encode_structured,
     make_attributes,
     plain_structured_data,
+    plainly_valid_attributes,
 )
 from contracts.entrycheck import plainly_valid_entry
 from contracts.errors import ContractError, DecodeError, RejectReason
@@ -31,7 +32,7 @@ from contracts.models import EntryRejected, LogEntryCreated
 from contracts.timestamps import now_timestamp, parse_timestamp
 from gateway.core.entry import PendingEntry
 from gateway.core.redact import Redactor
-from gateway.headerblock import header_dict, parse_header_block
+from gateway.headerblock import binary_attributes, header_dict, parse_header_block
 
 __all__ = ["EntryDecoder", "ErrorEntryObserver", "rejected_message"]
 
@@ -165,6 +166,10 @@ def _event(
                 event = decode_structured_value(value)
                 return event.data, event.attributes, None
     if type(headers) is bytes:
+        attributes = binary_attributes(headers)
+        if attributes is not None and body and plainly_valid_attributes(attributes, _ENTRY_TYPE):
+            # What decode() would find: a binary-mode entry event; its data is JSON.
+            return jsonsafe.loads(body), attributes, None
         event = decode_event(parse_header_block(headers), body, LogEntryCreated, lowered=True)
     else:
         event = decode_event(headers, body, LogEntryCreated)  # type: ignore[arg-type]

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from nats.aio.client import Client
 
 from contracts import DecodeError, RejectReason
-from gateway.headerblock import header_dict, parse_header_block
+from gateway import headerblock
+from gateway.headerblock import binary_attributes, header_dict, parse_header_block
 
 NAME_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -100,3 +101,56 @@ def test_arbitrary_bytes_never_crash(tail: bytes) -> None:
             reasons.add(exc.reason)
         header_dict(raw)
     assert reasons <= {RejectReason.INVALID_ENVELOPE}
+
+
+def _strict_attributes(raw: bytes) -> dict[str, str] | None:
+    """What the strict reader and the binary-mode decoder make of a block (None: it is rejected)."""
+    try:
+        lowered = parse_header_block(raw)
+    except DecodeError:
+        return None
+    attrs = {name[3:]: value for name, value in lowered.items() if name.startswith("ce-")}
+    if "content-type" in lowered:
+        attrs["datacontenttype"] = lowered["content-type"]
+    return attrs
+
+
+ce_names = st.sampled_from(
+    ["ce-id", "CE-ID", "ce-source", "ce-type", "Ce-Time", "ce-", "ce-datacontenttype", "content-type"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.tuples(ce_names | header_names, header_values), max_size=8),
+    st.sampled_from([b""] * 4 + [b"x: 1\r\n", b"no colon\r\n", b"\xff: 1\r\n", b"NATS/1.0\r\n"]),
+)
+def test_binary_attributes_are_the_strict_readers_or_none(lines: list[tuple[str, str]], junk: bytes) -> None:
+    raw = b"NATS/1.0\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in lines) + junk + b"\r\n"
+    headerblock._NAMES.clear()  # a bounded cache: keep room for this example's names
+    strict = _strict_attributes(raw)
+    _strict_attributes(block(dict(lines)))  # the strict reader learns these names, as it would in a flood
+    fast = binary_attributes(raw)
+    if fast is not None:
+        assert fast == strict  # same attributes, never ones the strict reader would refuse
+        assert not any("%" in value for value in fast.values())  # percent-encoded: the strict path's
+
+
+def test_binary_attributes_leave_doubt_to_the_strict_reader() -> None:
+    plain = block({"content-type": "application/json", "ce-specversion": "1.0", "ce-id": "7"})
+    headerblock._NAMES.clear()  # the names other tests read may have filled the bounded cache
+    parse_header_block(plain)
+    assert binary_attributes(plain) == {
+        "datacontenttype": "application/json",
+        "specversion": "1.0",
+        "id": "7",
+    }
+    for raw in (
+        plain.replace(b"ce-id: 7", b"ce-id: 7\r\nce-id: 8"),  # a CloudEvents header twice
+        plain.replace(b"ce-id: 7", b"ce-id: caf%C3%A9"),  # percent-encoded
+        plain.replace(b"ce-id", b"ce-never-seen-before"),  # a name the strict reader has not checked
+        plain.replace(b"NATS/1.0", b"NATS/1.0 503"),  # a status line
+        plain[:-2],  # not ended
+        plain.replace(b"7", b"\xff"),  # not UTF-8
+    ):
+        assert binary_attributes(raw) is None, raw
