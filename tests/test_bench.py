@@ -33,7 +33,7 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[  1/15]" in result.stderr  # progress is shown while it runs
+    assert "[  1/16]" in result.stderr  # progress is shown while it runs
     results = json.loads((tmp_path / "results.json").read_text())
     for form in ("structured", "binary", "bare", "mix"):
         row = results["throughput"][form]
@@ -62,9 +62,11 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
 
 
 def _check_workers_and_call_costs(results: dict[str, Any]) -> None:
-    assert set(results["workers"]) == {"1", "2"}
-    assert results["workers"]["1"]["speedup"]["median"] == 1.0
-    assert results["workers"]["2"]["gateway_cores"]["median"] > 0
+    variants = results["variants"]
+    assert set(variants) == {"1 process", "2 processes", "1 process, durable ingest"}
+    assert variants["1 process"]["speedup"]["median"] == 1.0
+    assert variants["2 processes"]["gateway_cores"]["median"] > 0
+    assert variants["1 process, durable ingest"]["entries_per_s"]["median"] > 0
     assert set(results["call_cost_us"]) == {
         "stdlib FileHandler",
         "OpenTelemetry LoggingHandler",

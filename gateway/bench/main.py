@@ -16,6 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import nats
+
 from gateway.bench.payloads import FORMS, messages
 from gateway.bench.report import write_markdown, write_plot
 from gateway.bench.runners import (
@@ -26,6 +28,7 @@ from gateway.bench.runners import (
     measure_raw,
     naive_rate,
 )
+from gateway.durable import DurableIngest
 from gateway.natsserver import NatsServer
 
 __all__ = ["BenchConfig", "run_bench"]
@@ -170,32 +173,46 @@ async def _sweep(url: str, config: BenchConfig, progress: _Progress, peak: float
     return rows
 
 
-async def _scaling(
+async def _variants(
     url: str, config: BenchConfig, progress: _Progress, server_pid: int | None
 ) -> dict[str, Any]:
-    """``--workers N`` for each N, in rounds (each round tries every N back to back)."""
+    """The gateway run other ways (``--workers N``, durable ingest) on the mix, in rounds, each
+    round trying every way back to back; speedup is against the first way in the same round."""
     msgs = messages(config.entries, "mix")
-    runs: dict[int, list[dict[str, float]]] = {workers: [] for workers in config.workers}
+    ways = {f"{n} process{'es' if n > 1 else ''}": ("--workers", str(n)) for n in config.workers}
+    ways["1 process, durable ingest"] = ("--ingest", "jetstream")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in ways}
     for index in range(config.rounds):
-        for workers, results in runs.items():
-            result = await measure_gateway(url, msgs, "--workers", str(workers), server_pid=server_pid)
-            results.append(result)
+        for name, args in ways.items():
+            result = await measure_gateway(url, msgs, *args, server_pid=server_pid)
+            runs[name].append(result)
             progress.say(
-                f"{workers} gateway process(es), mix (round {index + 1})",
+                f"{name}, mix (round {index + 1})",
                 f"{result['entries_per_s']:>10,.0f} entries/s, {result['gateway_cores']:.2f} cores",
             )
-    one = runs[config.workers[0]]
+    await _delete_ingest_stream(url)  # so it no longer stores what later runs publish
+    first = next(iter(runs.values()))
     return {
-        str(workers): {
+        name: {
+            "args": list(ways[name]),
             "entries_per_s": _spread([r["entries_per_s"] for r in results]),
+            "gateway_cpu_us": _spread([r["gateway_cpu_us"] for r in results]),
             "gateway_cores": _spread([r["gateway_cores"] for r in results]),
             "server_cores": _spread([r["server_cores"] for r in results]),
             "speedup": _spread(
-                [r["entries_per_s"] / base["entries_per_s"] for r, base in zip(results, one, strict=True)]
+                [r["entries_per_s"] / base["entries_per_s"] for r, base in zip(results, first, strict=True)]
             ),
         }
-        for workers, results in runs.items()
+        for name, results in runs.items()
     }
+
+
+async def _delete_ingest_stream(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().delete_stream(DurableIngest().stream)
+    finally:
+        await nc.close()
 
 
 async def _all(config: BenchConfig) -> dict[str, Any]:
@@ -203,7 +220,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         len(FORMS) * config.rounds
         + 3 * config.rounds
         + 2 * len(config.batch_sizes)
-        + len(config.workers) * config.rounds
+        + (len(config.workers) + 1) * config.rounds
         + 2
     )
     progress = _Progress(steps)
@@ -215,7 +232,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         latency = await measure_latency(server.url, peak / 2, config.latency_s)
         progress.say(f"gateway latency at half load ({peak / 2:,.0f}/s)", f"p99 {latency.p99_ms:.1f} ms")
         sweep = await _sweep(server.url, config, progress, peak)
-        scaling = await _scaling(server.url, config, progress, server.pid)
+        variants = await _variants(server.url, config, progress, server.pid)
         calls = await _fresh(measure_call_cost, server.url, min(config.entries, 20_000))
         progress.say("per-call cost of logger.info", ", ".join(f"{k} {v:.1f} us" for k, v in calls.items()))
     return {
@@ -225,7 +242,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         "baselines": baselines,
         "latency_at_half_load": asdict(latency),
         "batch_size_sweep": sweep,
-        "workers": scaling,
+        "variants": variants,
         "call_cost_us": calls,
     }
 

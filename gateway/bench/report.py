@@ -56,22 +56,24 @@ def _contenders(results: dict[str, Any]) -> list[str]:
     for row in results["batch_size_sweep"]:
         p99, peak, bus = row["latency"]["p99_ms"], row["entries_per_s"], row["bus_msgs_per_s"]
         lines.append(f"| {row['batch_size']} | {peak:,.0f} | {bus:,.0f} | {p99:.1f} |")
-    lines += _workers(results["workers"])
+    lines += _variants(results["variants"])
     lines += ["", "| handler | caller's cost per logger.info call (µs) |", "|---|---|"]
     lines += [f"| {name} | {cost:.1f} |" for name, cost in results["call_cost_us"].items()]
     return lines
 
 
-def _workers(workers: dict[str, Any]) -> list[str]:
+def _variants(variants: dict[str, Any]) -> list[str]:
     lines = [
         "",
-        "| gateway processes | entries/s (mix) | speedup | cores busy: gateway, nats-server |",
-        "|---|---|---|---|",
+        "| the gateway run as | entries/s (mix) | against 1 process | CPU µs per entry "
+        "| cores busy: gateway, nats-server |",
+        "|---|---|---|---|---|",
     ]
-    for count, row in workers.items():
+    for name, row in variants.items():
         cores = f"{row['gateway_cores']['median']:.2f}, {row['server_cores']['median']:.2f}"
         lines.append(
-            f"| {count} | {_cell(row['entries_per_s'])} | {_cell(row['speedup'], '.2f')} | {cores} |"
+            f"| {name} (`{' '.join(row['args'])}`) | {_cell(row['entries_per_s'])} "
+            f"| {_cell(row['speedup'], '.2f')} | {row['gateway_cpu_us']['median']:.1f} | {cores} |"
         )
     return lines
 
