@@ -52,6 +52,7 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
     latency = results["latency_at_half_load"]
     assert latency["entries"] > 0
     assert latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert 0 < latency["p50_ms"] < 60_000  # entries carry the time they were sent, not the placeholder
     assert latency["bus_msgs_per_s"] < latency["offered_per_s"]  # batching cut the bus messages
     assert [row["batch_size"] for row in results["batch_size_sweep"]] == [50, 500]
     _check_workers_and_call_costs(results)

@@ -3,29 +3,31 @@
 Every contender is measured on what it does with the messages, so the load
 itself should cost as little as it can: this machine has 2 cores, and a
 producer that publishes through nats-py's client spends a core doing so,
-taking it from the gateway or the subscriber it measures. So for a flood the
-producer writes the very bytes nats-py would write for each publish (its own
+taking it from the gateway or the subscriber it measures. So the producer
+writes the very bytes nats-py would write for each publish (its own
 ``PUB``/``HPUB`` command builders, its header encoding) down a plain socket,
 all prepared before the clock starts. nats-server sees per-entry publishes
 from a client as before; only the client's own cost is gone.
 
-For a fixed offered load (latency), fresh entries stamped with their send time
-are published through nats-py at the rate asked for.
+For a flood, everything is written at once. For a fixed offered load
+(latency), fresh entries are sent at the rate asked for, each stamped with the
+time it was sent (``metadata.sentAt``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import random
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
 from urllib.parse import urlsplit
 
-import nats
 from nats.protocol.command import hpub_cmd, pub_cmd
 
 from gateway.bench.payloads import Message, encode, entry
@@ -37,6 +39,12 @@ _CONNECT = (
     b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"protocol":1,"name":"bench-producer"}\r\n'
 )
 _TIMEOUT_S = 120.0
+# Entries for a fixed load carry their send time; they are made beforehand with this
+# placeholder (as wide as a real time.time() in "%.6f" until the year 2286), swapped when sent.
+_PLACEHOLDER = 1111111111.111111
+_PLACEHOLDER_BYTES = b"1111111111.111111"
+# At most this many distinct entries are made for a fixed load; a longer run sends them again.
+_PACED_POOL = 50_000
 
 
 def wire(subject: str, msgs: list[Message]) -> bytes:
@@ -65,14 +73,24 @@ class _Plan:
 
 
 def _producer_main(plan: _Plan, ready: MpEvent, go: MpEvent) -> None:
-    if plan.msgs is None:
-        asyncio.run(_paced(plan, ready, go))
-    else:
-        _flood(plan.url, wire(plan.subject, plan.msgs), ready, go)
+    with _connected(plan.url) as sock:
+        if plan.msgs is None:
+            stamped = _stamped(plan.subject, min(int(plan.rate * plan.seconds) + 1, _PACED_POOL))
+            ready.set()
+            go.wait()
+            _paced(sock, stamped, plan.rate, plan.seconds)
+        else:
+            commands = wire(plan.subject, plan.msgs)
+            ready.set()
+            go.wait()
+            sock.sendall(commands)
+        sock.sendall(b"PING\r\n")  # the server has read everything once it answers
+        _await_pong(sock.makefile("rb"))
 
 
-def _flood(url: str, commands: bytes, ready: MpEvent, go: MpEvent) -> None:
-    """Write ``commands`` once told to go; return when the server has read them all (a PING's PONG)."""
+@contextlib.contextmanager
+def _connected(url: str) -> Iterator[socket.socket]:
+    """A plain socket that has said CONNECT and seen the server answer a PING."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), _TIMEOUT_S) as sock:
         reader = sock.makefile("rb")
@@ -80,11 +98,7 @@ def _flood(url: str, commands: bytes, ready: MpEvent, go: MpEvent) -> None:
             raise RuntimeError("nats-server did not greet the producer")
         sock.sendall(_CONNECT + b"PING\r\n")
         _await_pong(reader)
-        ready.set()
-        go.wait()
-        sock.sendall(commands)
-        sock.sendall(b"PING\r\n")
-        _await_pong(reader)
+        yield sock
 
 
 def _await_pong(reader: Any) -> None:
@@ -93,23 +107,32 @@ def _await_pong(reader: Any) -> None:
             raise RuntimeError(f"nats-server refused the producer: {line!r}")
 
 
-async def _paced(plan: _Plan, ready: MpEvent, go: MpEvent) -> None:
-    """Publish fresh entries (stamped with their send time) at ``plan.rate`` per second."""
-    nc = await nats.connect(plan.url, pending_size=256 * 1024 * 1024)
-    ready.set()
-    await asyncio.get_running_loop().run_in_executor(None, go.wait)
+def _stamped(subject: str, count: int) -> list[tuple[bytes, int]]:
+    """``count`` fresh mixed entries as commands, each with where its send-time placeholder sits."""
     rng = random.Random(11)
+    out = []
+    for n in range(count):
+        command = wire(subject, [encode(entry(n, rng, sent_at=_PLACEHOLDER), "mix", n)])
+        out.append((command, command.index(_PLACEHOLDER_BYTES)))
+    return out
+
+
+def _paced(sock: socket.socket, stamped: list[tuple[bytes, int]], rate: float, seconds: float) -> None:
+    """Send ``rate`` entries per second for ``seconds``, each stamped with the time it is sent."""
     start = time.perf_counter()
     sent = 0
-    while (elapsed := time.perf_counter() - start) < plan.seconds:
-        due = int(elapsed * plan.rate)
-        while sent < due:
-            headers, body = encode(entry(sent, rng, sent_at=time.time()), "mix", sent)
-            await nc.publish(plan.subject, body, headers=headers)
-            sent += 1
-        await asyncio.sleep(0.002)
-    await nc.flush()
-    await nc.close()
+    width = len(_PLACEHOLDER_BYTES)
+    while (elapsed := time.perf_counter() - start) < seconds:
+        due = int(elapsed * rate)
+        if due > sent:
+            stamp = b"%.6f" % time.time()
+            parts: list[bytes] = []
+            for n in range(sent, due):
+                command, at = stamped[n % len(stamped)]
+                parts += (command[:at], stamp, command[at + width :])
+            sock.sendall(b"".join(parts))
+            sent = due
+        time.sleep(0.001)
 
 
 class Producer:
