@@ -76,11 +76,12 @@ def binary_attributes(raw: bytes) -> dict[str, str] | None:
     """The CloudEvents attributes of a block that plainly holds them, else None.
 
     A fast path for binary-mode events, whose blocks differ in every message (an
-    id, a time) and so are never cached: ``ce-`` headers without the prefix, and
-    ``content-type`` as ``datacontenttype``, read in one pass. Only when every
-    name is one :func:`parse_header_block` has read before, no CloudEvents
-    header repeats and no value is percent-encoded; otherwise (including a block
-    that is malformed) None, and the strict reader decides.
+    id, a time) and so are never cached whole: ``ce-`` headers without the
+    prefix, and ``content-type`` as ``datacontenttype``, read in one pass, the
+    lines a publisher repeats (its source, type, content type) remembered. Only
+    when every name is one :func:`parse_header_block` has read before, no
+    CloudEvents header repeats and no value is percent-encoded; otherwise
+    (including a block that is malformed) None, and the strict reader decides.
     """
     try:
         text = raw.decode("utf-8")
@@ -89,22 +90,45 @@ def binary_attributes(raw: bytes) -> dict[str, str] | None:
     if not text.startswith(_HEAD) or not text.endswith(_END):
         return None
     attrs: dict[str, str] = {}
-    names = _NAMES
+    known = _LINES
     for line in text[len(_HEAD) : -len(_END)].split("\r\n"):
-        name, _, value = line.partition(":")
-        key = names.get(name)  # a known token, so the line had its colon
-        if key is None:
+        read = known.get(line)
+        if read is None and (read := _attribute_line(line)) is None:
             return None
-        if key.startswith("ce-"):
-            key = key[3:]
-        elif key == "content-type":
-            key = "datacontenttype"
-        else:
-            continue
-        if key in attrs or "%" in value:
-            return None
-        attrs[key] = value.strip(_WHITESPACE)
+        key, value = read
+        if key is not None:  # an attribute, not some other header
+            if key in attrs:
+                return None
+            attrs[key] = value
     return attrs
+
+
+# Header lines read by binary_attributes: (attribute name, or None for another header; value).
+_LINES: dict[str, tuple[str | None, str]] = {}
+_MAX_LINES: Final = 1024
+
+
+def _attribute_line(line: str) -> tuple[str | None, str] | None:
+    name, _, value = line.partition(":")
+    lowered = _NAMES.get(name)  # a known token, so the line had its colon
+    if lowered is None:
+        return None
+    key: str | None = lowered
+    if lowered.startswith("ce-"):
+        key = lowered[3:]
+        if "%" in value:
+            return None
+    elif lowered == "content-type":
+        key = "datacontenttype"
+        if "%" in value:
+            return None
+    else:
+        key = None
+    read = (key, value.strip(_WHITESPACE))
+    if len(_LINES) >= _MAX_LINES:
+        _LINES.clear()
+    _LINES[line] = read
+    return read
 
 
 def _lowercase_token(name: str) -> str:
