@@ -27,7 +27,7 @@ from gateway.http import HealthServer
 from gateway.metrics import render_metrics
 from gateway.service import Gateway, ShutdownReport
 
-__all__ = ["GatewayApp", "build_app", "build_asyncapi"]
+__all__ = ["GatewayApp", "build_app", "build_asyncapi", "say"]
 
 log = logging.getLogger("log_gateway")
 VERSION = "0.1.0"
@@ -109,6 +109,18 @@ def _spec(broker: NatsBroker) -> AsyncAPI:
     )
 
 
+def say(line: str) -> None:
+    """Write ``line`` to stdout in one piece.
+
+    Workers share their supervisor's stdout, and ``print`` writes a line's end
+    separately: two workers' ready lines came out as one line and a second,
+    empty one, and whoever waited for two ready lines waited forever. One write
+    of a whole line (under the pipe's atomic size) cannot interleave.
+    """
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def build_app(
     config: GatewayConfig,
     connection: ConnectionSettings,
@@ -136,7 +148,7 @@ def build_app(
         if health is not None:
             await health.start()
         http = f" http=http://{http_host}:{health.port}" if health else ""
-        print(f"log-gateway: ready gateway_id={config.gateway_id}{http}", file=sys.stdout, flush=True)
+        say(f"log-gateway: ready gateway_id={config.gateway_id}{http}")
         holder.ready.set()
 
     async def stopping() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from contracts import CONTRACTS, LogBatchCreated
+from gateway.app import say
 from gateway.natsserver import NatsServer
 from tests.helpers import entries, log_ids, publish_entries, stored_batches
 
@@ -100,7 +102,7 @@ async def gateway_process(
     lines: list[str] = []
     try:
         async with asyncio.timeout(30):
-            while sum("log-gateway: ready" in line for line in lines) < ready_lines:
+            while sum(line.count("log-gateway: ready") for line in lines) < ready_lines:
                 raw = await proc.stdout.readline() if proc.stdout else b""
                 if not raw:
                     pytest.fail("gateway exited before it was ready:\n" + "".join(lines))
@@ -273,6 +275,19 @@ async def test_workers_do_not_outlive_a_killed_supervisor(nats_server: NatsServe
             while any(map(_alive, workers)):  # noqa: ASYNC110 - another process: nothing to await
                 await asyncio.sleep(0.02)
     assert len(workers) == 2
+
+
+def test_a_line_for_the_shared_stdout_is_written_in_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    writes: list[str] = []
+
+    class Recorder(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr(sys, "stdout", Recorder())
+    say("log-gateway: ready gateway_id=w1")
+    assert writes == ["log-gateway: ready gateway_id=w1\n"]  # print() would write the newline apart
 
 
 def _alive(pid: int) -> bool:

@@ -100,7 +100,7 @@ class GatewayProcess:
             line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
             if not line:
                 raise RuntimeError("log-gateway run exited before it was ready")
-            ready += b"log-gateway: ready" in line
+            ready += line.count(b"log-gateway: ready")
         return self
 
     @property
