@@ -22,8 +22,9 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._held: Counter[str] = Counter()
 
-    def warning(self, key: str, message: str, *args: object) -> None:
-        """Log ``message`` unless ``key`` was logged within the interval."""
+    def warning(self, key: str, message: str, *args: object, exc_info: bool = False) -> None:
+        """Log ``message`` unless ``key`` was logged within the interval (``exc_info``: with the
+        exception being handled)."""
         now = self._clock()
         last = self._last.get(key)
         if last is not None and now - last < self._interval_s:
@@ -32,4 +33,4 @@ class RateLimitedLog:
         self._last[key] = now
         held = self._held.pop(key, 0)
         suffix = f" (and {held} more like it in the last {self._interval_s:g}s)" if held else ""
-        self._logger.warning(message + suffix, *args)
+        self._logger.warning(message + suffix, *args, exc_info=exc_info)

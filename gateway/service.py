@@ -283,12 +283,22 @@ class Gateway:
             entry = self._decoder.decode(headers, body)
         except DecodeError as exc:
             return self._reject(subject, headers, body, exc.reason, exc.detail)
+        except Exception:  # noqa: BLE001 - a bug on one message must neither stop ingest nor go uncounted
+            self._ingest_failed(subject)
+            return None
         admission = self._admit(entry)
         if admission is _ACCEPTED or admission is _DROPPED:
             return None
         if admission is _BLOCKED:
             return self._offer_blocking(entry)
         return self._reject(subject, headers, body, RejectReason.OVERSIZE, _oversize(entry))
+
+    def _ingest_failed(self, subject: bytes) -> None:
+        self.stats.drop(DropReason.INGEST_FAILED)
+        text = subject.decode(errors="replace")
+        self._warn.warning(
+            "ingest-failed", "failed on a message on %s (counted as dropped)", text, exc_info=True
+        )
 
     def _on_durable(self, msg: Msg) -> Awaitable[None] | None:
         """Take one message fetched from the ingest stream; settled once its batch is stored."""

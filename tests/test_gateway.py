@@ -16,7 +16,9 @@ from nats.aio.msg import Msg
 
 from contracts import EntryRejected, LogBatchCreated, RejectReason
 from gateway.config import ThrottleLimits
+from gateway.core.entry import PendingEntry
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
+from gateway.fastpath import Headers
 from gateway.natsserver import NatsServer
 from tests import samples
 from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches, until
@@ -251,6 +253,34 @@ async def test_per_source_batches_hold_one_source_each(nats_server: NatsServer, 
     info = await nc.jetstream().stream_info(cfg.stream.name, subjects_filter=">")
     assert set(info.state.subjects or {}) <= set(cfg.subjects.outputs)
     assert (info.state.subjects or {})[cfg.subjects.batch] == len(batches)
+
+
+async def test_an_entry_the_gateway_fails_on_is_counted_not_lost_silently(
+    nats_server: NatsServer, nc: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent = entries(50)
+    doomed = sent[17]["logId"].encode()
+    async with running_gateway(nats_server.url, config()) as (gateway, _):
+        decode = gateway._decoder.decode
+
+        def buggy(headers: Headers, body: bytes) -> PendingEntry:
+            if doomed in body:
+                raise KeyError("a bug in the decoder")  # not a DecodeError: no reason to reject with
+            return decode(headers, body)
+
+        gateway._decoder.decode = buggy  # type: ignore[method-assign]
+        await publish_entries(nc, sent)
+        await until(lambda: gateway.stats.published == len(sent) - 1)
+        await gateway.stop()
+    stats = gateway.stats
+    # in: 50; stored: 49; dropped: 1 (ingest_failed), logged with its traceback.
+    assert stats.received == len(sent)
+    assert dict(stats.dropped) == {"ingest_failed": 1}
+    assert stats.published + stats.total_dropped == stats.received
+    assert "counted as dropped" in caplog.text
+    assert "a bug in the decoder" in caplog.text
+    stored = log_ids(await stored_batches(nc.jetstream(), gateway.config.stream.name))
+    assert sorted(stored) == sorted(e["logId"] for e in sent if e["logId"].encode() != doomed)
 
 
 async def test_slow_consumer_drops_are_received_and_counted(nats_server: NatsServer, nc: Client) -> None:

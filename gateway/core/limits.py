@@ -29,6 +29,7 @@ class DropReason(StrEnum):
     SLOW_CONSUMER = "slow_consumer"
     SPOOL_FULL = "spool_full"
     SPOOL_FAILED = "spool_failed"
+    INGEST_FAILED = "ingest_failed"  # the gateway failed on it (a bug): counted, not lost silently
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
