@@ -109,9 +109,9 @@ _MAX_LINES: Final = 1024
 
 
 def _attribute_line(line: str) -> tuple[str | None, str] | None:
-    name, _, value = line.partition(":")
-    lowered = _NAMES.get(name)  # a known token, so the line had its colon
-    if lowered is None:
+    name, colon, value = line.partition(":")
+    lowered = _NAMES.get(name)
+    if lowered is None or not colon:  # a line that is a known name alone is still malformed
         return None
     key: str | None = lowered
     if lowered.startswith("ce-"):

@@ -123,7 +123,9 @@ ce_names = st.sampled_from(
 @settings(max_examples=400, deadline=None)
 @given(
     st.lists(st.tuples(ce_names | header_names, header_values), max_size=8),
-    st.sampled_from([b""] * 4 + [b"x: 1\r\n", b"no colon\r\n", b"\xff: 1\r\n", b"NATS/1.0\r\n"]),
+    st.sampled_from(
+        [b""] * 4 + [b"x: 1\r\n", b"no colon\r\n", b"ce-id\r\n", b"\xff: 1\r\n", b"NATS/1.0\r\n"]
+    ),
 )
 def test_binary_attributes_are_the_strict_readers_or_none(lines: list[tuple[str, str]], junk: bytes) -> None:
     raw = b"NATS/1.0\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in lines) + junk + b"\r\n"
@@ -148,6 +150,8 @@ def test_binary_attributes_leave_doubt_to_the_strict_reader() -> None:
     for raw in (
         plain.replace(b"ce-id: 7", b"ce-id: 7\r\nce-id: 8"),  # a CloudEvents header twice
         plain.replace(b"ce-id: 7", b"ce-id: caf%C3%A9"),  # percent-encoded
+        plain.replace(b"ce-id: 7", b"ce-id"),  # a known name with no colon
+        plain.replace(b"ce-id: 7", b"ce-id: 7\r\ncontent-type"),  # the same, after a good line
         plain.replace(b"ce-id", b"ce-never-seen-before"),  # a name the strict reader has not checked
         plain.replace(b"NATS/1.0", b"NATS/1.0 503"),  # a status line
         plain[:-2],  # not ended
