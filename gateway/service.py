@@ -309,6 +309,9 @@ class Gateway:
             entry = self._decoder.decode(msg.headers, msg.data)
         except DecodeError as exc:
             return self._terminate(msg, exc.reason, exc.detail)
+        except Exception:  # noqa: BLE001 - as on core ingest; a redelivery would fail again
+            self._ingest_failed(msg.subject.encode())
+            return self._settle_failed(msg)
         entry.handle = msg
         admission = self._admit(entry)
         if admission is _BLOCKED:
@@ -355,6 +358,11 @@ class Gateway:
             await self._nc.publish(self.config.subjects.rejected, out_body, headers=out_headers)
         except Exception as exc:  # noqa: BLE001 - counted above; forwarding is best effort
             self._warn.warning("reject-forward", "could not forward a rejected message: %r", exc)
+
+    @staticmethod
+    async def _settle_failed(msg: Msg) -> None:
+        """Terminate a message the gateway failed on (counted as ``ingest_failed``)."""
+        await settle([msg], Settle.TERM)
 
     async def _terminate(self, msg: Msg, reason: str, detail: str) -> None:
         """Reject a message from the ingest stream for good: a redelivery would be rejected again."""

@@ -13,8 +13,10 @@ import pytest
 from nats.aio.client import Client
 
 from gateway.config import ThrottleLimits
+from gateway.core.entry import PendingEntry
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.durable import DurableIngest, Settle, ensure_ingest, settle
+from gateway.fastpath import Headers
 from gateway.natsserver import NatsServer
 from publishers import PublishPolicy
 from tests.helpers import (
@@ -55,6 +57,32 @@ async def test_entries_are_acknowledged_once_their_batch_is_stored(
     assert sorted(stored) == sorted(e["logId"] for e in sent)
     assert gateway.stats.total_dropped == gateway.stats.returned == gateway.stats.redelivered == 0
     assert gateway.stats.received == 1002
+
+
+async def test_an_entry_the_gateway_fails_on_is_counted_and_terminated(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    spec = durable()
+    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=10, max_delay_ms=20))
+    sent = entries(40)
+    doomed = sent[7]["logId"].encode()
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        decode = gateway._decoder.decode
+
+        def buggy(headers: Headers, body: bytes) -> PendingEntry:
+            if doomed in body:
+                raise KeyError("a bug in the decoder")
+            return decode(headers, body)
+
+        gateway._decoder.decode = buggy  # type: ignore[method-assign]
+        await publish_entries(nc, sent)
+        await until(lambda: gateway.stats.published == len(sent) - 1)
+        # Ingest went on, and the failed entry was terminated, not left to redeliver: the queue empties.
+        await until_ingest(nc, spec, (0, 0))
+    # in: 40; stored: 39; dropped: 1 (ingest_failed); redelivered: 0.
+    assert dict(gateway.stats.dropped) == {"ingest_failed": 1}
+    assert gateway.stats.received == gateway.stats.published + gateway.stats.total_dropped == 40
+    assert gateway.stats.redelivered == 0
 
 
 async def test_two_gateways_share_one_consumer(nats_server: NatsServer, nc: Client) -> None:
