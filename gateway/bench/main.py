@@ -25,8 +25,8 @@ from gateway.bench.runners import (
     measure_gateway,
     measure_latency,
     measure_otel,
-    measure_raw,
     naive_rate,
+    raw_limit,
 )
 from gateway.durable import DurableIngest
 from gateway.natsserver import NatsServer
@@ -98,7 +98,7 @@ async def _throughput(
         limit: list[dict[str, float]] = []
         gateway: list[dict[str, float]] = []
         for index in range(config.rounds):
-            limit.append(await measure_raw(url, msgs))
+            limit.append(await _fresh(raw_limit, url, msgs))
             gateway.append(await measure_gateway(url, msgs, server_pid=server_pid))
             progress.say(f"{form} (round {index + 1}): limit, gateway", _pair(limit[-1], gateway[-1]))
         results[form] = _compared(limit, gateway)
@@ -185,12 +185,13 @@ async def _variants(
     for index in range(config.rounds):
         for name, args in ways.items():
             result = await measure_gateway(url, msgs, *args, server_pid=server_pid)
+            if "--ingest" in args:  # so it neither stores what later runs publish nor leaves a backlog
+                await _delete_ingest_stream(url)
             runs[name].append(result)
             progress.say(
                 f"{name}, mix (round {index + 1})",
                 f"{result['entries_per_s']:>10,.0f} entries/s, {result['gateway_cores']:.2f} cores",
             )
-    await _delete_ingest_stream(url)  # so it no longer stores what later runs publish
     first = next(iter(runs.values()))
     return {
         name: {

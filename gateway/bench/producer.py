@@ -153,14 +153,22 @@ class Producer:
         self.proc = _CTX.Process(target=_producer_main, args=(plan, self.ready, self.go), daemon=True)
         self.proc.start()
 
-    async def start(self) -> float:
-        """Wait until the producer is connected with its messages ready, say go; returns when it was said."""
+    async def wait_ready(self) -> None:
+        """Wait until the producer is connected with its messages ready."""
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, self.ready.wait, _TIMEOUT_S):
             raise RuntimeError("the benchmark's producer did not get ready")
+
+    def say_go(self) -> float:
+        """Tell a ready producer to go; returns when it was said."""
         started = time.perf_counter()
         self.go.set()
         return started
+
+    async def start(self) -> float:
+        """:meth:`wait_ready`, then :meth:`say_go`."""
+        await self.wait_ready()
+        return self.say_go()
 
     async def join(self) -> None:
         """Wait for the producer to finish; it must have published everything."""
