@@ -208,33 +208,39 @@ class _Router:
 
         Returns how many bytes they took, and whether something else follows.
         """
-        pos, size, sinks, stats, known = 0, len(snap), self.sinks, self._stats, self._known
-        while (end := snap.find(b"\r\n", pos)) >= 0:
-            line = snap[pos:end]
-            frame = known.get(line)
-            if frame is None and (frame := _frame(line.split())) is None:
-                return pos, True
-            subject, sid, reply, head, length = frame
-            stop = end + 2 + length
-            if stop + 2 > size:
-                break
-            headers = snap[end + 2 : end + 2 + head] if head else None
-            data = snap[end + 2 + head : stop]
-            pos = stop + 2
-            sink = sinks.get(sid)
-            if sink is None:
-                await self._original(sid, subject, reply, data, headers)
-                continue
-            if not reply and line not in known:
-                self._remember(line, frame)
-            stats["in_msgs"] += 1
-            stats["in_bytes"] += length - head
-            if not sink.deliver(subject, headers, data):
-                await self._slow_consumer(sink, sid, subject, reply)
-        return pos, False
+        pos, size, sinks, known = 0, len(snap), self.sinks, self._known
+        count = payload = 0  # the fast path's messages, added to nats-py's stats once
+        try:
+            while (end := snap.find(b"\r\n", pos)) >= 0:
+                line = snap[pos:end]
+                frame = known.get(line)
+                if frame is None:
+                    if (frame := _frame(line.split())) is None:
+                        return pos, True
+                    if not frame[2]:  # no reply subject: a line that may come again
+                        self._remember(line, frame)
+                subject, sid, reply, head, length = frame
+                stop = end + 2 + length
+                if stop + 2 > size:
+                    break
+                headers = snap[end + 2 : end + 2 + head] if head else None
+                data = snap[end + 2 + head : stop]
+                pos = stop + 2
+                sink = sinks.get(sid)
+                if sink is None:
+                    await self._original(sid, subject, reply, data, headers)
+                    continue
+                count += 1
+                payload += length - head
+                if not sink.deliver(subject, headers, data):
+                    await self._slow_consumer(sink, sid, subject, reply)
+            return pos, False
+        finally:
+            self._stats["in_msgs"] += count
+            self._stats["in_bytes"] += payload
 
     def _remember(self, line: bytes, frame: _Frame) -> None:
-        """Keep a fast-path control line read: a flood repeats a few (subject, sid and a size)."""
+        """Keep a control line read: a flood repeats a few (subject, sid and a size)."""
         if len(self._known) >= _MAX_KNOWN_LINES:
             self._known.clear()
         self._known[line] = frame
