@@ -43,6 +43,7 @@ from gateway.core import (
     SealedBatch,
     Stats,
 )
+from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED, OVERSIZE
 from gateway.core.redact import Redactor
 from gateway.core.spool import SpoolRecord
 from gateway.core.stats import BATCH_BYTES_BUCKETS, BATCH_ENTRIES_BUCKETS
@@ -66,13 +67,6 @@ log = logging.getLogger("log_gateway")
 # A rejected message is forwarded for diagnosis; 64 KiB of it is plenty and
 # keeps a flood of garbage from costing the bus more than the garbage itself.
 MAX_REJECTED_BYTES = 64 * 1024
-# Looked up once (an enum member costs a class attribute lookup per use on the hot path).
-_ACCEPTED, _DROPPED, _BLOCKED, _OVERSIZE = (
-    Admission.ACCEPTED,
-    Admission.DROPPED,
-    Admission.BLOCKED,
-    Admission.OVERSIZE,
-)
 
 
 class ConfigError(GatewayError, ValueError):
@@ -287,9 +281,9 @@ class Gateway:
             self._ingest_failed(subject)
             return None
         admission = self._admit(entry)
-        if admission is _ACCEPTED or admission is _DROPPED:
+        if admission is ACCEPTED or admission is DROPPED:
             return None
-        if admission is _BLOCKED:
+        if admission is BLOCKED:
             return self._offer_blocking(entry)
         return self._reject(subject, headers, body, RejectReason.OVERSIZE, _oversize(entry))
 
@@ -300,7 +294,7 @@ class Gateway:
             "ingest-failed", "failed on a message on %s (counted as dropped)", text, exc_info=True
         )
 
-    def _on_durable(self, msg: Msg) -> Awaitable[None] | None:
+    def _on_durable(self, msg: Msg) -> Awaitable[object] | None:
         """Take one message fetched from the ingest stream; settled once its batch is stored."""
         self.stats.received += 1
         if msg.metadata.num_delivered > 1:
@@ -311,22 +305,22 @@ class Gateway:
             return self._terminate(msg, exc.reason, exc.detail)
         except Exception:  # noqa: BLE001 - as on core ingest; a redelivery would fail again
             self._ingest_failed(msg.subject.encode())
-            return self._settle_failed(msg)
+            return settle([msg], Settle.TERM)
         entry.handle = msg
         admission = self._admit(entry)
-        if admission is _BLOCKED:
+        if admission is BLOCKED:
             return self._offer_blocking(entry)
-        if admission is _OVERSIZE:
+        if admission is OVERSIZE:
             return self._terminate(msg, RejectReason.OVERSIZE, _oversize(entry))
         return None
 
     def _admit(self, entry: PendingEntry) -> Admission:
         was_idle = self.acc.is_empty
         admission = self.acc.offer(entry)
-        if admission is _ACCEPTED:
+        if admission is ACCEPTED:
             if was_idle or self.acc.has_waiting:
                 self._wake.set()
-        elif admission is _DROPPED:
+        elif admission is DROPPED:
             self._warn.warning("overflow", "buffer full: dropped the newest entry")
         return admission
 
@@ -358,11 +352,6 @@ class Gateway:
             await self._nc.publish(self.config.subjects.rejected, out_body, headers=out_headers)
         except Exception as exc:  # noqa: BLE001 - counted above; forwarding is best effort
             self._warn.warning("reject-forward", "could not forward a rejected message: %r", exc)
-
-    @staticmethod
-    async def _settle_failed(msg: Msg) -> None:
-        """Terminate a message the gateway failed on (counted as ``ingest_failed``)."""
-        await settle([msg], Settle.TERM)
 
     async def _terminate(self, msg: Msg, reason: str, detail: str) -> None:
         """Reject a message from the ingest stream for good: a redelivery would be rejected again."""
