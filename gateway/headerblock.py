@@ -113,17 +113,13 @@ def _attribute_line(line: str) -> tuple[str | None, str] | None:
     lowered = _NAMES.get(name)
     if lowered is None or not colon:  # a line that is a known name alone is still malformed
         return None
-    key: str | None = lowered
+    key: str | None = None  # another header
     if lowered.startswith("ce-"):
         key = lowered[3:]
-        if "%" in value:
-            return None
     elif lowered == "content-type":
         key = "datacontenttype"
-        if "%" in value:
-            return None
-    else:
-        key = None
+    if key is not None and "%" in value:  # percent-encoded: the strict path decodes it
+        return None
     read = (key, value.strip(_WHITESPACE))
     if len(_LINES) >= _MAX_LINES:
         _LINES.clear()
