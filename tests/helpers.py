@@ -20,7 +20,9 @@ from nats.js.client import JetStreamContext
 from contracts import LogBatchCreated, LogEntryCreated, encode_binary, encode_structured, make_attributes
 from gateway.config import GatewayConfig
 from gateway.core.encode import header_size
+from gateway.core.entry import PendingEntry
 from gateway.durable import DurableIngest
+from gateway.fastpath import Headers
 from gateway.service import Gateway
 from publishers.stream import StreamSpec
 from tests import samples
@@ -34,6 +36,18 @@ def config(**changes: Any) -> GatewayConfig:
     base: dict[str, Any] = {"stream": stream, "shutdown_timeout_s": 30.0}
     base.update(changes)
     return GatewayConfig(**base)
+
+
+def fail_decoding(gateway: Gateway, marker: bytes) -> None:
+    """Give a started gateway's decoder a bug: it raises (not a DecodeError) on bodies holding ``marker``."""
+    decode = gateway._decoder.decode
+
+    def buggy(headers: Headers, body: bytes) -> PendingEntry:
+        if marker in body:
+            raise KeyError("a bug in the decoder")
+        return decode(headers, body)
+
+    gateway._decoder.decode = buggy  # type: ignore[method-assign]
 
 
 @asynccontextmanager

@@ -13,15 +13,14 @@ import pytest
 from nats.aio.client import Client
 
 from gateway.config import ThrottleLimits
-from gateway.core.entry import PendingEntry
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.durable import DurableIngest, Settle, ensure_ingest, settle
-from gateway.fastpath import Headers
 from gateway.natsserver import NatsServer
 from publishers import PublishPolicy
 from tests.helpers import (
     config,
     entries,
+    fail_decoding,
     ingest_state,
     log_ids,
     publish_entries,
@@ -67,14 +66,7 @@ async def test_an_entry_the_gateway_fails_on_is_counted_and_terminated(
     sent = entries(40)
     doomed = sent[7]["logId"].encode()
     async with running_gateway(nats_server.url, cfg) as (gateway, _):
-        decode = gateway._decoder.decode
-
-        def buggy(headers: Headers, body: bytes) -> PendingEntry:
-            if doomed in body:
-                raise KeyError("a bug in the decoder")
-            return decode(headers, body)
-
-        gateway._decoder.decode = buggy  # type: ignore[method-assign]
+        fail_decoding(gateway, doomed)
         await publish_entries(nc, sent)
         await until(lambda: gateway.stats.published == len(sent) - 1)
         # Ingest went on, and the failed entry was terminated, not left to redeliver: the queue empties.

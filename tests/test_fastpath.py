@@ -99,18 +99,21 @@ class Holding:
         self.handled.append(body)
         return None if self.release.is_set() else self.release.wait()
 
+    async def subscribe(self, url: str, subject: str, *, msgs: int, size: int) -> tuple[Client, Subscription]:
+        """A connection whose errors come here, and a fast-path subscription this handler serves."""
+        nc = await nats.connect(url, error_cb=self.on_error)
+        sub, _ = await subscribe_fast(
+            nc, subject, queue="", handler=self.handler, pending_msgs_limit=msgs, pending_bytes_limit=size
+        )
+        return nc, sub
+
 
 async def test_past_the_pending_limit_messages_are_dropped_as_slow_consumer(
     nats_server: NatsServer, subject: str
 ) -> None:
     held_reader = Holding()
     errors, handled, release = held_reader.errors, held_reader.handled, held_reader.release
-    nc = await nats.connect(nats_server.url, error_cb=held_reader.on_error)
-    handler = held_reader.handler
-
-    sub, _ = await subscribe_fast(
-        nc, subject, queue="", handler=handler, pending_msgs_limit=5, pending_bytes_limit=0
-    )
+    nc, sub = await held_reader.subscribe(nats_server.url, subject, msgs=5, size=0)
     for i in range(50):
         await nc.publish(subject, b"%d" % i)
     await nc.flush()
@@ -131,12 +134,7 @@ async def test_past_the_pending_limit_messages_are_dropped_as_slow_consumer(
 async def test_the_byte_limit_drops_too(nats_server: NatsServer, subject: str) -> None:
     held_reader = Holding()
     errors, handled, release = held_reader.errors, held_reader.handled, held_reader.release
-    nc = await nats.connect(nats_server.url, error_cb=held_reader.on_error)
-    handler = held_reader.handler
-
-    sub, _ = await subscribe_fast(
-        nc, subject, queue="", handler=handler, pending_msgs_limit=0, pending_bytes_limit=1000
-    )
+    nc, sub = await held_reader.subscribe(nats_server.url, subject, msgs=0, size=1000)
     for _ in range(30):
         await nc.publish(subject, b"x" * 100)
     await nc.flush()

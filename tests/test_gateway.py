@@ -16,12 +16,19 @@ from nats.aio.msg import Msg
 
 from contracts import EntryRejected, LogBatchCreated, RejectReason
 from gateway.config import ThrottleLimits
-from gateway.core.entry import PendingEntry
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
-from gateway.fastpath import Headers
 from gateway.natsserver import NatsServer
 from tests import samples
-from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches, until
+from tests.helpers import (
+    config,
+    entries,
+    fail_decoding,
+    log_ids,
+    publish_entries,
+    running_gateway,
+    stored_batches,
+    until,
+)
 
 
 async def test_every_entry_arrives_exactly_once_in_bounded_batches(
@@ -261,14 +268,7 @@ async def test_an_entry_the_gateway_fails_on_is_counted_not_lost_silently(
     sent = entries(50)
     doomed = sent[17]["logId"].encode()
     async with running_gateway(nats_server.url, config()) as (gateway, _):
-        decode = gateway._decoder.decode
-
-        def buggy(headers: Headers, body: bytes) -> PendingEntry:
-            if doomed in body:
-                raise KeyError("a bug in the decoder")  # not a DecodeError: no reason to reject with
-            return decode(headers, body)
-
-        gateway._decoder.decode = buggy  # type: ignore[method-assign]
+        fail_decoding(gateway, doomed)
         await publish_entries(nc, sent)
         await until(lambda: gateway.stats.published == len(sent) - 1)
         await gateway.stop()
