@@ -23,15 +23,15 @@ __all__ = [
 ]
 
 _WHERE = {
-    "ArchiveConfig": "gateway.archiver",
-    "Archiver": "gateway.archiver",
-    "BatchSubscriber": "gateway.subscribe",
-    "Filters": "gateway.subscribe",
+    "ArchiveConfig": "gateway.consumers.archiver",
+    "Archiver": "gateway.consumers.archiver",
+    "BatchSubscriber": "gateway.consumers.subscribe",
+    "Filters": "gateway.consumers.subscribe",
     "Gateway": "gateway.service",
     "GatewayConfig": "gateway.config",
     "ShutdownReport": "gateway.service",
-    "SubscriberConfig": "gateway.subscribe",
-    "build_app": "gateway.app",
+    "SubscriberConfig": "gateway.consumers.subscribe",
+    "build_app": "gateway.process.app",
 }
 
 

@@ -9,33 +9,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 
 from contracts.cloudevents import encode_structured, make_attributes
 from contracts.models import ErrorPatternDetected
 from contracts.timestamps import now_timestamp
-from gateway.core.patterns import Alert, PatternDetector, PatternLimits
+from gateway.config import AlertConfig
+from gateway.core.patterns import Alert, PatternDetector
 from gateway.logs import RateLimitedLog
 from publishers import JetStreamPublisher, PublishError, TokenBucket
 
-__all__ = ["AlertConfig", "AlertPublisher", "AlertStats"]
+__all__ = ["AlertPublisher", "AlertStats"]
 
 log = logging.getLogger("log_gateway.alerts")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AlertConfig:
-    """Pattern thresholds and the alerts' own rate limit (alerts per second)."""
-
-    enabled: bool = True
-    limits: PatternLimits = field(default_factory=PatternLimits)
-    max_rate: float = 5.0
-
-    def __post_init__(self) -> None:
-        if not self.max_rate > 0:
-            raise ValueError(f"max_alert_rate must be positive, got {self.max_rate}")
 
 
 @dataclass

@@ -6,6 +6,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from contracts.events import ENTRY_REJECTED_SUBJECT, subject_for, validate_subject, validate_subject_token
 from contracts.models import (
@@ -15,15 +16,21 @@ from contracts.models import (
     LogEntryCreated,
     LogStreamStarted,
 )
-from gateway.alerts import AlertConfig
-from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
+from gateway.core.limits import BatchLimits, BufferLimits, FsyncPolicy, OverflowPolicy
+from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
-from gateway.durable import DurableIngest
-from gateway.spooler import SpoolConfig
 from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
 
-__all__ = ["GatewayConfig", "Subjects", "ThrottleLimits", "default_gateway_id"]
+__all__ = [
+    "AlertConfig",
+    "DurableIngest",
+    "GatewayConfig",
+    "SpoolConfig",
+    "Subjects",
+    "ThrottleLimits",
+    "default_gateway_id",
+]
 
 
 def default_gateway_id() -> str:
@@ -81,6 +88,63 @@ class Subjects:
     def outputs(self) -> tuple[str, ...]:
         """The subjects the gateway's stream captures."""
         return (self.batch, self.rejected, self.alerts, self.stream_started, self.archived)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlertConfig:
+    """Pattern thresholds and the alerts' own rate limit (alerts per second)."""
+
+    enabled: bool = True
+    limits: PatternLimits = field(default_factory=PatternLimits)
+    max_rate: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.max_rate > 0:
+            raise ValueError(f"max_alert_rate must be positive, got {self.max_rate}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DurableIngest:
+    """Where durable ingest reads from, and how long a fetched entry may stay unacknowledged."""
+
+    stream: str = "CORTEX_LOG_ENTRIES"
+    durable: str = "log-gateway"
+    replicas: int = 1
+    max_age_s: float = 7 * 24 * 3600.0
+    ack_wait_s: float = 120.0
+    max_ack_pending: int = 100_000
+    fetch_batch: int = 500
+    fetch_timeout_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        validate_subject_token(self.stream, "ingest stream name")
+        validate_subject_token(self.durable, "ingest durable name")
+        if not 1 <= self.replicas <= 5:
+            raise ValueError(f"ingest_replicas must be between 1 and 5, got {self.replicas}")
+        for name in ("max_age_s", "ack_wait_s", "fetch_timeout_s"):
+            if not getattr(self, name) > 0:  # NaN too
+                raise ValueError(f"ingest {name} must be positive, got {getattr(self, name)}")
+        for name in ("max_ack_pending", "fetch_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ingest {name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SpoolConfig:
+    """Where the spool lives, how big it may grow and when it forces writes to disk."""
+
+    directory: Path
+    max_bytes: int = 1024 * 1024 * 1024
+    fsync: FsyncPolicy = FsyncPolicy.INTERVAL
+    fsync_interval_s: float = 1.0
+    replay_backoff_max_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 64 * 1024:
+            raise ValueError(f"spool_max_bytes must be at least 65536, got {self.max_bytes}")
+        for name in ("fsync_interval_s", "replay_backoff_max_s"):
+            if not getattr(self, name) > 0:  # NaN too
+                raise ValueError(f"spool {name} must be positive, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

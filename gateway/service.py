@@ -4,7 +4,7 @@ Ingest subscribes with nats-py directly on the FastStream broker's connection,
 because ingest is the hot path: measured on this project's 2-core machine with
 40k ~400-byte messages, a FastStream 0.7 subscriber (apply_types off, no
 logger) handled about 22k msg/s where a raw nats-py callback handled about
-80k msg/s of the same messages. It skips nats-py's per-message work (see ``gateway.fastpath``).
+80k msg/s of the same messages. It skips nats-py's per-message work (see ``gateway.ingest.fastpath``).
 Publishing batches goes through nats-py's JetStream API too, for its error
 types (retry classification) and ack handling.
 """
@@ -29,8 +29,7 @@ from nats.js.client import JetStreamContext
 from contracts.errors import DecodeError, GatewayError, RejectReason
 from contracts.timestamps import now_timestamp
 from gateway.alerts import AlertPublisher
-from gateway.announce import stream_started
-from gateway.config import GatewayConfig
+from gateway.config import DurableIngest, GatewayConfig
 from gateway.core import (
     Accumulator,
     Admission,
@@ -44,14 +43,15 @@ from gateway.core import (
     Stats,
 )
 from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED, OVERSIZE
+from gateway.core.announce import stream_started
 from gateway.core.redact import Redactor
-from gateway.core.spool import SpoolRecord
 from gateway.core.stats import BATCH_BYTES_BUCKETS, BATCH_ENTRIES_BUCKETS
-from gateway.durable import DurableIngest, DurableReader, Settle, ensure_ingest, settle
-from gateway.fastpath import Headers, subscribe_fast
-from gateway.ingest import EntryDecoder, rejected_message
+from gateway.ingest.decode import EntryDecoder, rejected_message
+from gateway.ingest.durable_intake import DurableReader, Settle, ensure_ingest, settle
+from gateway.ingest.fastpath import Headers, subscribe_fast
 from gateway.logs import RateLimitedLog
-from gateway.spooler import Spooler
+from gateway.spool.replay import Spooler, open_spool
+from gateway.spool.store import SpoolRecord
 from publishers import (
     JetStreamPublisher,
     PermissionWatch,
@@ -156,7 +156,9 @@ class Gateway:
         spool = self.config.spool
         if spool is None:
             return
-        self.spooler = Spooler(spool.open(), spool, self._replay, self.stats, self.config.buffer.overflow)
+        self.spooler = Spooler(
+            open_spool(spool), spool, self._replay, self.stats, self.config.buffer.overflow
+        )
         if self.spooler.backlog:
             log.info("spool holds %d entries from before; replaying them first", self.spooler.spool.entries)
         self._replayer = asyncio.create_task(self.spooler.run(), name="log-gateway-replay")
@@ -270,7 +272,7 @@ class Gateway:
     def _on_msg(self, subject: bytes, headers: Headers, body: bytes) -> Awaitable[None] | None:
         """Take one message; synchronous unless it must wait (block policy) or be forwarded.
 
-        ``headers`` is the raw NATS header block on the fast path (see ``gateway.fastpath``).
+        ``headers`` is the raw NATS header block on the fast path (see ``gateway.ingest.fastpath``).
         """
         self.stats.received += 1
         try:

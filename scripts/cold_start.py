@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 
 
 def once(url: str) -> float:

@@ -9,7 +9,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 
 
 @pytest.fixture

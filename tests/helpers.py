@@ -18,11 +18,10 @@ from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
 from contracts import LogBatchCreated, LogEntryCreated, encode_binary, encode_structured, make_attributes
-from gateway.config import GatewayConfig
+from gateway.config import DurableIngest, GatewayConfig
 from gateway.core.encode import header_size
 from gateway.core.entry import PendingEntry
-from gateway.durable import DurableIngest
-from gateway.fastpath import Headers
+from gateway.ingest.fastpath import Headers
 from gateway.service import Gateway
 from publishers.stream import StreamSpec
 from tests import samples

@@ -8,11 +8,10 @@ import pytest
 from nats.aio.client import Client
 
 from contracts import ErrorPatternDetected, LogStreamStarted
-from gateway.alerts import AlertConfig
-from gateway.config import ThrottleLimits
+from gateway.config import AlertConfig, ThrottleLimits
 from gateway.core.limits import BatchLimits
 from gateway.core.patterns import PatternLimits
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 from tests import samples
 from tests.helpers import collect, config, publish_entries, running_gateway, until
 

@@ -12,10 +12,10 @@ import pytest
 from nats.aio.client import Client
 
 from contracts import LogArchived, LogEntryCreated
-from gateway.archive import Compression, SegmentWriter, read_segment
-from gateway.archiver import ArchiveConfig, Archiver
+from gateway.consumers.archiver import ArchiveConfig, Archiver
+from gateway.consumers.segments import Compression, SegmentWriter, read_segment
 from gateway.core.limits import BatchLimits
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 from tests import samples
 from tests.helpers import collect, config, entries, publish_entries, running_gateway, until
 

@@ -18,9 +18,9 @@ import pytest
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 
-from gateway.connection import ConnectionSettings
 from gateway.core.limits import BatchLimits
-from gateway.natsserver import NatsServer, find_nats_server
+from gateway.process.connection import ConnectionSettings
+from gateway.process.natsserver import NatsServer, find_nats_server
 from tests.helpers import (
     StoredBatch,
     config,

@@ -18,7 +18,7 @@ from nats.aio.msg import Msg
 from gateway.bench.cpu import _own_cpu_s, tree_cpu_s
 from gateway.bench.payloads import Message, messages
 from gateway.bench.producer import Producer, wire
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
 

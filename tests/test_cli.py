@@ -23,8 +23,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from contracts import CONTRACTS, LogBatchCreated
-from gateway.app import say
-from gateway.natsserver import NatsServer
+from gateway.process.app import say
+from gateway.process.natsserver import NatsServer
 from tests.helpers import entries, log_ids, publish_entries, stored_batches
 
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
@@ -261,7 +261,7 @@ async def test_workers_share_the_load_with_a_spool_each_and_no_password_on_a_com
     assert len({b.batch.gatewayId for b in batches}) == 2
     assert len(workers) == 2
     assert all(secret.encode() not in line for line in workers.values())
-    assert all(b"gateway.cli" in line for line in workers.values())
+    assert all(b"gateway.process.cli" in line for line in workers.values())
     assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == ["w0", "w1"]
 
 
@@ -301,7 +301,7 @@ def test_the_run_process_tunes_its_garbage_collector() -> None:
     # In a child process: freezing and re-tuning the collector is process-wide.
     check = (
         "import gc\n"
-        "from gateway.app import _FIRST_GENERATION, _tune_collector\n"
+        "from gateway.process.app import _FIRST_GENERATION, _tune_collector\n"
         "before = gc.get_threshold()\n"
         "_tune_collector()\n"
         "assert gc.get_freeze_count() > 1000, gc.get_freeze_count()\n"

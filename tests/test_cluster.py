@@ -11,7 +11,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 from publishers import StreamSpec
 from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches, until
 

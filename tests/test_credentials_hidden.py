@@ -22,8 +22,8 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from gateway.connection import ConnectionSettings
-from gateway.natsserver import NatsServer
+from gateway.process.connection import ConnectionSettings
+from gateway.process.natsserver import NatsServer
 from tests.helpers import entries, log_ids, publish_entries, stored_batches
 from tests.natsauth import new_key
 from tests.test_auth_nkeys import checked, nkey_users, seed_file

@@ -12,9 +12,8 @@ import nats
 import pytest
 import yaml
 
-from gateway.config import GatewayConfig
-from gateway.durable import DurableIngest
-from gateway.natsserver import NatsServer, find_nats_server
+from gateway.config import DurableIngest, GatewayConfig
+from gateway.process.natsserver import NatsServer, find_nats_server
 from tests.helpers import (
     config,
     entries,

@@ -12,10 +12,10 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from gateway.config import ThrottleLimits
+from gateway.config import DurableIngest, ThrottleLimits
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
-from gateway.durable import DurableIngest, Settle, ensure_ingest, settle
-from gateway.natsserver import NatsServer
+from gateway.ingest.durable_intake import Settle, ensure_ingest, settle
+from gateway.process.natsserver import NatsServer
 from publishers import PublishPolicy
 from tests.helpers import (
     config,

@@ -24,7 +24,7 @@ from contracts import (
     decode_contract,
 )
 from gateway.core.limits import BatchLimits, OverflowPolicy
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 from publishers import EventPublisher, HandlerConfig, NatsLogHandler, level_name
 from tests import samples
 from tests.helpers import collect, stored_batches, until

@@ -23,9 +23,9 @@ from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 from nats.protocol.parser import Parser
 
-from gateway import fastpath
-from gateway.fastpath import Headers, fast_path_supported, subscribe_fast, take_over
-from gateway.natsserver import NatsServer
+from gateway.ingest import fastpath
+from gateway.ingest.fastpath import Headers, fast_path_supported, subscribe_fast, take_over
+from gateway.process.natsserver import NatsServer
 from tests import samples
 from tests.helpers import (
     collect,

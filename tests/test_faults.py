@@ -11,11 +11,11 @@ import nats
 import nats.aio.client
 
 from contracts import LogEntryCreated
-from gateway.config import ThrottleLimits
+from gateway.config import DurableIngest, ThrottleLimits
+from gateway.consumers.subscribe import BatchSubscriber, SubscriberConfig
 from gateway.core.limits import BatchLimits, BufferLimits
-from gateway.durable import DurableIngest, ensure_ingest
-from gateway.natsserver import NatsServer
-from gateway.subscribe import BatchSubscriber, SubscriberConfig
+from gateway.ingest.durable_intake import ensure_ingest
+from gateway.process.natsserver import NatsServer
 from publishers import PublishPolicy
 from tests.helpers import (
     config,

@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from contracts import EntryRejected, LogBatchCreated, RejectReason
 from gateway.config import ThrottleLimits
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 from tests import samples
 from tests.helpers import (
     config,

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from nats.aio.client import Client
 
 from contracts import DecodeError, RejectReason
-from gateway import headerblock
-from gateway.headerblock import binary_attributes, header_dict, parse_header_block
+from gateway.ingest import headers as headerblock
+from gateway.ingest.headers import binary_attributes, header_dict, parse_header_block
 
 NAME_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

@@ -30,7 +30,7 @@ from contracts.entrycheck import plainly_valid_entry
 from contracts.timestamps import parse_timestamp
 from gateway.bench.payloads import entry as bench_entry
 from gateway.core.redact import Redactor
-from gateway.ingest import EntryDecoder
+from gateway.ingest.decode import EntryDecoder
 from tests import samples
 
 MAX_BATCH_BYTES = 64 * 1024

@@ -8,7 +8,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from gateway.natsserver import NatsServer, NatsServerError
+from gateway.process.natsserver import NatsServer, NatsServerError
 
 
 def test_two_servers_get_different_free_ports() -> None:

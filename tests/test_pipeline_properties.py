@@ -25,7 +25,7 @@ from gateway.core import (
     Stats,
 )
 from gateway.core.encode import header_size
-from gateway.ingest import EntryDecoder
+from gateway.ingest.decode import EntryDecoder
 from tests import samples
 from tests.helpers import message
 

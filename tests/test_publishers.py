@@ -12,7 +12,7 @@ import pytest
 from nats.aio.client import Client
 
 from gateway.core.limits import BatchLimits
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 from publishers import (
     JetStreamPublisher,
     PermissionDeniedError,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import contracts
 import gateway
+import gateway.consumers.subscribe as subscribe_api
 import gateway.core
-import gateway.subscribe as subscribe_api
 import publishers
-from gateway.settings import RUN_OPTIONS
+from gateway.process.settings import RUN_OPTIONS
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 CI = (Path(__file__).parent.parent / ".ci" / "run").read_text()

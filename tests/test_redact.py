@@ -8,7 +8,7 @@ from typing import Any
 from nats.aio.client import Client
 
 from gateway.core.redact import MARKER, Redactor
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 from tests import samples
 from tests.helpers import config, log_ids, publish_entries, running_gateway, stored_batches, until
 

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts.errors import GatewayError
-from gateway.core import (
+from gateway.spool import (
     FsyncPolicy,
     Spool,
     SpoolCorruptError,
@@ -505,7 +505,7 @@ def test_second_open_of_a_directory_is_refused_until_the_first_closes(spool_dir:
 
 def test_another_process_holding_the_directory_is_named(spool_dir: Path) -> None:
     code = (
-        "import sys; from gateway.core import Spool\n"
+        "import sys; from gateway.spool import Spool\n"
         f"s = Spool.open({str(spool_dir)!r}, max_bytes=1024)\n"
         "print('open', flush=True); sys.stdin.read(); s.close()\n"
     )

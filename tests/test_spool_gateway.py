@@ -11,15 +11,12 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from gateway.alerts import AlertConfig
-from gateway.config import GatewayConfig
+from gateway.config import AlertConfig, DurableIngest, GatewayConfig, SpoolConfig
 from gateway.core.limits import BatchLimits, BufferLimits, DropReason, OverflowPolicy
-from gateway.core.spool import FsyncPolicy, SpoolLockedError
-from gateway.durable import DurableIngest
-from gateway.metrics import render_metrics
-from gateway.natsserver import NatsServer
+from gateway.process.metrics import render_metrics
+from gateway.process.natsserver import NatsServer
 from gateway.service import Gateway
-from gateway.spooler import SpoolConfig
+from gateway.spool.store import FsyncPolicy, SpoolLockedError
 from publishers import PublishPolicy
 from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches, until
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import SpoolConfig
 from gateway.core.limits import DropReason, OverflowPolicy
-from gateway.core.spool import FsyncPolicy, SpoolError, SpoolRecord
 from gateway.core.stats import Stats
-from gateway.spooler import SpoolConfig, Spooler
+from gateway.spool.replay import Spooler, open_spool
+from gateway.spool.store import FsyncPolicy, SpoolError, SpoolRecord
 from tests.helpers import until
 from tests.test_spool import file_size_limit, flip, segments
 
@@ -39,7 +40,9 @@ def spooler(directory: Path, bus: Bus, policy: OverflowPolicy, stats: Stats | No
     config = SpoolConfig(
         directory=directory, max_bytes=MIN, fsync=FsyncPolicy.NEVER, replay_backoff_max_s=0.01
     )
-    return Spooler(config.open(), config, bus.publish, stats or Stats(), policy, wall_clock=lambda: 1000.0)
+    return Spooler(
+        open_spool(config), config, bus.publish, stats or Stats(), policy, wall_clock=lambda: 1000.0
+    )
 
 
 def record(sp: Spooler, n: int, size: int = 20_000) -> SpoolRecord:
@@ -139,6 +142,6 @@ def test_an_unusable_spool_directory_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     config = SpoolConfig(directory=blocker / "spool")
     with pytest.raises(SpoolError, match="cannot open the spool directory"):
-        config.open()
+        open_spool(config)
     with pytest.raises(ValueError, match="spool_max_bytes"):
         SpoolConfig(directory=tmp_path, max_bytes=10)

@@ -13,9 +13,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from contracts import LogBatchCreated, LogEntryCreated, encode_structured, make_attributes
+from gateway.consumers.subscribe import BatchSubscriber, Filters, SubscriberConfig
 from gateway.core.limits import BatchLimits
-from gateway.natsserver import NatsServer
-from gateway.subscribe import BatchSubscriber, Filters, SubscriberConfig
+from gateway.process.natsserver import NatsServer
 from publishers import StreamSpec, ensure_stream
 from tests import samples
 from tests.helpers import config, entries, publish_entries, running_gateway, until

@@ -13,11 +13,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from contracts import LogEntryCreated, LogStreamStarted
-from gateway.alerts import AlertConfig
+from gateway.config import AlertConfig
+from gateway.consumers.tail import TailOptions, format_alert, format_entry
 from gateway.core.limits import BatchLimits
 from gateway.core.patterns import PatternLimits
-from gateway.natsserver import NatsServer
-from gateway.tail import TailOptions, format_alert, format_entry
+from gateway.process.natsserver import NatsServer
 from tests import samples
 from tests.helpers import config, entries, publish_entries, running_gateway
 

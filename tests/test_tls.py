@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway.natsserver import NatsServer
+from gateway.process.natsserver import NatsServer
 from tests.test_cli import gateway_process, run_cli
 
 

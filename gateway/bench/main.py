@@ -28,8 +28,8 @@ from gateway.bench.runners import (
     naive_rate,
     raw_limit,
 )
-from gateway.durable import DurableIngest
-from gateway.natsserver import NatsServer
+from gateway.config import DurableIngest
+from gateway.process.natsserver import NatsServer
 
 __all__ = ["BenchConfig", "run_bench"]
 

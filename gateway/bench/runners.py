@@ -78,7 +78,7 @@ class GatewayProcess:
     async def __aenter__(self) -> GatewayProcess:
         argv = [
             "-m",
-            "gateway.cli",
+            "gateway.process.cli",
             "run",
             "--nats-url",
             self.url,

@@ -1,4 +1,4 @@
-"""The pure batching core: thresholds, exact byte accounting, overflow policy, the disk spool.
+"""The pure batching core: thresholds, byte accounting, overflow policy, encoder, patterns, stats.
 
 Nothing here imports NATS or reads the clock on its own; time comes in as
 arguments (or an injected clock), so the core is tested fast and exactly.
@@ -8,16 +8,6 @@ from gateway.core.accumulator import Accumulator, Admission, SealedBatch
 from gateway.core.encode import BatchEncoder, EncodedBatch
 from gateway.core.entry import PendingEntry
 from gateway.core.limits import BatchLimits, BufferLimits, DropReason, OverflowPolicy
-from gateway.core.spool import (
-    FsyncPolicy,
-    RecoveryReport,
-    Spool,
-    SpoolCorruptError,
-    SpoolError,
-    SpoolFullError,
-    SpoolLockedError,
-    SpoolRecord,
-)
 from gateway.core.stats import LatencyHistogram, Stats
 
 __all__ = [
@@ -28,17 +18,9 @@ __all__ = [
     "BufferLimits",
     "DropReason",
     "EncodedBatch",
-    "FsyncPolicy",
     "LatencyHistogram",
     "OverflowPolicy",
     "PendingEntry",
-    "RecoveryReport",
     "SealedBatch",
-    "Spool",
-    "SpoolCorruptError",
-    "SpoolError",
-    "SpoolFullError",
-    "SpoolLockedError",
-    "SpoolRecord",
     "Stats",
 ]

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["BatchLimits", "BufferLimits", "DropReason", "OverflowPolicy"]
+__all__ = ["BatchLimits", "BufferLimits", "DropReason", "FsyncPolicy", "OverflowPolicy"]
 
 
 class OverflowPolicy(StrEnum):
@@ -79,3 +79,11 @@ class BufferLimits:
 def _positive(name: str, value: int) -> None:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+class FsyncPolicy(StrEnum):
+    """When the spool forces its writes to stable storage."""
+
+    ALWAYS = "always"
+    INTERVAL = "interval"
+    NEVER = "never"

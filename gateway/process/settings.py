@@ -14,15 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from contracts.errors import GatewayError
-from gateway.alerts import AlertConfig
-from gateway.config import GatewayConfig, Subjects, ThrottleLimits, default_gateway_id
-from gateway.connection import ConnectionSettings
+from gateway.config import (
+    AlertConfig,
+    DurableIngest,
+    GatewayConfig,
+    SpoolConfig,
+    Subjects,
+    ThrottleLimits,
+    default_gateway_id,
+)
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
-from gateway.core.spool import FsyncPolicy
-from gateway.durable import DurableIngest
-from gateway.spooler import SpoolConfig
+from gateway.process.connection import ConnectionSettings
+from gateway.spool.store import FsyncPolicy
 from publishers.jetstream import PublishPolicy
 from publishers.stream import StreamSpec
 

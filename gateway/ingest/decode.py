@@ -32,7 +32,7 @@ from contracts.models import EntryRejected, LogEntryCreated
 from contracts.timestamps import now_timestamp, parse_timestamp
 from gateway.core.entry import PendingEntry
 from gateway.core.redact import Redactor
-from gateway.headerblock import binary_attributes, header_dict, parse_header_block
+from gateway.ingest.headers import binary_attributes, header_dict, parse_header_block
 
 __all__ = ["EntryDecoder", "ErrorEntryObserver", "rejected_message"]
 
@@ -81,7 +81,7 @@ class EntryDecoder:
         """The entry in a message, encoded once.
 
         ``headers`` is a mapping, or a raw NATS header block (read strictly by
-        :func:`gateway.headerblock.parse_header_block`). Envelope trace
+        :func:`gateway.ingest.headers.parse_header_block`). Envelope trace
         attributes (``traceparent``, ``tracestate``, ``correlationid``,
         ``causationid``) are kept on the entry under the same names unless it
         already has them.

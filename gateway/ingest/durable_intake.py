@@ -11,7 +11,7 @@ fetcher once ``ack_wait_s`` passes.
 Redelivery can put an entry in a second batch: when a gateway dies after its
 batch was stored but before its acks reached the server, or when a batch takes
 longer than ``ack_wait_s``. Such duplicates are bounded by ``max_ack_pending``
-per failure, keep their ``logId``, and :class:`gateway.subscribe.BatchSubscriber`
+per failure, keep their ``logId``, and :class:`gateway.consumers.subscribe.BatchSubscriber`
 drops them by ``logId``. Redelivered messages are counted.
 """
 
@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 
 from nats.aio.msg import Msg
@@ -30,38 +29,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolic
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from contracts.events import validate_subject_token
-from gateway.intake import Handler
+from gateway.config import DurableIngest
+from gateway.ingest.bursts import Handler
 
-__all__ = ["DurableIngest", "DurableReader", "Settle", "ensure_ingest", "settle"]
+__all__ = ["DurableReader", "Settle", "ensure_ingest", "settle"]
 
 log = logging.getLogger("log_gateway")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DurableIngest:
-    """Where durable ingest reads from, and how long a fetched entry may stay unacknowledged."""
-
-    stream: str = "CORTEX_LOG_ENTRIES"
-    durable: str = "log-gateway"
-    replicas: int = 1
-    max_age_s: float = 7 * 24 * 3600.0
-    ack_wait_s: float = 120.0
-    max_ack_pending: int = 100_000
-    fetch_batch: int = 500
-    fetch_timeout_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        validate_subject_token(self.stream, "ingest stream name")
-        validate_subject_token(self.durable, "ingest durable name")
-        if not 1 <= self.replicas <= 5:
-            raise ValueError(f"ingest_replicas must be between 1 and 5, got {self.replicas}")
-        for name in ("max_age_s", "ack_wait_s", "fetch_timeout_s"):
-            if not getattr(self, name) > 0:  # NaN too
-                raise ValueError(f"ingest {name} must be positive, got {getattr(self, name)}")
-        for name in ("max_ack_pending", "fetch_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"ingest {name} must be at least 1, got {getattr(self, name)}")
 
 
 async def ensure_ingest(

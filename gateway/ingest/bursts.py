@@ -1,6 +1,6 @@
 """Reading a subscription in bursts: one wake-up for many messages.
 
-The fallback of :mod:`gateway.fastpath`, for a nats-py it does not know.
+The fallback of :mod:`gateway.ingest.fastpath`, for a nats-py it does not know.
 nats-py hands each message to a callback through a queue and a task that wakes
 once per message; at tens of thousands of messages a second that wake-up is a
 large part of the cost. This subscribes without a callback and drains the

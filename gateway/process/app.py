@@ -22,9 +22,9 @@ from nats.errors import SlowConsumerError
 
 from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
 from gateway.config import GatewayConfig
-from gateway.connection import ConnectionSettings
-from gateway.http import HealthServer
-from gateway.metrics import render_metrics
+from gateway.process.connection import ConnectionSettings
+from gateway.process.http import HealthServer
+from gateway.process.metrics import render_metrics
 from gateway.service import Gateway, ShutdownReport
 
 __all__ = ["GatewayApp", "build_app", "build_asyncapi", "say"]

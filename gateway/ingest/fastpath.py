@@ -10,7 +10,7 @@ message frames off the connection's read buffer itself and hands each
 loop; only while a handler waits (a full buffer under the block policy, a
 reject being forwarded) do later messages queue, for a reader task that
 catches up one burst per wake-up. The raw header block is read strictly once
-(:mod:`gateway.headerblock`). Every other subscription (JetStream acks,
+(:mod:`gateway.ingest.headers`). Every other subscription (JetStream acks,
 inboxes, ...) and every other protocol operation goes through nats-py untouched.
 
 What nats-py would have done is kept: its ``in_msgs``/``in_bytes`` stats and
@@ -26,7 +26,7 @@ protocol parser: ``parse``, ``buf``, ``state``), ``_subs``, ``_error_cb``;
 ``Subscription._pending_*``; nats-py 2.16, pinned below 3 in pyproject).
 :func:`fast_path_supported` checks its shape; where it differs the gateway
 falls back to reading the subscription's queue in bursts
-(:mod:`gateway.intake`), and ``tests/test_fastpath.py`` fails loudly.
+(:mod:`gateway.ingest.bursts`), and ``tests/test_fastpath.py`` fails loudly.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
-from gateway.intake import subscribe_in_bursts
+from gateway.ingest.bursts import subscribe_in_bursts
 
 __all__ = ["Headers", "RawHandler", "fast_path_supported", "subscribe_fast", "take_over"]
 

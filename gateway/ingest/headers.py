@@ -2,7 +2,7 @@
 
 nats-py turns every header block into a dict with a general, forgiving parser:
 a third of its receive cost for a binary-mode CloudEvent. The ingest fast path
-(:mod:`gateway.fastpath`) keeps the raw block instead and reads it here, once,
+(:mod:`gateway.ingest.fastpath`) keeps the raw block instead and reads it here, once,
 strictly: a block that is not what a publisher writes (a status line, a line
 without a colon, a name that is not a token, bytes that are not UTF-8, a
 CloudEvents header given twice) is an invalid envelope, rejected with that

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.settings import (
+from gateway.process.settings import (
     ARCHIVE_OPTIONS,
     RUN_OPTIONS,
     TAIL_OPTIONS,
@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     if not values["connect_timeout_s"] > 0:
         raise SettingError(f"--connect-timeout-s must be positive, got {values['connect_timeout_s']}")
     _configure_logging(values["log_level"])
-    from gateway.natsserver import NatsServer
+    from gateway.process.natsserver import NatsServer
 
     server = None
     if not connection.servers:
@@ -96,7 +96,7 @@ def _supervise(args: argparse.Namespace, values: dict[str, Any], servers: tuple[
             argv += ["--http-port", str(values["http_port"] + index)]
         if values["spool_dir"]:  # a spool belongs to one process: one directory each
             argv += ["--spool-dir", str(values["spool_dir"] / f"w{index}")]
-        children.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", *argv], env=env))  # noqa: S603
+        children.append(subprocess.Popen([sys.executable, "-m", "gateway.process.cli", *argv], env=env))  # noqa: S603
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -111,8 +111,8 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
     from nats.errors import Error as NatsError
 
     from contracts.errors import GatewayError
-    from gateway.app import build_app
-    from gateway.connection import redact_url
+    from gateway.process.app import build_app
+    from gateway.process.connection import redact_url
     from gateway.service import ConfigError
 
     holder = build_app(config, connection, http_port=values["http_port"], http_host=values["http_host"])
@@ -170,8 +170,8 @@ async def _until_signalled(work: Any, stop: asyncio.Event) -> None:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    from gateway.archive import Compression
-    from gateway.archiver import ArchiveConfig
+    from gateway.consumers.archiver import ArchiveConfig
+    from gateway.consumers.segments import Compression
 
     values = read_options(args, ARCHIVE_OPTIONS)
     connection = _connected(values)
@@ -195,7 +195,7 @@ def _archive(args: argparse.Namespace) -> int:
 
 
 async def _archive_main(connection: Any, config: Any) -> None:
-    from gateway.archiver import Archiver
+    from gateway.consumers.archiver import Archiver
 
     print(f"log-gateway: archiving to {config.directory}", flush=True)
     await _connected_until_signalled(connection, lambda nc, stop: Archiver(nc, config).run(stop))
@@ -214,7 +214,7 @@ async def _connected_until_signalled(connection: Any, work: Any) -> None:
 
 
 def _archive_read(args: argparse.Namespace) -> int:
-    from gateway.archive import read_segment
+    from gateway.consumers.segments import read_segment
 
     for name in args.files:
         for entry in read_segment(Path(name)):
@@ -223,7 +223,7 @@ def _archive_read(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from gateway.tail import TailOptions
+    from gateway.consumers.tail import TailOptions
 
     values = read_options(args, TAIL_OPTIONS)
     connection = _connected(values)
@@ -241,7 +241,7 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 async def _tail_main(connection: Any, options: Any) -> None:
-    from gateway.tail import tail
+    from gateway.consumers.tail import tail
 
     await _connected_until_signalled(connection, lambda nc, stop: tail(nc, options, stop))
 
@@ -264,7 +264,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _asyncapi(args: argparse.Namespace) -> int:
-    from gateway.app import build_asyncapi
+    from gateway.process.app import build_asyncapi
 
     values = read_options(args, RUN_OPTIONS)
     text = build_asyncapi(gateway_config(values), yaml=args.yaml)

@@ -15,8 +15,8 @@ from nats.aio.msg import Msg
 from contracts.cloudevents import decode_contract
 from contracts.errors import DecodeError
 from contracts.models import LEVELS, ErrorPatternDetected, LogEntryCreated
-from gateway.announce import stream_started
-from gateway.subscribe import BatchSubscriber, Filters, SubscriberConfig
+from gateway.consumers.subscribe import BatchSubscriber, Filters, SubscriberConfig
+from gateway.core.announce import stream_started
 
 __all__ = ["TailOptions", "format_alert", "format_entry", "tail"]
 

@@ -14,13 +14,13 @@ from nats.aio.client import Client
 
 from contracts.cloudevents import encode_structured, make_attributes
 from contracts.models import LogArchived
-from gateway.announce import stream_started
-from gateway.archive import Compression, SegmentInfo, SegmentWriter, archived_event_data
-from gateway.subscribe import BatchSubscriber, Delivery, SubscriberConfig
+from gateway.consumers.segments import Compression, SegmentInfo, SegmentWriter, archived_event_data
+from gateway.consumers.subscribe import BatchSubscriber, Delivery, SubscriberConfig
+from gateway.core.announce import stream_started
 
 __all__ = ["ArchiveConfig", "Archiver"]
 
-log = logging.getLogger("log_gateway.archive")
+log = logging.getLogger("log_gateway.consumers.segments")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,6 +1,6 @@
 """The spool at the edge: batches the bus would not take go to disk, and come back in order.
 
-:class:`gateway.core.spool.Spool` stores records; this module decides when.
+:class:`gateway.spool.store.Spool` stores records; this module decides when.
 A batch whose publish failed for a transient reason until its retry deadline
 is appended; while anything is spooled, newer batches queue behind it on disk
 too, so the stream receives batches in the order they were made. A replay task
@@ -22,55 +22,37 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 
+from gateway.config import SpoolConfig
 from gateway.core.limits import DropReason, OverflowPolicy
-from gateway.core.spool import FsyncPolicy, Spool, SpoolCorruptError, SpoolError, SpoolFullError, SpoolRecord
 from gateway.core.stats import Stats
+from gateway.spool.store import Spool, SpoolCorruptError, SpoolError, SpoolFullError, SpoolRecord
 
-__all__ = ["PublishRecord", "SpoolConfig", "Spooler"]
+__all__ = ["PublishRecord", "Spooler", "open_spool"]
 
 log = logging.getLogger("log_gateway")
 
 PublishRecord = Callable[[SpoolRecord], Awaitable[object]]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SpoolConfig:
-    """Where the spool lives, how big it may grow and when it forces writes to disk."""
+def open_spool(config: SpoolConfig) -> Spool:
+    """Open (lock, recover) the spool directory.
 
-    directory: Path
-    max_bytes: int = 1024 * 1024 * 1024
-    fsync: FsyncPolicy = FsyncPolicy.INTERVAL
-    fsync_interval_s: float = 1.0
-    replay_backoff_max_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if self.max_bytes < 64 * 1024:
-            raise ValueError(f"spool_max_bytes must be at least 65536, got {self.max_bytes}")
-        for name in ("fsync_interval_s", "replay_backoff_max_s"):
-            if not getattr(self, name) > 0:  # NaN too
-                raise ValueError(f"spool {name} must be positive, got {getattr(self, name)}")
-
-    def open(self) -> Spool:
-        """Open (lock, recover) the spool directory.
-
-        Raises:
-            SpoolError: it is in use, or cannot be created, read or written.
-        """
-        try:
-            spool = Spool.open(
-                self.directory,
-                max_bytes=self.max_bytes,
-                fsync=self.fsync,
-                fsync_interval_s=self.fsync_interval_s,
-            )
-        except OSError as exc:
-            raise SpoolError(f"cannot open the spool directory {self.directory}: {exc}") from exc
-        if spool.recovery.corrupt_bytes:
-            log.error("spool: cut %d damaged bytes found at start", spool.recovery.corrupt_bytes)
-        return spool
+    Raises:
+        SpoolError: it is in use, or cannot be created, read or written.
+    """
+    try:
+        spool = Spool.open(
+            config.directory,
+            max_bytes=config.max_bytes,
+            fsync=config.fsync,
+            fsync_interval_s=config.fsync_interval_s,
+        )
+    except OSError as exc:
+        raise SpoolError(f"cannot open the spool directory {config.directory}: {exc}") from exc
+    if spool.recovery.corrupt_bytes:
+        log.error("spool: cut %d damaged bytes found at start", spool.recovery.corrupt_bytes)
+    return spool
 
 
 class Spooler:

@@ -65,7 +65,6 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -73,6 +72,7 @@ from typing import Self
 import orjson
 
 from contracts.errors import GatewayError
+from gateway.core.limits import FsyncPolicy
 
 __all__ = [
     "FsyncPolicy",
@@ -141,14 +141,6 @@ class SpoolCorruptError(SpoolError, ValueError):
         self.offset = offset
         self.entries = entries
         super().__init__(f"damaged spool record ({entries} entries) in {path} at byte {offset}: {detail}")
-
-
-class FsyncPolicy(StrEnum):
-    """When the spool forces its writes to stable storage."""
-
-    ALWAYS = "always"
-    INTERVAL = "interval"
-    NEVER = "never"
 
 
 @dataclass(frozen=True, slots=True)
