@@ -1,14 +1,15 @@
 """The log-event batching gateway: ingest per-entry events, publish logBatchCreated batches,
 and the pieces that consume them (subscriber, archive, tail).
 
-Names are imported on first use, so ``log-gateway`` sub-commands stay quick to
-start and ``publishers`` can use the batching core without an import cycle.
+The rooms (``core``, ``ingest``, ``spool``, ``process``, ``consumers``) and what
+may import what are described in ARCHITECTURE.md; ``publishers`` depends on
+``gateway.core`` only, so nothing here has to be loaded lazily. The FastStream
+app is ``gateway.process.app.build_app``.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+from gateway.config import GatewayConfig
+from gateway.consumers import ArchiveConfig, Archiver, BatchSubscriber, Filters, SubscriberConfig
+from gateway.service import Gateway, ShutdownReport
 
 __all__ = [
     "ArchiveConfig",
@@ -19,23 +20,4 @@ __all__ = [
     "GatewayConfig",
     "ShutdownReport",
     "SubscriberConfig",
-    "build_app",
 ]
-
-_WHERE = {
-    "ArchiveConfig": "gateway.consumers.archiver",
-    "Archiver": "gateway.consumers.archiver",
-    "BatchSubscriber": "gateway.consumers.subscribe",
-    "Filters": "gateway.consumers.subscribe",
-    "Gateway": "gateway.service",
-    "GatewayConfig": "gateway.config",
-    "ShutdownReport": "gateway.service",
-    "SubscriberConfig": "gateway.consumers.subscribe",
-    "build_app": "gateway.process.app",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module 'gateway' has no attribute {name!r}")

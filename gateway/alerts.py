@@ -19,7 +19,9 @@ from contracts.timestamps import now_timestamp
 from gateway.config import AlertConfig
 from gateway.core.patterns import Alert, PatternDetector
 from gateway.logs import RateLimitedLog
-from publishers import JetStreamPublisher, PublishError, TokenBucket
+from publishers.errors import PublishError
+from publishers.jetstream import JetStreamPublisher
+from publishers.ratelimit import TokenBucket
 
 __all__ = ["AlertPublisher", "AlertStats"]
 

@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts.errors import GatewayError
 from contracts.events import ENTRY_REJECTED_SUBJECT, subject_for, validate_subject, validate_subject_token
 from contracts.models import (
     ErrorPatternDetected,
@@ -24,6 +25,7 @@ from publishers.stream import StreamSpec
 
 __all__ = [
     "AlertConfig",
+    "ConfigError",
     "DurableIngest",
     "GatewayConfig",
     "SpoolConfig",
@@ -31,6 +33,10 @@ __all__ = [
     "ThrottleLimits",
     "default_gateway_id",
 ]
+
+
+class ConfigError(GatewayError, ValueError):
+    """A setting conflicts with what the connected server allows."""
 
 
 def default_gateway_id() -> str:

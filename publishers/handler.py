@@ -28,14 +28,14 @@ from typing import Any
 
 import nats
 import orjson
-from nats.aio.client import Client
 
-from contracts.cloudevents import ContentMode, encode_binary, encode_structured, make_attributes
+from contracts.cloudevents import ContentMode
 from contracts.events import subject_for
 from contracts.models import LogEntryCreated
 from gateway.core.limits import BatchLimits, OverflowPolicy
-from publishers.library import BatchSink
-from publishers.tracing import current_trace, trace_extensions, trace_ids
+from publishers.entrysink import make_sink
+from publishers.records import Snapshot
+from publishers.tracing import current_trace, trace_ids
 
 __all__ = ["HandlerConfig", "HandlerStats", "NatsLogHandler", "level_name"]
 
@@ -94,13 +94,6 @@ class HandlerStats:
     dropped: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass(slots=True)
-class _Snapshot:
-    record: logging.LogRecord
-    message: str
-    trace: dict[str, str]
-
-
 class NatsLogHandler(logging.Handler):
     """Ships log records to NATS from a background thread; see the module docstring."""
 
@@ -108,7 +101,7 @@ class NatsLogHandler(logging.Handler):
         super().__init__(level)
         self.config = config
         self.stats = HandlerStats()
-        self._queue: queue.Queue[_Snapshot] = queue.Queue(maxsize=config.queue_size)
+        self._queue: queue.Queue[Snapshot] = queue.Queue(maxsize=config.queue_size)
         self._count_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -119,7 +112,7 @@ class NatsLogHandler(logging.Handler):
         self._ids = itertools.count(1)
         subject = subject_for(LogEntryCreated.EVENT_TYPE, config.subject_prefix)
         service_token = "".join(c if c.isalnum() or c in "-_" else "_" for c in config.service)
-        self._subject = f"{subject}.{service_token}" if service_token else subject
+        self.subject = f"{subject}.{service_token}" if service_token else subject
 
     # -- the caller's side: cheap, never blocks, never raises ------------------
 
@@ -127,12 +120,12 @@ class NatsLogHandler(logging.Handler):
         """Snapshot the record and queue it; when the queue is full, drop per the policy."""
         try:
             self._ensure_worker()
-            item = _Snapshot(record, record.getMessage(), current_trace())
+            item = Snapshot(record, record.getMessage(), current_trace())
             self._offer(item)
         except Exception:  # noqa: BLE001 - logging must never raise into the caller
-            self._count_drop("error")
+            self.count_dropped("error")
 
-    def _offer(self, item: _Snapshot) -> None:
+    def _offer(self, item: Snapshot) -> None:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -140,15 +133,15 @@ class NatsLogHandler(logging.Handler):
                 with contextlib.suppress(queue.Empty):
                     self._queue.get_nowait()
                     self._queue.task_done()
-                    self._count_drop("overflow_oldest")
+                    self.count_dropped("overflow_oldest")
                 try:
                     self._queue.put_nowait(item)
                 except queue.Full:  # other threads refilled it first
-                    self._count_drop("overflow_newest")
+                    self.count_dropped("overflow_newest")
                 else:
                     self._count(emitted=1)
             else:
-                self._count_drop("overflow_newest")
+                self.count_dropped("overflow_newest")
             return
         self._count(emitted=1)
         wake = self._wake
@@ -167,7 +160,12 @@ class NatsLogHandler(logging.Handler):
             self.stats.emitted += emitted
             self.stats.published += published
 
-    def _count_drop(self, reason: str, count: int = 1) -> None:
+    def count_published(self, count: int) -> None:
+        """Count ``count`` entries that reached the bus (any thread)."""
+        self._count(published=count)
+
+    def count_dropped(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` entries dropped for ``reason`` (any thread)."""
         with self._count_lock:
             self.stats.dropped[reason] += count
 
@@ -198,7 +196,7 @@ class NatsLogHandler(logging.Handler):
             self._thread.join(self.config.flush_timeout_s)
             left = self._queue.qsize()
             if left:
-                self._count_drop("shutdown", left)
+                self.count_dropped("shutdown", left)
         super().close()
 
     # -- the worker's side ------------------------------------------------------
@@ -210,7 +208,7 @@ class NatsLogHandler(logging.Handler):
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         nc = await nats.connect(list(self.config.servers), max_reconnect_attempts=-1, **self.config.connect)
-        sink = await _make_sink(self, nc)
+        sink = await make_sink(self, nc)
         try:
             while not (self._stopping and self._queue.empty()):
                 items = self._take(1000)
@@ -227,18 +225,19 @@ class NatsLogHandler(logging.Handler):
             with contextlib.suppress(Exception):
                 await nc.drain()
 
-    def _take(self, most: int) -> list[_Snapshot]:
-        items: list[_Snapshot] = []
+    def _take(self, most: int) -> list[Snapshot]:
+        items: list[Snapshot] = []
         with contextlib.suppress(queue.Empty):
             while len(items) < most:
                 items.append(self._queue.get_nowait())
         return items
 
-    def _done(self, count: int) -> None:
+    def done(self, count: int) -> None:
+        """``count`` queued records are settled: :meth:`flush` may return once all are."""
         for _ in range(count):
             self._queue.task_done()
 
-    def entry_data(self, item: _Snapshot) -> dict[str, Any]:
+    def entry_data(self, item: Snapshot) -> dict[str, Any]:
         """The ``LogEntryCreated`` data for a queued record (valid by construction: level
         from the mapping, strings from the record, the timestamp formatted here)."""
         record = item.record
@@ -268,58 +267,12 @@ class NatsLogHandler(logging.Handler):
         data.update(trace_ids(item.trace))
         return data
 
-    def entry_json(self, item: _Snapshot) -> tuple[dict[str, Any], bytes] | None:
+    def entry_json(self, item: Snapshot) -> tuple[dict[str, Any], bytes] | None:
         """The entry and its JSON (values that are not JSON become text); None if it cannot be
         encoded (e.g. a lone surrogate in the message), counted as dropped ``invalid``."""
         data = self.entry_data(item)
         try:
             return data, orjson.dumps(data, default=str)
         except (orjson.JSONEncodeError, TypeError):
-            self._count_drop("invalid")
+            self.count_dropped("invalid")
             return None
-
-
-class _EntrySink:
-    """One CloudEvent per entry, on the entry subject (a gateway batches them)."""
-
-    def __init__(self, handler: NatsLogHandler, nc: Client) -> None:
-        self._handler = handler
-        self._nc = nc
-        self._encode = encode_structured if handler.config.mode is ContentMode.STRUCTURED else encode_binary
-
-    def idle_timeout(self) -> float | None:
-        return None
-
-    async def send(self, items: list[_Snapshot]) -> None:
-        sent = 0
-        source = f"//{self._handler.config.service}"
-        for item in items:
-            encoded = self._handler.entry_json(item)
-            if encoded is None:
-                continue
-            data, body = encoded
-            ext = trace_extensions(item.trace)
-            attrs = make_attributes(
-                LogEntryCreated.EVENT_TYPE,
-                source,
-                event_id=data["logId"],
-                time=data["createdAt"],
-                extensions=ext,
-            )
-            headers, message = self._encode(attrs, body)
-            await self._nc.publish(self._handler._subject, message, headers=headers)
-            sent += 1
-        await self._nc.flush()
-        self._handler._count(published=sent)
-        self._handler._done(len(items))
-
-    async def tick(self, *, final: bool = False) -> None:
-        return None
-
-
-async def _make_sink(handler: NatsLogHandler, nc: Client) -> Any:
-    if handler.config.batching is None:
-        return _EntrySink(handler, nc)
-    sink = BatchSink(handler, nc)
-    await sink.start()
-    return sink

@@ -39,14 +39,14 @@ def config(**changes: Any) -> GatewayConfig:
 
 def fail_decoding(gateway: Gateway, marker: bytes) -> None:
     """Give a started gateway's decoder a bug: it raises (not a DecodeError) on bodies holding ``marker``."""
-    decode = gateway._decoder.decode
+    decode = gateway.decoder.decode
 
     def buggy(headers: Headers, body: bytes) -> PendingEntry:
         if marker in body:
             raise KeyError("a bug in the decoder")
         return decode(headers, body)
 
-    gateway._decoder.decode = buggy  # type: ignore[method-assign]
+    gateway.decoder.decode = buggy  # type: ignore[method-assign]
 
 
 @asynccontextmanager

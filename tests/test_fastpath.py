@@ -278,7 +278,7 @@ async def test_the_gateway_takes_the_fast_path(nats_server: NatsServer, nc: Clie
     async with running_gateway(nats_server.url, cfg) as (gateway, gateway_nc):
         router = getattr(gateway_nc._process_msg, "__self__", None)
         assert isinstance(router, fastpath._Router)
-        assert set(router.sinks) == {sub._id for sub in gateway._subs}
+        assert set(router.sinks) == {sub._id for sub in gateway.subscriptions}
         await publish_entries(nc, entries(30))
         await until(lambda: gateway.stats.published == 30)
 

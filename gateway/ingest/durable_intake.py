@@ -24,15 +24,22 @@ from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from contracts.errors import DecodeError, RejectReason
 from gateway.config import DurableIngest
+from gateway.core.accumulator import BLOCKED, OVERSIZE
+from gateway.core.stats import Stats
+from gateway.ingest.admission import Gate
 from gateway.ingest.bursts import Handler
+from gateway.ingest.decode import EntryDecoder
+from gateway.ingest.reject import Rejects, oversize
 
-__all__ = ["DurableReader", "Settle", "ensure_ingest", "settle"]
+__all__ = ["DurableIntake", "DurableReader", "Settle", "ensure_ingest", "settle"]
 
 log = logging.getLogger("log_gateway")
 
@@ -152,3 +159,85 @@ async def settle(handles: Iterable[object], how: Settle) -> int:
         except Exception:  # noqa: BLE001 - redelivery covers it; the caller counts it
             failed += 1
     return failed
+
+
+class DurableIntake:
+    """Durable ingest: entries fetched from the work-queue stream, held unacknowledged until
+    their batch is stored (the fate acks them), rejected ones terminated.
+
+    Args:
+        js: the JetStream context of the main connection.
+        spec: the ingest stream and consumer.
+        subjects: the entry subjects the stream captures.
+        decoder, gate, rejects, stats: as for core ingest.
+        room: how many more entries to fetch now.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        spec: DurableIngest,
+        subjects: tuple[str, ...],
+        *,
+        decoder: EntryDecoder,
+        gate: Gate,
+        rejects: Rejects,
+        stats: Stats,
+        room: Callable[[], int],
+    ) -> None:
+        self._js = js
+        self._spec = spec
+        self._subjects = subjects
+        self.decoder = decoder
+        self._gate = gate
+        self._rejects = rejects
+        self._stats = stats
+        self._room = room
+        self._reader: DurableReader | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.subscriptions: list[Subscription] = []  # nats-py's pending limits do not apply here
+
+    async def start(self) -> None:
+        """Make sure the stream and consumer exist, then fetch as room allows."""
+        psub = await ensure_ingest(self._js, self._spec, self._subjects)
+        self._reader = DurableReader(psub, self._spec, self.on_message, self._room, self._wait_room)
+        self._task = asyncio.create_task(self._reader.run(), name="intake:durable")
+
+    async def _wait_room(self) -> None:
+        await self._gate.wait_room(self._room)
+
+    def on_message(self, msg: Msg) -> Awaitable[object] | None:
+        """Take one message fetched from the ingest stream; settled once its batch is stored."""
+        self._stats.received += 1
+        if msg.metadata.num_delivered > 1:
+            self._stats.redelivered += 1
+        try:
+            entry = self.decoder.decode(msg.headers, msg.data)
+        except DecodeError as exc:
+            return self._terminate(msg, exc.reason, exc.detail)
+        except Exception:  # noqa: BLE001 - as on core ingest; a redelivery would fail again
+            self._rejects.failed(msg.subject.encode())
+            return settle([msg], Settle.TERM)
+        entry.handle = msg
+        admission = self._gate.admit(entry)
+        if admission is BLOCKED:
+            return self._gate.admit_blocking(entry)
+        if admission is OVERSIZE:
+            return self._terminate(msg, RejectReason.OVERSIZE, oversize(len(entry.data)))
+        return None
+
+    async def _terminate(self, msg: Msg, reason: str, detail: str) -> None:
+        """Reject a message from the ingest stream for good: a redelivery would be rejected again."""
+        await self._rejects.reject(msg.subject.encode(), msg.headers, msg.data, reason, detail)
+        await settle([msg], Settle.TERM)
+
+    async def stop(self, deadline_s: float) -> None:
+        """Let the fetch in progress finish (what it brings is batched, not left unacknowledged)."""
+        if self._reader is None or self._task is None:
+            return
+        self._reader.stop()
+        self._gate.freed()
+        await asyncio.wait([self._task], timeout=max(0.01, deadline_s))
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._reader.close()
