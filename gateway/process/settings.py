@@ -28,8 +28,7 @@ from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
 from gateway.process.connection import ConnectionSettings
 from gateway.spool.store import FsyncPolicy
-from publishers.jetstream import PublishPolicy
-from publishers.stream import StreamSpec
+from publishers.config import PublishPolicy, StreamSpec
 
 __all__ = [
     "ARCHIVE_OPTIONS",
