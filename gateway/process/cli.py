@@ -49,6 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     if not values["connect_timeout_s"] > 0:
         raise SettingError(f"--connect-timeout-s must be positive, got {values['connect_timeout_s']}")
     _configure_logging(values["log_level"])
+    from gateway.process import supervisor
     from gateway.process.natsserver import NatsServer
 
     server = None
@@ -58,53 +59,21 @@ def _run(args: argparse.Namespace) -> int:
         print(f"log-gateway: embedded nats-server at {server.url}", flush=True)
     try:
         if values["workers"] > 1:
-            return _supervise(args, values, connection.servers)
-        _die_with_supervisor()
+            return supervisor.supervise(
+                supervisor.Workers(
+                    count=values["workers"],
+                    argv=tuple(args.argv),
+                    servers=connection.servers,
+                    gateway_id=values["gateway_id"],
+                    http_port=values["http_port"],
+                    spool_dir=values["spool_dir"],
+                )
+            )
+        supervisor.die_with_supervisor()
         return asyncio.run(_serve(config, connection, values))
     finally:
         if server is not None:
             server.stop()
-
-
-_SUPERVISOR = "LOG_GATEWAY_SUPERVISOR_PID"  # set for workers, not a setting
-
-
-def _die_with_supervisor() -> None:
-    """In a worker: take SIGTERM when the supervisor dies (Linux), so no worker outlives it."""
-    parent = os.environ.get(_SUPERVISOR)
-    if parent is None or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != int(parent):  # it died before the line above
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _supervise(args: argparse.Namespace, values: dict[str, Any], servers: tuple[str, ...]) -> int:
-    """Run ``--workers`` gateway processes in one queue group; forward SIGTERM/SIGINT to them."""
-    import subprocess
-
-    # The URL may hold credentials: hand it over in the environment, not on a command line.
-    env = os.environ | {"LOG_GATEWAY_NATS_URL": ",".join(servers), _SUPERVISOR: str(os.getpid())}
-    children = []
-    for index in range(values["workers"]):
-        argv = [*args.argv, "--workers", "1"]
-        if values["gateway_id"]:
-            argv += ["--gateway-id", f"{values['gateway_id']}-w{index}"]
-        if values["http_port"]:  # (0 stays 0: each picks a free port)
-            argv += ["--http-port", str(values["http_port"] + index)]
-        if values["spool_dir"]:  # a spool belongs to one process: one directory each
-            argv += ["--spool-dir", str(values["spool_dir"] / f"w{index}")]
-        children.append(subprocess.Popen([sys.executable, "-m", "gateway.process.cli", *argv], env=env))  # noqa: S603
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            child.send_signal(signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, forward)
-    return max(child.wait() for child in children)
 
 
 async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
