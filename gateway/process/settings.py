@@ -25,6 +25,7 @@ from gateway.config import (
     default_gateway_id,
 )
 from gateway.consumers.archiver import ArchiveConfig
+from gateway.consumers.segments import Compression
 from gateway.consumers.tail import TailOptions
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
@@ -41,9 +42,15 @@ __all__ = [
     "Option",
     "SettingError",
     "add_options",
+    "archive_config",
+    "check_bench",
     "connection_settings",
     "gateway_config",
     "read_options",
+    "required_connection",
+    "run_settings",
+    "state_dir",
+    "tail_options",
 ]
 
 
@@ -516,3 +523,85 @@ def _durable(values: Mapping[str, Any]) -> DurableIngest | None:
         ack_wait_s=values["ingest_ack_wait_s"],
         max_ack_pending=values["ingest_max_ack_pending"],
     )
+
+
+def run_settings(values: Mapping[str, Any]) -> tuple[GatewayConfig, ConnectionSettings]:
+    """The settings of ``run``: the gateway's, the connection's, and the process's checked.
+
+    Raises:
+        SettingError: naming the bad setting (the first one, in that order).
+    """
+    config = gateway_config(values)
+    connection = connection_settings(values)
+    if values["workers"] < 1:
+        raise SettingError(f"--workers must be at least 1, got {values['workers']}")
+    if not values["connect_timeout_s"] > 0:
+        raise SettingError(f"--connect-timeout-s must be positive, got {values['connect_timeout_s']}")
+    return config, connection
+
+
+def state_dir(values: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the embedded nats-server keeps its state: ``--state-dir``, else under ``XDG_STATE_HOME``."""
+    if values["state_dir"] is not None:
+        return Path(values["state_dir"])
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "cortex-log-gateway"
+
+
+def required_connection(values: Mapping[str, Any]) -> ConnectionSettings:
+    """The connection of a command that needs a server (no embedded one).
+
+    Raises:
+        SettingError: a bad connection setting, or no ``--nats-url``.
+    """
+    connection = connection_settings(values)
+    if not connection.servers:
+        raise SettingError("--nats-url / LOG_GATEWAY_NATS_URL is required for this command")
+    return connection
+
+
+def archive_config(values: Mapping[str, Any]) -> ArchiveConfig:
+    """The settings of ``archive``.
+
+    Raises:
+        SettingError: no ``--dir``, or naming the bad setting.
+    """
+    if values["dir"] is None:
+        raise SettingError("--dir / LOG_GATEWAY_DIR is required")
+    try:
+        return ArchiveConfig(
+            directory=values["dir"],
+            compression=Compression(values["compression"]),
+            max_segment_bytes=values["max_segment_bytes"],
+            max_segment_age_s=values["max_segment_age_s"],
+            durable=values["durable"],
+            stream=values["stream_name"],
+            fsync=values["fsync"],
+        )
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+
+
+def tail_options(
+    values: Mapping[str, Any], *, isatty: Callable[[], bool], environ: Mapping[str, str] = os.environ
+) -> TailOptions:
+    """The settings of ``tail``; ``--color auto`` colors a terminal (``isatty()``) unless NO_COLOR is set."""
+    color = values["color"] == "always" or (
+        values["color"] == "auto" and isatty() and "NO_COLOR" not in environ
+    )
+    return TailOptions(
+        min_level=values["level"],
+        sources=values["source"],
+        as_json=values["json"],
+        color=color and not values["json"],
+    )
+
+
+def check_bench(entries: int, rounds: int) -> None:
+    """``bench`` measures at least 100 entries in at least one round.
+
+    Raises:
+        SettingError: when it would not.
+    """
+    if entries < 100 or rounds < 1:
+        raise SettingError("--entries must be at least 100 and --rounds at least 1")
