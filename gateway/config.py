@@ -20,8 +20,7 @@ from contracts.models import (
 from gateway.core.limits import BatchLimits, BufferLimits, FsyncPolicy, OverflowPolicy
 from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
-from publishers.jetstream import PublishPolicy
-from publishers.stream import StreamSpec
+from publishers.config import PublishPolicy, StreamSpec
 
 __all__ = [
     "AlertConfig",

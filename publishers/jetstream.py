@@ -12,7 +12,6 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
@@ -24,30 +23,12 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from publishers.config import PublishPolicy
 from publishers.errors import PermissionDeniedError, PublishFailedError, is_retriable
 
 __all__ = ["JetStreamPublisher", "PermissionWatch", "PublishPolicy"]
 
 _DENIED = re.compile(r'permissions violation for publish to "([^"]+)"', re.IGNORECASE)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PublishPolicy:
-    """How hard one message is pushed: per-attempt ack timeout, backoff, and total deadline.
-
-    ``retry_deadline_s`` must stay below the stream's duplicate window, so a
-    retried message can never be stored twice (checked against the stream).
-    """
-
-    timeout_s: float = 5.0
-    retry_deadline_s: float = 60.0
-    backoff_initial_s: float = 0.05
-    backoff_max_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        for name in ("timeout_s", "retry_deadline_s", "backoff_initial_s", "backoff_max_s"):
-            if not getattr(self, name) > 0:  # NaN too
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 class PermissionWatch:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
 from contracts.errors import GatewayError
-from contracts.events import validate_subject_token
+from publishers.config import StreamSpec
 
 __all__ = ["StreamConflictError", "StreamSpec", "ensure_stream"]
 
@@ -18,26 +16,6 @@ _SUBJECTS_OVERLAP = 10065
 
 class StreamConflictError(GatewayError, ValueError):
     """The gateway's subjects are captured by several other streams."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StreamSpec:
-    """The stream's name, what it captures and how long it keeps it."""
-
-    name: str = "CORTEX_LOGGING"
-    subjects: tuple[str, ...] = field(default_factory=tuple)
-    max_age_s: float = 7 * 24 * 3600.0
-    replicas: int = 1
-    duplicate_window_s: float = 120.0
-
-    def __post_init__(self) -> None:
-        validate_subject_token(self.name, "stream name")
-        if not 1 <= self.replicas <= 5:
-            raise ValueError(f"stream_replicas must be between 1 and 5, got {self.replicas}")
-        if not self.max_age_s >= 0:
-            raise ValueError(f"stream_max_age_s must not be negative, got {self.max_age_s}")
-        if not self.duplicate_window_s > 0:
-            raise ValueError(f"duplicate window must be positive, got {self.duplicate_window_s}")
 
 
 async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> StreamInfo:

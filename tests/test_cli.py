@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import io
@@ -23,8 +24,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from contracts import CONTRACTS, LogBatchCreated
+from gateway.config import GatewayConfig
 from gateway.process.app import say
+from gateway.process.connection import ConnectionSettings
 from gateway.process.natsserver import NatsServer
+from gateway.process.settings import RUN_OPTIONS, connection_settings, gateway_config, read_options
 from tests.helpers import entries, log_ids, publish_entries, stored_batches
 
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
@@ -311,3 +315,9 @@ def test_the_run_process_tunes_its_garbage_collector() -> None:
         [sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_run_defaults_are_the_config_defaults() -> None:
+    values = read_options(argparse.Namespace(), RUN_OPTIONS, environ={})
+    assert gateway_config(values | {"gateway_id": "g"}) == GatewayConfig(gateway_id="g")
+    assert connection_settings(values) == ConnectionSettings()

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import dataclasses
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -19,21 +18,19 @@ from gateway.process.settings import (
     TAIL_OPTIONS,
     SettingError,
     add_options,
-    connection_settings,
+    archive_config,
+    check_bench,
     gateway_config,
     read_options,
+    required_connection,
+    run_settings,
+    state_dir,
+    tail_options,
 )
 
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("log_gateway")
-
-
-def _state_dir(values: dict[str, Any]) -> Path:
-    if values["state_dir"] is not None:
-        return Path(values["state_dir"])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "cortex-log-gateway"
 
 
 def _configure_logging(level: str) -> None:
@@ -42,69 +39,33 @@ def _configure_logging(level: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     values = read_options(args, RUN_OPTIONS)
-    config = gateway_config(values)
-    connection = connection_settings(values)
-    if values["workers"] < 1:
-        raise SettingError(f"--workers must be at least 1, got {values['workers']}")
-    if not values["connect_timeout_s"] > 0:
-        raise SettingError(f"--connect-timeout-s must be positive, got {values['connect_timeout_s']}")
+    config, connection = run_settings(values)
     _configure_logging(values["log_level"])
+    from gateway.process import supervisor
     from gateway.process.natsserver import NatsServer
 
     server = None
     if not connection.servers:
-        server = NatsServer(store_dir=_state_dir(values) / "nats").start()
+        server = NatsServer(store_dir=state_dir(values) / "nats").start()
         connection = dataclasses.replace(connection, servers=(server.url,))
         print(f"log-gateway: embedded nats-server at {server.url}", flush=True)
     try:
         if values["workers"] > 1:
-            return _supervise(args, values, connection.servers)
-        _die_with_supervisor()
+            return supervisor.supervise(
+                supervisor.Workers(
+                    count=values["workers"],
+                    argv=tuple(args.argv),
+                    servers=connection.servers,
+                    gateway_id=values["gateway_id"],
+                    http_port=values["http_port"],
+                    spool_dir=values["spool_dir"],
+                )
+            )
+        supervisor.die_with_supervisor()
         return asyncio.run(_serve(config, connection, values))
     finally:
         if server is not None:
             server.stop()
-
-
-_SUPERVISOR = "LOG_GATEWAY_SUPERVISOR_PID"  # set for workers, not a setting
-
-
-def _die_with_supervisor() -> None:
-    """In a worker: take SIGTERM when the supervisor dies (Linux), so no worker outlives it."""
-    parent = os.environ.get(_SUPERVISOR)
-    if parent is None or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != int(parent):  # it died before the line above
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _supervise(args: argparse.Namespace, values: dict[str, Any], servers: tuple[str, ...]) -> int:
-    """Run ``--workers`` gateway processes in one queue group; forward SIGTERM/SIGINT to them."""
-    import subprocess
-
-    # The URL may hold credentials: hand it over in the environment, not on a command line.
-    env = os.environ | {"LOG_GATEWAY_NATS_URL": ",".join(servers), _SUPERVISOR: str(os.getpid())}
-    children = []
-    for index in range(values["workers"]):
-        argv = [*args.argv, "--workers", "1"]
-        if values["gateway_id"]:
-            argv += ["--gateway-id", f"{values['gateway_id']}-w{index}"]
-        if values["http_port"]:  # (0 stays 0: each picks a free port)
-            argv += ["--http-port", str(values["http_port"] + index)]
-        if values["spool_dir"]:  # a spool belongs to one process: one directory each
-            argv += ["--spool-dir", str(values["spool_dir"] / f"w{index}")]
-        children.append(subprocess.Popen([sys.executable, "-m", "gateway.process.cli", *argv], env=env))  # noqa: S603
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            child.send_signal(signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, forward)
-    return max(child.wait() for child in children)
 
 
 async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
@@ -155,13 +116,6 @@ async def _started_in_time(holder: Any, timeout_s: float) -> bool:
     return True
 
 
-def _connected(values: dict[str, Any]) -> Any:
-    connection = connection_settings(values)
-    if not connection.servers:
-        raise SettingError("--nats-url / LOG_GATEWAY_NATS_URL is required for this command")
-    return connection
-
-
 async def _until_signalled(work: Any, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -170,25 +124,9 @@ async def _until_signalled(work: Any, stop: asyncio.Event) -> None:
 
 
 def _archive(args: argparse.Namespace) -> int:
-    from gateway.consumers.archiver import ArchiveConfig
-    from gateway.consumers.segments import Compression
-
     values = read_options(args, ARCHIVE_OPTIONS)
-    connection = _connected(values)
-    if values["dir"] is None:
-        raise SettingError("--dir / LOG_GATEWAY_DIR is required")
-    try:
-        config = ArchiveConfig(
-            directory=values["dir"],
-            compression=Compression(values["compression"]),
-            max_segment_bytes=values["max_segment_bytes"],
-            max_segment_age_s=values["max_segment_age_s"],
-            durable=values["durable"],
-            stream=values["stream_name"],
-            fsync=values["fsync"],
-        )
-    except ValueError as exc:
-        raise SettingError(str(exc)) from None
+    connection = required_connection(values)
+    config = archive_config(values)
     _configure_logging(values["log_level"])
     asyncio.run(_archive_main(connection, config))
     return 0
@@ -223,19 +161,9 @@ def _archive_read(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from gateway.consumers.tail import TailOptions
-
     values = read_options(args, TAIL_OPTIONS)
-    connection = _connected(values)
-    color = values["color"] == "always" or (
-        values["color"] == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
-    )
-    options = TailOptions(
-        min_level=values["level"],
-        sources=values["source"],
-        as_json=values["json"],
-        color=color and not values["json"],
-    )
+    connection = required_connection(values)
+    options = tail_options(values, isatty=sys.stdout.isatty)
     asyncio.run(_tail_main(connection, options))
     return 0
 
@@ -255,8 +183,7 @@ def _bench(args: argparse.Namespace) -> int:
         config = dataclasses.replace(
             config, entries=args.entries or config.entries, rounds=args.rounds or config.rounds
         )
-    if config.entries < 100 or config.rounds < 1:
-        raise SettingError("--entries must be at least 100 and --rounds at least 1")
+    check_bench(config.entries, config.rounds)
     run_bench(config)
     print((out / "results.md").read_text())
     print(f"log-gateway: results in {out}/results.json, results.md and batch_size.png")

@@ -7,6 +7,7 @@ A flag wins over its variable, which wins over the default. A bad value is a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,13 +24,15 @@ from gateway.config import (
     ThrottleLimits,
     default_gateway_id,
 )
+from gateway.consumers.archiver import ArchiveConfig
+from gateway.consumers.segments import Compression
+from gateway.consumers.tail import TailOptions
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
 from gateway.process.connection import ConnectionSettings
 from gateway.spool.store import FsyncPolicy
-from publishers.jetstream import PublishPolicy
-from publishers.stream import StreamSpec
+from publishers.config import PublishPolicy, StreamSpec
 
 __all__ = [
     "ARCHIVE_OPTIONS",
@@ -39,9 +42,15 @@ __all__ = [
     "Option",
     "SettingError",
     "add_options",
+    "archive_config",
+    "check_bench",
     "connection_settings",
     "gateway_config",
     "read_options",
+    "required_connection",
+    "run_settings",
+    "state_dir",
+    "tail_options",
 ]
 
 
@@ -94,6 +103,19 @@ def _csv(text: str) -> frozenset[str]:
     return frozenset(part.strip() for part in text.split(",") if part.strip())
 
 
+def _default(cls: type[Any], name: str) -> Any:
+    """The default of the dataclass ``cls``'s field ``name``: the one place it is written."""
+    for spec in dataclasses.fields(cls):
+        if spec.name != name:
+            continue
+        if spec.default is not dataclasses.MISSING:
+            return spec.default
+        if spec.default_factory is not dataclasses.MISSING:
+            return spec.default_factory()
+        break
+    raise TypeError(f"{cls.__name__}.{name} is not a field with a default")
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     """One setting: its flag, how its text is parsed, its default and help."""
@@ -114,7 +136,12 @@ class Option:
 
 
 CONNECTION_OPTIONS = (
-    Option("--nats-url", _servers, (), "NATS server URL(s), comma-separated; none starts an embedded server"),
+    Option(
+        "--nats-url",
+        _servers,
+        _default(ConnectionSettings, "servers"),
+        "NATS server URL(s), comma-separated; none starts an embedded server",
+    ),
     Option("--nats-token", str, None, "token authentication", secret=True),
     Option("--nats-user", str, None, "user for user/password authentication"),
     Option("--nats-password", str, None, "password for user/password authentication", secret=True),
@@ -123,59 +150,187 @@ CONNECTION_OPTIONS = (
     Option("--tls-ca", Path, None, "CA certificate that verifies the server"),
     Option("--tls-cert", Path, None, "client certificate (with --tls-key)"),
     Option("--tls-key", Path, None, "client certificate key"),
-    Option("--subject-prefix", str, "", "prefix put in front of every subject"),
-    Option("--inbox-prefix", str, "_INBOX", "reply inbox prefix (for least-privilege permissions)"),
+    Option("--subject-prefix", str, _default(Subjects, "prefix"), "prefix put in front of every subject"),
+    Option(
+        "--inbox-prefix",
+        str,
+        _default(ConnectionSettings, "inbox_prefix"),
+        "reply inbox prefix (for least-privilege permissions)",
+    ),
 )
 RUN_OPTIONS = (
     *CONNECTION_OPTIONS,
     Option("--state-dir", Path, None, "state directory of the embedded nats-server"),
     Option("--workers", int, 1, "gateway processes sharing the queue group (one per core)"),
     Option("--gateway-id", str, None, "this instance's id (default: host-pid-random)"),
-    Option("--queue-group", str, "log-gateway", "queue group shared by gateway processes"),
-    Option("--max-batch-entries", int, 500, "flush a batch at this many entries"),
     Option(
-        "--max-batch-bytes", int, 256 * 1024, "flush before a batch message (headers included) exceeds this"
+        "--queue-group",
+        str,
+        _default(GatewayConfig, "queue_group"),
+        "queue group shared by gateway processes",
     ),
-    Option("--max-batch-delay-ms", int, 100, "flush a batch this long after its oldest entry arrived"),
-    Option("--per-source", _bool, False, "batch each source separately"),
-    Option("--max-open-sources", int, 64, "most per-source batches open at once"),
-    Option("--max-buffered-entries", int, 100_000, "most entries held by the gateway"),
-    Option("--max-buffered-bytes", int, 64 * 1024 * 1024, "most entry bytes held by the gateway"),
     Option(
-        "--overflow", OverflowPolicy, OverflowPolicy.BLOCK, "when full: block, drop_oldest or drop_newest"
+        "--max-batch-entries", int, _default(BatchLimits, "max_entries"), "flush a batch at this many entries"
     ),
-    Option("--max-publish-rate", float, None, "most batches per second sent to the bus"),
-    Option("--max-publish-bytes-rate", float, None, "most bytes per second sent to the bus"),
-    Option("--max-in-flight", int, 4, "most unacknowledged JetStream publishes"),
-    Option("--publish-timeout-s", float, 5.0, "wait this long for one publish's ack"),
-    Option("--publish-retry-deadline-s", float, 60.0, "give up on a batch after retrying this long"),
-    Option("--stream-name", str, "CORTEX_LOGGING", "JetStream stream for the gateway's output"),
-    Option("--stream-max-age-s", float, 7 * 24 * 3600.0, "how long the stream keeps messages"),
-    Option("--stream-replicas", int, 1, "stream replicas (3 on a cluster)"),
-    Option("--stream-duplicate-window-s", float, 120.0, "duplicate window of a stream the gateway creates"),
+    Option(
+        "--max-batch-bytes",
+        int,
+        _default(BatchLimits, "max_bytes"),
+        "flush before a batch message (headers included) exceeds this",
+    ),
+    Option(
+        "--max-batch-delay-ms",
+        int,
+        _default(BatchLimits, "max_delay_ms"),
+        "flush a batch this long after its oldest entry arrived",
+    ),
+    Option("--per-source", _bool, _default(BatchLimits, "per_source"), "batch each source separately"),
+    Option(
+        "--max-open-sources",
+        int,
+        _default(BatchLimits, "max_open_sources"),
+        "most per-source batches open at once",
+    ),
+    Option(
+        "--max-buffered-entries",
+        int,
+        _default(BufferLimits, "max_entries"),
+        "most entries held by the gateway",
+    ),
+    Option(
+        "--max-buffered-bytes",
+        int,
+        _default(BufferLimits, "max_bytes"),
+        "most entry bytes held by the gateway",
+    ),
+    Option(
+        "--overflow",
+        OverflowPolicy,
+        _default(BufferLimits, "overflow"),
+        "when full: block, drop_oldest or drop_newest",
+    ),
+    Option(
+        "--max-publish-rate",
+        float,
+        _default(ThrottleLimits, "max_publish_rate"),
+        "most batches per second sent to the bus",
+    ),
+    Option(
+        "--max-publish-bytes-rate",
+        float,
+        _default(ThrottleLimits, "max_publish_bytes_rate"),
+        "most bytes per second sent to the bus",
+    ),
+    Option(
+        "--max-in-flight",
+        int,
+        _default(ThrottleLimits, "max_in_flight"),
+        "most unacknowledged JetStream publishes",
+    ),
+    Option(
+        "--publish-timeout-s",
+        float,
+        _default(PublishPolicy, "timeout_s"),
+        "wait this long for one publish's ack",
+    ),
+    Option(
+        "--publish-retry-deadline-s",
+        float,
+        _default(PublishPolicy, "retry_deadline_s"),
+        "give up on a batch after retrying this long",
+    ),
+    Option("--stream-name", str, _default(StreamSpec, "name"), "JetStream stream for the gateway's output"),
+    Option(
+        "--stream-max-age-s", float, _default(StreamSpec, "max_age_s"), "how long the stream keeps messages"
+    ),
+    Option("--stream-replicas", int, _default(StreamSpec, "replicas"), "stream replicas (3 on a cluster)"),
+    Option(
+        "--stream-duplicate-window-s",
+        float,
+        _default(StreamSpec, "duplicate_window_s"),
+        "duplicate window of a stream the gateway creates",
+    ),
     Option("--ingest", _ingest, "core", "core (subscribe) or jetstream (durable: a work-queue stream)"),
-    Option("--ingest-stream", str, "CORTEX_LOG_ENTRIES", "work-queue stream capturing entries (jetstream)"),
-    Option("--ingest-durable", str, "log-gateway", "durable consumer shared by gateways (jetstream)"),
-    Option("--ingest-replicas", int, 1, "replicas of an ingest stream the gateway creates"),
-    Option("--ingest-ack-wait-s", float, 120.0, "redeliver an entry not acknowledged this long"),
-    Option("--ingest-max-ack-pending", int, 100_000, "most unacknowledged entries on the consumer"),
-    Option("--spool-dir", Path, None, "spool batches the bus would not take here (core ingest; none: drop)"),
-    Option("--spool-max-bytes", int, 1024**3, "most bytes the spool holds; when full --overflow applies"),
-    Option("--spool-fsync", FsyncPolicy, FsyncPolicy.INTERVAL, "always, interval (each second) or never"),
-    Option("--alerts", _bool, True, "publish error-pattern alerts"),
-    Option("--alert-threshold", int, 5, "alert when a pattern occurs this many times ..."),
-    Option("--alert-window-s", float, 60.0, "... within this many seconds"),
-    Option("--alert-cooldown-s", float, 300.0, "quiet time after a pattern alerts, unless it worsens"),
-    Option("--alert-max-patterns", int, 10_000, "most patterns tracked (least recently seen forgotten)"),
-    Option("--max-alert-rate", float, 5.0, "most alerts per second"),
     Option(
-        "--redact", _bool, False, "replace secrets (sensitive metadata keys, tokens in text) with [REDACTED]"
+        "--ingest-stream",
+        str,
+        _default(DurableIngest, "stream"),
+        "work-queue stream capturing entries (jetstream)",
+    ),
+    Option(
+        "--ingest-durable",
+        str,
+        _default(DurableIngest, "durable"),
+        "durable consumer shared by gateways (jetstream)",
+    ),
+    Option(
+        "--ingest-replicas",
+        int,
+        _default(DurableIngest, "replicas"),
+        "replicas of an ingest stream the gateway creates",
+    ),
+    Option(
+        "--ingest-ack-wait-s",
+        float,
+        _default(DurableIngest, "ack_wait_s"),
+        "redeliver an entry not acknowledged this long",
+    ),
+    Option(
+        "--ingest-max-ack-pending",
+        int,
+        _default(DurableIngest, "max_ack_pending"),
+        "most unacknowledged entries on the consumer",
+    ),
+    Option("--spool-dir", Path, None, "spool batches the bus would not take here (core ingest; none: drop)"),
+    Option(
+        "--spool-max-bytes",
+        int,
+        _default(SpoolConfig, "max_bytes"),
+        "most bytes the spool holds; when full --overflow applies",
+    ),
+    Option(
+        "--spool-fsync",
+        FsyncPolicy,
+        _default(SpoolConfig, "fsync"),
+        "always, interval (each second) or never",
+    ),
+    Option("--alerts", _bool, _default(AlertConfig, "enabled"), "publish error-pattern alerts"),
+    Option(
+        "--alert-threshold",
+        int,
+        _default(PatternLimits, "threshold"),
+        "alert when a pattern occurs this many times ...",
+    ),
+    Option("--alert-window-s", float, _default(PatternLimits, "window_s"), "... within this many seconds"),
+    Option(
+        "--alert-cooldown-s",
+        float,
+        _default(PatternLimits, "cooldown_s"),
+        "quiet time after a pattern alerts, unless it worsens",
+    ),
+    Option(
+        "--alert-max-patterns",
+        int,
+        _default(PatternLimits, "max_patterns"),
+        "most patterns tracked (least recently seen forgotten)",
+    ),
+    Option("--max-alert-rate", float, _default(AlertConfig, "max_rate"), "most alerts per second"),
+    Option(
+        "--redact",
+        _bool,
+        _default(GatewayConfig, "redact"),
+        "replace secrets (sensitive metadata keys, tokens in text) with [REDACTED]",
     ),
     Option(
         "--redact-keys", _csv, None, "metadata keys to redact, comma-separated (default: a built-in list)"
     ),
     Option("--connect-timeout-s", float, 30.0, "give up at start if not connected and ready by then"),
-    Option("--shutdown-timeout-s", float, 30.0, "most time to flush and wait for acks on shutdown"),
+    Option(
+        "--shutdown-timeout-s",
+        float,
+        _default(GatewayConfig, "shutdown_timeout_s"),
+        "most time to flush and wait for acks on shutdown",
+    ),
     Option("--http-port", int, None, "serve /healthz, /readyz and /metrics on this port (0: any free port)"),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
     Option("--log-level", _level, "info", "debug, info, warning or error"),
@@ -192,19 +347,34 @@ def _compression(text: str) -> str:
 ARCHIVE_OPTIONS = (
     *CONNECTION_OPTIONS,
     Option("--dir", Path, None, "directory for the segment files (required)"),
-    Option("--compression", _compression, "zstd", "zstd or gzip"),
-    Option("--max-segment-bytes", int, 64 * 1024 * 1024, "roll a segment at this many uncompressed bytes"),
-    Option("--max-segment-age-s", float, 300.0, "roll a segment this long after it was started"),
-    Option("--durable", str, "log-archive", "durable consumer name (archivers sharing it share the work)"),
-    Option("--stream-name", str, "CORTEX_LOGGING", "JetStream stream holding the batches"),
-    Option("--fsync", _bool, True, "fsync each finished segment"),
+    Option("--compression", _compression, str(_default(ArchiveConfig, "compression")), "zstd or gzip"),
+    Option(
+        "--max-segment-bytes",
+        int,
+        _default(ArchiveConfig, "max_segment_bytes"),
+        "roll a segment at this many uncompressed bytes",
+    ),
+    Option(
+        "--max-segment-age-s",
+        float,
+        _default(ArchiveConfig, "max_segment_age_s"),
+        "roll a segment this long after it was started",
+    ),
+    Option(
+        "--durable",
+        str,
+        _default(ArchiveConfig, "durable"),
+        "durable consumer name (archivers sharing it share the work)",
+    ),
+    Option("--stream-name", str, _default(ArchiveConfig, "stream"), "JetStream stream holding the batches"),
+    Option("--fsync", _bool, _default(ArchiveConfig, "fsync"), "fsync each finished segment"),
     Option("--log-level", _level, "info", "debug, info, warning or error"),
 )
 TAIL_OPTIONS = (
     *CONNECTION_OPTIONS,
-    Option("--level", _level_name, "debug", "show this level and above"),
+    Option("--level", _level_name, _default(TailOptions, "min_level"), "show this level and above"),
     Option("--source", _csv, None, "show only these sources (comma-separated)"),
-    Option("--json", _bool, False, "one JSON entry per line, for piping"),
+    Option("--json", _bool, _default(TailOptions, "as_json"), "one JSON entry per line, for piping"),
     Option("--color", _color, "auto", "auto, always or never"),
 )
 
@@ -353,3 +523,85 @@ def _durable(values: Mapping[str, Any]) -> DurableIngest | None:
         ack_wait_s=values["ingest_ack_wait_s"],
         max_ack_pending=values["ingest_max_ack_pending"],
     )
+
+
+def run_settings(values: Mapping[str, Any]) -> tuple[GatewayConfig, ConnectionSettings]:
+    """The settings of ``run``: the gateway's, the connection's, and the process's checked.
+
+    Raises:
+        SettingError: naming the bad setting (the first one, in that order).
+    """
+    config = gateway_config(values)
+    connection = connection_settings(values)
+    if values["workers"] < 1:
+        raise SettingError(f"--workers must be at least 1, got {values['workers']}")
+    if not values["connect_timeout_s"] > 0:
+        raise SettingError(f"--connect-timeout-s must be positive, got {values['connect_timeout_s']}")
+    return config, connection
+
+
+def state_dir(values: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the embedded nats-server keeps its state: ``--state-dir``, else under ``XDG_STATE_HOME``."""
+    if values["state_dir"] is not None:
+        return Path(values["state_dir"])
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "cortex-log-gateway"
+
+
+def required_connection(values: Mapping[str, Any]) -> ConnectionSettings:
+    """The connection of a command that needs a server (no embedded one).
+
+    Raises:
+        SettingError: a bad connection setting, or no ``--nats-url``.
+    """
+    connection = connection_settings(values)
+    if not connection.servers:
+        raise SettingError("--nats-url / LOG_GATEWAY_NATS_URL is required for this command")
+    return connection
+
+
+def archive_config(values: Mapping[str, Any]) -> ArchiveConfig:
+    """The settings of ``archive``.
+
+    Raises:
+        SettingError: no ``--dir``, or naming the bad setting.
+    """
+    if values["dir"] is None:
+        raise SettingError("--dir / LOG_GATEWAY_DIR is required")
+    try:
+        return ArchiveConfig(
+            directory=values["dir"],
+            compression=Compression(values["compression"]),
+            max_segment_bytes=values["max_segment_bytes"],
+            max_segment_age_s=values["max_segment_age_s"],
+            durable=values["durable"],
+            stream=values["stream_name"],
+            fsync=values["fsync"],
+        )
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+
+
+def tail_options(
+    values: Mapping[str, Any], *, isatty: Callable[[], bool], environ: Mapping[str, str] = os.environ
+) -> TailOptions:
+    """The settings of ``tail``; ``--color auto`` colors a terminal (``isatty()``) unless NO_COLOR is set."""
+    color = values["color"] == "always" or (
+        values["color"] == "auto" and isatty() and "NO_COLOR" not in environ
+    )
+    return TailOptions(
+        min_level=values["level"],
+        sources=values["source"],
+        as_json=values["json"],
+        color=color and not values["json"],
+    )
+
+
+def check_bench(entries: int, rounds: int) -> None:
+    """``bench`` measures at least 100 entries in at least one round.
+
+    Raises:
+        SettingError: when it would not.
+    """
+    if entries < 100 or rounds < 1:
+        raise SettingError("--entries must be at least 100 and --rounds at least 1")
