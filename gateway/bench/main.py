@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import nats
 
+from gateway.bench.overload import measure_goodput
 from gateway.bench.payloads import FORMS, messages
 from gateway.bench.report import write_markdown, write_plot
 from gateway.bench.runners import (
@@ -49,13 +50,20 @@ class BenchConfig:
     latency_s: float = 5.0
     batch_sizes: tuple[int, ...] = (10, 50, 100, 500)
     workers: tuple[int, ...] = (1, 2)
+    overload_s: float = 60.0
     out_dir: Path = Path("bench-results")
 
     @classmethod
     def quick(cls, out_dir: Path) -> BenchConfig:
         """A smoke run: checks that everything works, not how fast."""
         return cls(
-            entries=3000, rounds=1, latency_s=1.0, batch_sizes=(50, 500), workers=(1, 2), out_dir=out_dir
+            entries=3000,
+            rounds=1,
+            latency_s=1.0,
+            batch_sizes=(50, 500),
+            workers=(1, 2),
+            overload_s=4.0,
+            out_dir=out_dir,
         )
 
 
@@ -159,6 +167,18 @@ async def _fresh(fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
 
+async def _overload(url: str, config: BenchConfig, progress: _Progress, peak: float) -> dict[str, Any]:
+    """Goodput while twice the peak is offered for ``overload_s``, against the peak (a collapse
+    shows as a ratio far below 1)."""
+    result = await measure_goodput(url, 2 * peak, config.overload_s)
+    ratio = result.ratio_to(peak)
+    progress.say(
+        f"goodput at 2x the peak ({2 * peak:,.0f}/s offered)",
+        f"{result.median_per_s:>10,.0f} entries/s, {ratio:.2f} of peak",
+    )
+    return {**asdict(result), "peak_per_s": peak, "ratio_to_peak": ratio}
+
+
 async def _sweep(url: str, config: BenchConfig, progress: _Progress, peak: float) -> list[dict[str, Any]]:
     """Throughput and latency at half load against the batch size."""
     rows = []
@@ -222,7 +242,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         + 3 * config.rounds
         + 2 * len(config.batch_sizes)
         + (len(config.workers) + 1) * config.rounds
-        + 2
+        + 3
     )
     progress = _Progress(steps)
     with NatsServer(config=_SERVER_CONFIG) as server:
@@ -232,6 +252,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         peak = throughput["mix"]["gateway"]["median"]
         latency = await measure_latency(server.url, peak / 2, config.latency_s)
         progress.say(f"gateway latency at half load ({peak / 2:,.0f}/s)", f"p99 {latency.p99_ms:.1f} ms")
+        overload = await _overload(server.url, config, progress, peak)
         sweep = await _sweep(server.url, config, progress, peak)
         variants = await _variants(server.url, config, progress, server.pid)
         calls = await _fresh(measure_call_cost, server.url, min(config.entries, 20_000))
@@ -242,6 +263,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         "throughput": throughput,
         "baselines": baselines,
         "latency_at_half_load": asdict(latency),
+        "overload": overload,
         "batch_size_sweep": sweep,
         "variants": variants,
         "call_cost_us": calls,

@@ -30,6 +30,14 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _overload_line(row: dict[str, Any]) -> str:
+    return (
+        f"Overload: {row['offered_per_s']:,.0f} entries/s offered (twice the peak of "
+        f"{row['peak_per_s']:,.0f}/s) for {row['seconds']} s: goodput median {row['median_per_s']:,.0f}/s, "
+        f"weakest second {row['min_per_s']:,.0f}/s, **{row['ratio_to_peak']:.2f} of the peak**."
+    )
+
+
 def _contenders(results: dict[str, Any]) -> list[str]:
     base = results["baselines"]
     lat = results["latency_at_half_load"]
@@ -49,6 +57,8 @@ def _contenders(results: dict[str, Any]) -> list[str]:
         f"over {lat['entries']:,} entries; "
         f"bus {lat['bus_msgs_per_s']:,.0f} msgs/s and {lat['bus_bytes_per_s'] / 1e6:,.2f} MB/s "
         f"(per-entry publishing would put {lat['offered_per_s']:,.0f} msgs/s on the bus).",
+        "",
+        _overload_line(results["overload"]),
         "",
         f"| batch size | peak entries/s | bus msgs/s at peak | p99 at {lat['offered_per_s']:,.0f}/s (ms) |",
         "|---|---|---|---|",

@@ -74,7 +74,7 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
     from contracts.errors import GatewayError
     from gateway.process.app import build_app
     from gateway.process.connection import redact_url
-    from gateway.service import ConfigError
+    from gateway.config import ConfigError
 
     holder = build_app(config, connection, http_port=values["http_port"], http_host=values["http_host"])
     try:
