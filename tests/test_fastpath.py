@@ -23,7 +23,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 from nats.protocol.parser import Parser
 
-from gateway.ingest import fastpath
+from gateway.ingest import fastpath, nats_private
 from gateway.ingest.fastpath import Headers, fast_path_supported, subscribe_fast, take_over
 from gateway.process.natsserver import NatsServer
 from tests import samples
@@ -54,8 +54,12 @@ async def test_nats_py_still_has_the_private_shape_the_fast_path_reads(nc: Clien
     assert fast_path_supported(nc)
     sub = await nc.subscribe(subject)
     assert isinstance(sub._pending_queue, asyncio.Queue)
-    assert all(hasattr(sub, name) for name in fastpath._SUBSCRIPTION_FIELDS)
+    names = [private.name for private in nats_private.SUBSCRIPTION_NAMES if private.at_runtime]
+    assert all(hasattr(sub, name) for name in names)
     assert "await self._pending_queue.join()" in inspect.getsource(type(sub)._drain)
+    # The whole list, the names only a reading of the source confirms included.
+    assert nats_private.client_problems(nc, everything=True) == []
+    assert nats_private.subscription_problems(sub, everything=True) == []
 
 
 async def test_the_fast_path_serves_its_subscription_and_leaves_the_others_alone(
