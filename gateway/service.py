@@ -119,13 +119,17 @@ class Gateway:
 
     # -- start ---------------------------------------------------------------
 
-    async def start(self, nc: Client) -> None:
+    async def start(self, nc: Client, *, ingest_nc: Client | None = None) -> None:
         """Check limits against the server, ensure the stream, start sending, announce, subscribe.
+
+        Core ingest subscribes on ``ingest_nc`` (when given) and everything else uses
+        ``nc``; feed both connections' errors to :meth:`on_error`.
 
         Raises:
             ConfigError: the stream's duplicate window is too short for the retry deadline.
         """
         self._nc = nc
+        self._ingest_nc = ingest_nc or nc
         limits = self._fit_to_server(nc.max_payload)
         self._encoder = BatchEncoder(
             gateway_id=self.config.gateway_id,
@@ -147,7 +151,7 @@ class Gateway:
         self._start_sender()
         await self._announce(limits)
         if self.config.durable_ingest is None:
-            await self._subscribe(nc)
+            await self._subscribe(self._ingest_nc)
         else:
             await self._subscribe_durable(js, self.config.durable_ingest)
         self.ready = True
@@ -513,7 +517,7 @@ class Gateway:
             self._durable.stop()
             self._room.set()
             await asyncio.wait(self._readers, timeout=max(0.01, deadline - self._clock()))
-        for sub in self._subs if self._nc.is_connected else ():  # draining needs the server
+        for sub in self._subs if self._ingest_nc.is_connected else ():  # draining needs the server
             with contextlib.suppress(Exception):
                 # nats-py leaves Subscription.drain unannotated.
                 await asyncio.wait_for(sub.drain(), max(0.01, deadline - self._clock()))  # type: ignore[no-untyped-call]
