@@ -9,11 +9,12 @@ from __future__ import annotations
 import ast
 import asyncio
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from nats.aio.client import Client
 
-from gateway.ingest import fastpath, nats_private
+from gateway.ingest import bursts, fastpath, nats_private
 from gateway.ingest.nats_private import CLIENT_NAMES, NATS_PY_VERSION, SUBSCRIPTION_NAMES, PrivateName
 from tests.helpers import until
 
@@ -107,18 +108,20 @@ def _private_attributes(path: Path) -> set[str]:
     }
 
 
-def test_the_fast_path_touches_no_private_nats_py_name_itself() -> None:
+@pytest.mark.parametrize("module", [fastpath, bursts], ids=lambda m: m.__name__)
+def test_the_fast_path_touches_no_private_nats_py_name_itself(module: ModuleType) -> None:
     listed = {private.name for private in (*CLIENT_NAMES, *SUBSCRIPTION_NAMES)}
     listed |= {"_process_msg", "_ps", "_pending_queue", "_pending_size", "_received", "_id", "_error_cb"}
-    touched = _private_attributes(Path(fastpath.__file__))
+    path = Path(str(module.__file__))
+    touched = _private_attributes(path)
     assert not touched & listed, touched & listed
-    tree = ast.parse(Path(fastpath.__file__).read_text())
+    tree = ast.parse(path.read_text())
     on_nats_objects = [
         ast.unparse(node)
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute)
         and node.attr.startswith("_")
         and isinstance(node.value, ast.Name)
-        and node.value.id in ("nc", "sub", "parser", "msg")
+        and node.value.id in ("nc", "sub", "parser", "msg", "queue")
     ]
     assert not on_nats_objects

@@ -21,12 +21,17 @@ subscription, exactly as nats-py reports it); and ``Subscription.drain()``,
 which waits until every message received before the unsubscribe has been
 handled (the sink stands in as the subscription's pending queue).
 
-This reads nats-py's private API (``Client._process_msg``, ``_ps`` (the
-protocol parser: ``parse``, ``buf``, ``state``), ``_subs``, ``_error_cb``;
-``Subscription._pending_*``; nats-py 2.16, pinned below 3 in pyproject).
+The frames are split by :mod:`gateway.ingest.wire` (bytes only). This relies on
+nats-py's private API (``Client._process_msg``, ``_ps`` (the protocol parser:
+``parse``, ``buf``, ``state``), ``_subs``, ``_error_cb``;
+``Subscription._pending_*``; nats-py 2.16, pinned below 3 in pyproject), every
+name of it listed, and reached only, through :mod:`gateway.ingest.nats_private`.
 :func:`fast_path_supported` checks its shape; where it differs the gateway
 falls back to reading the subscription's queue in bursts
-(:mod:`gateway.ingest.bursts`), and ``tests/test_fastpath.py`` fails loudly.
+(:mod:`gateway.ingest.bursts`), and ``tests/test_nats_private.py`` fails loudly.
+It serves the connection it is given; the app gives core ingest a connection of
+its own, so the one carrying the batches' PubAcks and the alerts keeps nats-py's
+own parser.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ __all__ = [
     "parser_parse",
     "pending_bytes",
     "pending_limits",
+    "pending_queue",
     "process_msg",
     "read_buffer",
     "report_error",
@@ -225,9 +226,15 @@ def client_problems(nc: Client, *, everything: bool = False) -> list[str]:
     return _problems(CLIENT_NAMES, nc, everything=everything)
 
 
-def subscription_problems(sub: Subscription, *, everything: bool = False) -> list[str]:
-    """What of :data:`SUBSCRIPTION_NAMES` this subscription lacks (``everything``: the source checks too)."""
-    return _problems(SUBSCRIPTION_NAMES, sub, everything=everything)
+def subscription_problems(
+    sub: Subscription, *, everything: bool = False, only: tuple[str, ...] | None = None
+) -> list[str]:
+    """What of :data:`SUBSCRIPTION_NAMES` (``only`` these names) this subscription lacks
+    (``everything``: the source checks too)."""
+    names = SUBSCRIPTION_NAMES
+    if only is not None:
+        names = tuple(private for private in names if private.name in only)
+    return _problems(names, sub, everything=everything)
 
 
 # -- the client and its parser ------------------------------------------------
@@ -304,6 +311,12 @@ def pending_bytes(sub: Subscription) -> int:
 def set_pending_bytes(sub: Subscription, size: int) -> None:
     """Set ``sub._pending_size``."""
     sub._pending_size = size
+
+
+def pending_queue(sub: Subscription) -> asyncio.Queue[Msg]:
+    """``sub._pending_queue``: nats-py's queue of the messages received for a callback-less subscription."""
+    queue: asyncio.Queue[Msg] = sub._pending_queue
+    return queue
 
 
 def take_queued(sub: Subscription) -> list[Msg]:
