@@ -23,8 +23,13 @@ from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 from nats.protocol.parser import Parser
 
-from gateway.ingest import fastpath
+from gateway.config import DurableIngest
+from gateway.core import DropReason
+from gateway.ingest import fastpath, nats_private
 from gateway.ingest.fastpath import Headers, fast_path_supported, subscribe_fast, take_over
+from gateway.process import app as app_module
+from gateway.process.app import build_app
+from gateway.process.connection import ConnectionSettings
 from gateway.process.natsserver import NatsServer
 from tests import samples
 from tests.helpers import (
@@ -54,8 +59,12 @@ async def test_nats_py_still_has_the_private_shape_the_fast_path_reads(nc: Clien
     assert fast_path_supported(nc)
     sub = await nc.subscribe(subject)
     assert isinstance(sub._pending_queue, asyncio.Queue)
-    assert all(hasattr(sub, name) for name in fastpath._SUBSCRIPTION_FIELDS)
+    names = [private.name for private in nats_private.SUBSCRIPTION_NAMES if private.at_runtime]
+    assert all(hasattr(sub, name) for name in names)
     assert "await self._pending_queue.join()" in inspect.getsource(type(sub)._drain)
+    # The whole list, the names only a reading of the source confirms included.
+    assert nats_private.client_problems(nc, everything=True) == []
+    assert nats_private.subscription_problems(sub, everything=True) == []
 
 
 async def test_the_fast_path_serves_its_subscription_and_leaves_the_others_alone(
@@ -369,3 +378,53 @@ async def test_after_the_reader_stops_messages_queue_as_for_any_subscription(
     assert len(got) == 1
     assert sub.pending_msgs == 3  # nats-py's own bounded queue again
     assert isinstance(sub._pending_queue, asyncio.Queue)
+
+
+async def test_the_app_runs_core_ingest_on_a_connection_of_its_own(
+    nats_server: NatsServer, nc: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "_tune_collector", lambda: None)  # not in the test process
+    cfg = config()
+    holder = build_app(cfg, ConnectionSettings(servers=(nats_server.url,)))
+    assert holder.ingest is not None
+    async with holder.app:
+        await asyncio.wait_for(holder.ready.wait(), 30)
+        main_nc, ingest_nc = holder.broker.connection, holder.ingest.connection
+        assert ingest_nc is not main_nc
+        assert ingest_nc.options["name"] == f"{cfg.gateway_id}-ingest"
+        assert isinstance(nats_private.installed(ingest_nc), fastpath._Router)
+        assert nats_private.installed(main_nc) is main_nc  # the PubAcks' connection: nats-py's own parser
+        assert {sub._conn for sub in holder.gateway.subscriptions} == {ingest_nc}
+        await publish_entries(nc, entries(30))
+        await until(lambda: holder.gateway.stats.published == 30)
+        # The ingest connection's errors reach the gateway (slow consumers are counted there).
+        sub = holder.gateway.subscriptions[0]
+        await ingest_nc._error_cb(SlowConsumerError(subject=sub.subject, reply="", sid=sub._id, sub=sub))
+        assert holder.gateway.stats.dropped[DropReason.SLOW_CONSUMER] == 1
+    assert holder.report is not None
+    assert holder.report.unpublished == 0
+    assert ingest_nc.is_closed
+
+
+def test_the_ingest_connection_is_made_as_the_brokers_is() -> None:
+    cfg = config()
+    settings = ConnectionSettings(servers=("nats://localhost:1",), user="u", password="pw")  # noqa: S106 - a test's
+    holder = build_app(cfg, settings)
+    assert holder.ingest is not None
+    main, ingest = holder.broker._connection_kwargs, holder.ingest._connection_kwargs
+    assert ingest.pop("name") == f"{cfg.gateway_id}-ingest"
+    main.pop("name")
+    callbacks = {key for key, value in main.items() if callable(value)}
+    assert {"error_cb", "reconnected_cb"} <= callbacks
+    assert {k: v for k, v in ingest.items() if k not in callbacks} == {
+        k: v for k, v in main.items() if k not in callbacks
+    }
+    assert ingest["user"] == "u"
+    assert callbacks == {key for key, value in ingest.items() if callable(value)}
+
+
+def test_durable_ingest_opens_no_second_connection() -> None:
+    holder = build_app(
+        config(durable_ingest=DurableIngest()), ConnectionSettings(servers=("nats://localhost:1",))
+    )
+    assert holder.ingest is None

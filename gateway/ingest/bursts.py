@@ -6,8 +6,9 @@ once per message; at tens of thousands of messages a second that wake-up is a
 large part of the cost. This subscribes without a callback and drains the
 subscription's queue itself, handling every message already waiting before it
 sleeps again. This reads nats-py's ``Subscription._pending_queue``
-and ``_pending_size`` (nats-py 2.16, pinned below 3 in pyproject); if they are
-missing it falls back to an ordinary callback. Handled messages are marked
+and ``_pending_size`` (through :mod:`gateway.ingest.nats_private`, where every
+private name the ingest relies on is listed); if they are missing it falls back
+to an ordinary callback. Handled messages are marked
 done on the queue, so ``Subscription.drain()`` still waits for them.
 """
 
@@ -20,12 +21,15 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from gateway.ingest import nats_private as private
+
 __all__ = ["Handler", "subscribe_in_bursts"]
 
 # A handler returns None when it is done with the message, or an awaitable when
 # it must wait (a full buffer under the "block" policy, forwarding a reject).
 Handler = Callable[[Msg], Awaitable[object] | None]
 _MAX_BURST = 1024
+_FIELDS = ("_pending_queue", "_pending_size")  # the private names this reads (see nats_private)
 
 
 async def subscribe_in_bursts(
@@ -41,7 +45,7 @@ async def subscribe_in_bursts(
     sub = await nc.subscribe(
         subject, queue=queue, pending_msgs_limit=pending_msgs_limit, pending_bytes_limit=pending_bytes_limit
     )
-    if not hasattr(sub, "_pending_queue") or not hasattr(sub, "_pending_size"):  # pragma: no cover
+    if private.subscription_problems(sub, only=_FIELDS):  # pragma: no cover
         await sub.unsubscribe()
 
         async def each(msg: Msg) -> None:
@@ -60,11 +64,11 @@ async def subscribe_in_bursts(
 
 
 async def _read(sub: Subscription, handler: Handler) -> None:
-    queue: asyncio.Queue[Msg] = sub._pending_queue  # see the module docstring
+    queue = private.pending_queue(sub)  # see the module docstring
     while True:
         msg = await queue.get()
         for _ in range(_MAX_BURST):
-            sub._pending_size -= len(msg.data)
+            private.set_pending_bytes(sub, private.pending_bytes(sub) - len(msg.data))
             try:
                 pending = handler(msg)
                 if pending is not None:

@@ -21,18 +21,22 @@ subscription, exactly as nats-py reports it); and ``Subscription.drain()``,
 which waits until every message received before the unsubscribe has been
 handled (the sink stands in as the subscription's pending queue).
 
-This reads nats-py's private API (``Client._process_msg``, ``_ps`` (the
-protocol parser: ``parse``, ``buf``, ``state``), ``_subs``, ``_error_cb``;
-``Subscription._pending_*``; nats-py 2.16, pinned below 3 in pyproject).
+The frames are split by :mod:`gateway.ingest.wire` (bytes only). This relies on
+nats-py's private API (``Client._process_msg``, ``_ps`` (the protocol parser:
+``parse``, ``buf``, ``state``), ``_subs``, ``_error_cb``;
+``Subscription._pending_*``; nats-py 2.16, pinned below 3 in pyproject), every
+name of it listed, and reached only, through :mod:`gateway.ingest.nats_private`.
 :func:`fast_path_supported` checks its shape; where it differs the gateway
 falls back to reading the subscription's queue in bursts
-(:mod:`gateway.ingest.bursts`), and ``tests/test_fastpath.py`` fails loudly.
+(:mod:`gateway.ingest.bursts`), and ``tests/test_nats_private.py`` fails loudly.
+It serves the connection it is given; the app gives core ingest a connection of
+its own, so the one carrying the batches' PubAcks and the alerts keeps nats-py's
+own parser.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -41,9 +45,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
-from nats.protocol.parser import AWAITING_CONTROL_LINE, Parser
 
+from gateway.ingest import nats_private as private
 from gateway.ingest.bursts import subscribe_in_bursts
+from gateway.ingest.wire import Frame, LineCache, Stop, split_frames
 
 __all__ = ["Headers", "RawHandler", "fast_path_supported", "subscribe_fast", "take_over"]
 
@@ -55,19 +60,6 @@ Headers = bytes | Mapping[str, str] | None
 # awaitable when it must wait (the block policy, forwarding a reject).
 RawHandler = Callable[[bytes, Headers, bytes], Awaitable[object] | None]
 _Item = tuple[bytes, Headers, bytes]
-# A control line read: subject, sid, reply, header bytes, header and payload bytes.
-_Frame = tuple[bytes, int, bytes, int, int]
-# Control lines of fast-path messages remembered read (most differ only in the size).
-_MAX_KNOWN_LINES = 4096
-_PROCESS_MSG_PARAMS = ["self", "sid", "subject", "reply", "data", "headers"]
-_SUBSCRIPTION_FIELDS = (
-    "_id",
-    "_pending_queue",
-    "_pending_size",
-    "_pending_msgs_limit",
-    "_pending_bytes_limit",
-    "_received",
-)
 # After a burst this long the reader lets other tasks (the sender) run before the next.
 _LONG_BURST = 1024
 _NO_LIMIT = 1 << 62
@@ -78,22 +70,7 @@ _MAX_FAST_BUFFER = 1 << 20
 
 def fast_path_supported(nc: Client) -> bool:
     """Does this nats-py client have the private shape the fast path relies on?"""
-    process = getattr(type(nc), "_process_msg", None)
-    stats = getattr(nc, "stats", None)
-    parser = getattr(nc, "_ps", None)
-    return (
-        inspect.iscoroutinefunction(process)
-        and list(inspect.signature(process).parameters) == _PROCESS_MSG_PARAMS
-        and isinstance(parser, Parser)
-        and isinstance(getattr(parser, "buf", None), bytearray)
-        and hasattr(parser, "state")
-        and inspect.iscoroutinefunction(parser.parse)
-        and isinstance(getattr(nc, "_subs", None), dict)
-        and isinstance(stats, dict)
-        and "in_msgs" in stats
-        and "in_bytes" in stats
-        and callable(getattr(nc, "_error_cb", None))
-    )
+    return not private.client_problems(nc)
 
 
 async def subscribe_fast(
@@ -114,7 +91,7 @@ async def subscribe_fast(
             pending_msgs_limit=pending_msgs_limit,
             pending_bytes_limit=pending_bytes_limit,
         )
-        if all(hasattr(sub, name) for name in _SUBSCRIPTION_FIELDS):
+        if not private.subscription_problems(sub):
             return sub, take_over(nc, sub, handler)
         await sub.unsubscribe()  # pragma: no cover - a nats-py whose subscriptions changed shape
     log.warning("nats-py is not the version the ingest fast path knows; using the slower path")
@@ -146,32 +123,29 @@ class _Router:
     """Stands in for ``Client._process_msg`` and the protocol parser's ``parse``.
 
     Messages for fast-path subscriptions go to their sinks, everything else to
-    nats-py as before. ``parse`` takes the complete ``MSG``/``HMSG`` frames at
-    the front of the read buffer in one loop, with no coroutine per message,
-    and leaves anything else (``PING``, ``INFO``, ``-ERR``, a frame it cannot
-    read, a large buffer) to nats-py's own parser, which takes it from there.
+    nats-py as before. ``parse`` hands the read buffer to
+    :func:`gateway.ingest.wire.split_frames`, delivers the complete ``MSG``/``HMSG``
+    frames at its front with no coroutine per message, and leaves anything else
+    (``PING``, ``INFO``, ``-ERR``, a frame it cannot read, a large buffer) to
+    nats-py's own parser, which takes it from there.
     """
 
     def __init__(self, nc: Client) -> None:
         self.sinks: dict[int, _Sink] = {}
         self._nc = nc
-        self._original: Callable[..., Awaitable[None]] = nc._process_msg
+        self._original = private.process_msg(nc)
         self._stats: dict[str, int] = nc.stats
-        self._parser = nc._ps
-        self._parse = nc._ps.parse
-        self._known: dict[bytes, _Frame] = {}
+        self._parse = private.parser_parse(nc)
+        self._lines = LineCache()
 
     @staticmethod
     def of(nc: Client) -> _Router:
         """The client's router, installed on first use."""
-        current = getattr(nc._process_msg, "__self__", None)
+        current = private.installed(nc)
         if isinstance(current, _Router):
             return current
         router = _Router(nc)
-        # The read loop calls self._ps.parse(...) and the parser self.nc._process_msg(...):
-        # instance attributes win over the methods.
-        setattr(nc, "_process_msg", router.process_msg)  # noqa: B010 - assigning over a method
-        setattr(nc._ps, "parse", router.parse)  # noqa: B010
+        private.install(nc, router.process_msg, router.parse)
         return router
 
     async def process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: Any) -> None:
@@ -187,80 +161,39 @@ class _Router:
 
     async def _slow_consumer(self, sink: _Sink, sid: int, subject: bytes, reply: bytes) -> None:
         """Report a message dropped at the pending limits, as nats-py reports it."""
-        await self._nc._error_cb(
-            SlowConsumerError(subject=subject.decode(), reply=reply.decode(), sid=sid, sub=sink.sub)
+        await private.report_error(
+            self._nc, SlowConsumerError(subject=subject.decode(), reply=reply.decode(), sid=sid, sub=sink.sub)
         )
 
     async def parse(self, data: bytes = b"") -> None:
-        parser = self._parser
-        buf = parser.buf
-        if parser.state != AWAITING_CONTROL_LINE or len(buf) + len(data) > _MAX_FAST_BUFFER:
+        buf = private.read_buffer(self._nc)  # (a reconnect gives the parser a new one)
+        if not private.between_operations(self._nc) or len(buf) + len(data) > _MAX_FAST_BUFFER:
             await self._parse(data)
             return
         buf.extend(data)
-        taken, other = await self._frames(bytes(buf))
-        del buf[:taken]
-        if other:
+        split = split_frames(bytes(buf), self._lines)
+        await self._deliver(split.frames)
+        del buf[: split.consumed]
+        if split.stop is Stop.CONTROL:
             await self._parse()
 
-    async def _frames(self, snap: bytes) -> tuple[int, bool]:
-        """Deliver the complete message frames at the front of ``snap``.
-
-        Returns how many bytes they took, and whether something else follows.
-        """
-        pos, size, sinks, known = 0, len(snap), self.sinks, self._known
+    async def _deliver(self, frames: list[Frame]) -> None:
+        """Hand each frame to its sink (or, for any other subscription, to nats-py)."""
+        sinks = self.sinks
         count = payload = 0  # the fast path's messages, added to nats-py's stats once
         try:
-            while (end := snap.find(b"\r\n", pos)) >= 0:
-                line = snap[pos:end]
-                frame = known.get(line)
-                if frame is None:
-                    if (frame := _frame(line.split())) is None:
-                        return pos, True
-                    if not frame[2]:  # no reply subject: a line that may come again
-                        self._remember(line, frame)
-                subject, sid, reply, head, length = frame
-                stop = end + 2 + length
-                if stop + 2 > size:
-                    break
-                headers = snap[end + 2 : end + 2 + head] if head else None
-                data = snap[end + 2 + head : stop]
-                pos = stop + 2
+            for subject, sid, reply, headers, data in frames:
                 sink = sinks.get(sid)
                 if sink is None:
                     await self._original(sid, subject, reply, data, headers)
                     continue
                 count += 1
-                payload += length - head
+                payload += len(data)
                 if not sink.deliver(subject, headers, data):
                     await self._slow_consumer(sink, sid, subject, reply)
-            return pos, False
         finally:
             self._stats["in_msgs"] += count
             self._stats["in_bytes"] += payload
-
-    def _remember(self, line: bytes, frame: _Frame) -> None:
-        """Keep a control line read: a flood repeats a few (subject, sid and a size)."""
-        if len(self._known) >= _MAX_KNOWN_LINES:
-            self._known.clear()
-        self._known[line] = frame
-
-
-def _frame(args: list[bytes]) -> _Frame | None:
-    """``MSG subject sid [reply] size`` or ``HMSG subject sid [reply] hsize size``, split:
-    (subject, sid, reply, header bytes, header and payload bytes); None for anything else."""
-    count = len(args)
-    if count in (4, 5) and args[0] == b"MSG":
-        head = b"0"
-    elif count in (5, 6) and args[0] == b"HMSG":
-        head = args[-2]
-        count -= 1
-    else:
-        return None
-    sid, length = args[2], args[-1]
-    if not (sid.isdigit() and length.isdigit() and head.isdigit()):
-        return None  # nats-py's parser will say what is wrong with it
-    return args[1], int(sid), args[3] if count == 5 else b"", int(head), int(length)
 
 
 class _Sink:
@@ -283,19 +216,17 @@ class _Sink:
         self._waiter: asyncio.Future[None] | None = None
         self._joiners: list[asyncio.Future[None]] = []
         # nats-py: a limit of 0 means none.
-        self._msgs_limit: int = sub._pending_msgs_limit or _NO_LIMIT
-        self._bytes_limit: int = sub._pending_bytes_limit or _NO_LIMIT
-        self._adopt(sub._pending_queue)
-        sub._pending_queue = self  # type: ignore[assignment]  # see the class docstring
+        msgs_limit, bytes_limit = private.pending_limits(sub)
+        self._msgs_limit = msgs_limit or _NO_LIMIT
+        self._bytes_limit = bytes_limit or _NO_LIMIT
+        self._adopt(private.take_queued(sub))
+        private.set_pending_queue(sub, self)  # see the class docstring
         # From here on the parser's messages for this subscription come to deliver().
-        self._router.sinks[sub._id] = self
+        self._router.sinks[private.subscription_id(sub)] = self
 
-    def _adopt(self, queue: asyncio.Queue[Msg]) -> None:
+    def _adopt(self, queued: list[Msg]) -> None:
         """Take over what nats-py queued before the route existed (its bytes are already counted)."""
-        while not queue.empty():
-            msg = queue.get_nowait()
-            queue.task_done()
-            self._items.append((msg.subject.encode(), msg.headers, msg.data))
+        self._items.extend((msg.subject.encode(), msg.headers, msg.data) for msg in queued)
 
     def deliver(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
         """Take a message from the parser; False when the pending limits say drop it.
@@ -304,7 +235,7 @@ class _Sink:
         in the read loop (no queue, no wake-up); if the handler must wait, the
         reader waits for it, and later messages queue behind it meanwhile.
         """
-        self.sub._received += 1
+        private.count_received(self.sub)
         if self._busy or self._items:
             return self._queue(subject, headers, data)
         try:
@@ -322,9 +253,10 @@ class _Sink:
         sub = self.sub
         size = len(data)
         items = self._items
-        if len(items) + self._held >= self._msgs_limit or sub._pending_size + size >= self._bytes_limit:
+        held = private.pending_bytes(sub)
+        if len(items) + self._held >= self._msgs_limit or held + size >= self._bytes_limit:
             return False
-        sub._pending_size += size
+        private.set_pending_bytes(sub, held + size)
         items.append((subject, headers, data))
         self._wake()
         return True
@@ -391,10 +323,12 @@ class _Sink:
     def _close(self) -> None:
         """The reader stopped: later messages go to nats-py, queued as for any subscription."""
         sub = self.sub
-        self._router.sinks.pop(sub._id, None)
-        sub._pending_size -= sum(len(data) for _, _, data in self._items)
+        self._router.sinks.pop(private.subscription_id(sub), None)
+        private.set_pending_bytes(
+            sub, private.pending_bytes(sub) - sum(len(data) for _, _, data in self._items)
+        )
         self._items.clear()
-        sub._pending_queue = asyncio.Queue(maxsize=sub._pending_msgs_limit)
+        private.restore_pending_queue(sub)
         self._busy = False
         self._release_joiners()
 
@@ -402,8 +336,8 @@ class _Sink:
         # The whole burst is taken at once; while a handler waits, what is left of
         # it counts as pending again, as it would in nats-py's queue.
         sub = self.sub
-        left, left_bytes = len(items), sub._pending_size
-        sub._pending_size = 0
+        left, left_bytes = len(items), private.pending_bytes(sub)
+        private.set_pending_bytes(sub, 0)
         for subject, headers, data in items:
             left -= 1
             left_bytes -= len(data)
@@ -411,11 +345,11 @@ class _Sink:
                 pending = handler(subject, headers, data)
                 if pending is not None:
                     self._held = left
-                    sub._pending_size += left_bytes
+                    private.set_pending_bytes(sub, private.pending_bytes(sub) + left_bytes)
                     try:
                         await pending
                     finally:
                         self._held = 0
-                        sub._pending_size -= left_bytes
+                        private.set_pending_bytes(sub, private.pending_bytes(sub) - left_bytes)
             except Exception:  # a bug in the handler must not stop intake
                 log.exception("ingest handler failed on a message on %s", subject.decode(errors="replace"))

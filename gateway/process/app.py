@@ -1,10 +1,16 @@
 """The gateway as a FastStream application on its NATS broker.
 
 FastStream owns the connection, the lifespan (start after the broker connects,
-flush before it drains) and the AsyncAPI document. The per-entry ingest is
-subscribed with nats-py on the broker's connection (see ``gateway.service``
-for the measurement); in the AsyncAPI document it is declared as FastStream
-subscribers so every subject the gateway speaks is described with its schema.
+flush before it drains) and the AsyncAPI document. The per-entry core ingest is
+subscribed with nats-py (see ``gateway.service`` for the measurement) on a
+second connection of its own, ``<gateway_id>-ingest``, made exactly as the
+broker's (the same settings and callbacks, through a second ``NatsBroker``
+without subscribers): the ingest fast path (``gateway.ingest.fastpath``)
+replaces nats-py's parser there, and a slip in it must not reach the
+connection that carries the batches' PubAcks and the alerts. Durable ingest
+fetches on the broker's connection. In the AsyncAPI document the ingest is
+declared as FastStream subscribers so every subject the gateway speaks is
+described with its schema.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
+from nats.aio.client import Client
 from nats.errors import SlowConsumerError
 
 from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
@@ -57,6 +64,26 @@ class GatewayApp:
     gateway: Gateway
     health: HealthServer | None
     report: ShutdownReport | None = None
+    ingest: NatsBroker | None = None  # the core-ingest connection's broker (None with durable ingest)
+
+    @property
+    def is_ready(self) -> bool:
+        """The gateway is started and both its connections are up."""
+        ingest = self.ingest
+        return self.gateway.ready and _connected(self.broker) and (ingest is None or _connected(ingest))
+
+    async def stopping(self) -> None:
+        """Stop the gateway (flushing what it holds), then its ingest connection and the health server."""
+        try:
+            self.report = await self.gateway.stop()
+        finally:
+            if self.ingest is not None:
+                await (
+                    self.ingest.stop()
+                )  # drains and closes the ingest connection once the gateway has stopped
+        if self.health is not None:
+            await self.health.stop()
+
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -84,13 +111,20 @@ def _declare_channels(broker: NatsBroker, config: GatewayConfig, *, with_ingest:
         broker.subscriber(subject, queue=config.queue_group, title=f"ingest:{subject}")(entry_created)
 
 
-def _broker(connection: ConnectionSettings, gateway: Gateway | None) -> NatsBroker:
+def _broker(
+    connection: ConnectionSettings, gateway: Gateway | None, *, name: str | None = None
+) -> NatsBroker:
+    """The broker (and so the nats-py connection) for ``connection``; its errors go to ``gateway``."""
+
     async def on_error(exc: BaseException) -> None:
         if gateway is not None:
             gateway.on_error(exc)
 
+    kwargs = connection.broker_kwargs()
+    if name is not None:
+        kwargs["name"] = name
     return NatsBroker(
-        **connection.broker_kwargs(),
+        **kwargs,
         error_cb=on_error,
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
@@ -132,18 +166,24 @@ def build_app(
     gateway = Gateway(config)
     broker = _broker(connection, gateway)
     _declare_channels(broker, config, with_ingest=False)
+    ingest = None
+    if config.durable_ingest is None:  # durable ingest fetches on the broker's connection
+        ingest = _broker(connection, gateway, name=f"{config.gateway_id}-ingest")
     health = None
     if http_port is not None:
         health = HealthServer(
             port=http_port,
             host=http_host,
-            ready=lambda: gateway.ready and broker.connection.is_connected,
+            ready=lambda: holder.is_ready,
             metrics=lambda: render_metrics(gateway),
         )
-    holder = GatewayApp(FastStream(broker, specification=_spec(broker)), broker, gateway, health)
+    holder = GatewayApp(
+        FastStream(broker, specification=_spec(broker)), broker, gateway, health, ingest=ingest
+    )
 
     async def started() -> None:
-        await gateway.start(broker.connection)
+        ingest_nc = None if ingest is None else await ingest.connect()
+        await gateway.start(broker.connection, ingest_nc=ingest_nc)
         _tune_collector()
         if health is not None:
             await health.start()
@@ -151,14 +191,14 @@ def build_app(
         say(f"log-gateway: ready gateway_id={config.gateway_id}{http}")
         holder.ready.set()
 
-    async def stopping() -> None:
-        holder.report = await gateway.stop()
-        if health is not None:
-            await health.stop()
-
     holder.app.after_startup(started)
-    holder.app.on_shutdown(stopping)
+    holder.app.on_shutdown(holder.stopping)
     return holder
+
+
+def _connected(broker: NatsBroker) -> bool:
+    nc: Client = broker.connection
+    return nc.is_connected
 
 
 def _tune_collector() -> None:
@@ -166,8 +206,8 @@ def _tune_collector() -> None:
 
     What exists now (modules, schemas, the app) lives as long as the process:
     frozen, it is no longer walked by every full pass. Under a flood the gateway
-    holds tens of thousands of entries for a while (their batches' acks queue
-    behind the ingest traffic on the one connection); a larger first generation
+    holds tens of thousands of entries for a while (until their batches' acks
+    come back, while the ingest traffic keeps the loop busy); a larger first generation
     lets most of them be published and freed before a pass walks them. Measured
     with gc.callbacks on this project's machine (bare entries): 137 first-
     generation passes per 80k entries became 5, and the collector's time fell

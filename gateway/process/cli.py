@@ -72,9 +72,9 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
     from nats.errors import Error as NatsError
 
     from contracts.errors import GatewayError
+    from gateway.config import ConfigError
     from gateway.process.app import build_app
     from gateway.process.connection import redact_url
-    from gateway.config import ConfigError
 
     holder = build_app(config, connection, http_port=values["http_port"], http_host=values["http_host"])
     try:
