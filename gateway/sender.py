@@ -93,10 +93,12 @@ class Sender:
         self._freed = freed
         self._warn = warn
         self._clock = clock
+        # Pacers, not savings: a batch goes out only once the ones before it are paid for, so
+        # in any window of W seconds at most rate * W batches (bytes) plus the last batch go
+        # out, at the start of a flood and after a stall alike (see TokenBucket).
         now = clock()
-        rate = throttle.max_publish_rate
-        self._batch_bucket = TokenBucket(rate, burst=max(1.0, rate or 0.0), now=now)
-        self._bytes_bucket = TokenBucket(throttle.max_publish_bytes_rate, now=now)
+        self._batch_bucket = TokenBucket.pacer(throttle.max_publish_rate, now=now)
+        self._bytes_bucket = TokenBucket.pacer(throttle.max_publish_bytes_rate, now=now)
         self._slots = asyncio.Semaphore(throttle.max_in_flight)
         self._tasks: dict[asyncio.Task[None], None] = {}  # in the order batches were made
         self._turn: asyncio.Future[None] | None = None  # resolved once the newest batch is settled
@@ -142,7 +144,7 @@ class Sender:
         # While waiting here the open batch keeps filling: fewer, fuller batches.
         while not self._stopping:
             now = self._clock()
-            wait = max(self._batch_bucket.wait_s(now, 1.0), self._bytes_bucket.wait_s(now))
+            wait = max(self._batch_bucket.wait_s(now), self._bytes_bucket.wait_s(now))
             if wait <= 0:
                 return
             await asyncio.sleep(wait)
