@@ -195,6 +195,9 @@ class GatewayConfig:
         validate_subject_token(self.queue_group, "queue_group")
         if not self.shutdown_timeout_s > 0:
             raise ValueError(f"shutdown_timeout_s must be positive, got {self.shutdown_timeout_s}")
+        for name in ("pending_msgs_limit", "pending_bytes_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.buffer.max_bytes < self.batch.max_bytes:
             # Otherwise an entry that fits a batch might never fit the buffer, and "block" would wait forever.
             raise ValueError(

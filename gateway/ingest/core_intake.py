@@ -18,7 +18,7 @@ from contracts.errors import DecodeError, RejectReason
 from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED
 from gateway.core.stats import Stats
 from gateway.ingest.admission import Gate
-from gateway.ingest.decode import EntryDecoder
+from gateway.ingest.decode import EntryDecoder, might_alert
 from gateway.ingest.fastpath import Headers, subscribe_fast
 from gateway.ingest.reject import Rejects, oversize
 
@@ -74,6 +74,7 @@ class CoreIntake:
                 handler=self.on_message,
                 pending_msgs_limit=msgs,
                 pending_bytes_limit=size,
+                on_shed=self.on_shed,
             )
             self.subscriptions.append(sub)
             if reader is not None:
@@ -99,6 +100,15 @@ class CoreIntake:
         if admission is BLOCKED:
             return self._gate.admit_blocking(entry)
         return self._rejects.reject(subject, headers, body, RejectReason.OVERSIZE, oversize(len(entry.data)))
+
+    def on_shed(self, subject: bytes, headers: Headers, body: bytes) -> None:
+        """A message shed at the pending limits (counted there as ``slow_consumer``): if it may be
+        an error or fatal entry, decode it, so the pattern detector sees it and alerts still go
+        out while bulk traffic is shed. It is not batched."""
+        if not (self.decoder.alerting and might_alert(body)):
+            return
+        with contextlib.suppress(DecodeError):
+            self.decoder.decode(headers, body)
 
     async def stop(self, deadline_s: float) -> None:
         """Drain the subscriptions (every message received is handled) within ``deadline_s``."""

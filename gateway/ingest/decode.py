@@ -34,7 +34,7 @@ from gateway.core.entry import PendingEntry
 from gateway.core.redact import Redactor
 from gateway.ingest.headers import binary_attributes, header_dict, parse_header_block
 
-__all__ = ["EntryDecoder", "ErrorEntryObserver", "rejected_message"]
+__all__ = ["EntryDecoder", "ErrorEntryObserver", "might_alert", "rejected_message"]
 
 # The envelope of an entry event is much smaller than this; a body beyond the
 # batch limit plus this allowance cannot hold an entry that fits a batch.
@@ -76,6 +76,11 @@ class EntryDecoder:
         self._clock = clock
         self._on_error_entry = on_error_entry
         self.redactor = redactor
+
+    @property
+    def alerting(self) -> bool:
+        """Does a pattern detector see the error and fatal entries decoded here?"""
+        return self._on_error_entry is not None
 
     def decode(self, headers: Mapping[str, str] | bytes | None, body: bytes) -> PendingEntry:
         """The entry in a message, encoded once.
@@ -257,3 +262,10 @@ def _rejected_data(
         data["payload"] = text
         data["truncated"] = len(text.encode()) < len(body)
     return orjson.dumps(data)
+
+
+def might_alert(body: bytes) -> bool:
+    """A cheap look for an error or fatal entry, without parsing: True may be wrong (then a
+    decode says so), False is not (the level of an entry that alerts is a JSON string
+    ``"error"`` or ``"fatal"`` somewhere in the body, in every wire form)."""
+    return b'"error"' in body or b'"fatal"' in body

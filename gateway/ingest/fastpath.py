@@ -50,7 +50,7 @@ from gateway.ingest import nats_private as private
 from gateway.ingest.bursts import subscribe_in_bursts
 from gateway.ingest.wire import Frame, LineCache, Stop, split_frames
 
-__all__ = ["Headers", "RawHandler", "fast_path_supported", "subscribe_fast", "take_over"]
+__all__ = ["Headers", "RawHandler", "ShedHandler", "fast_path_supported", "subscribe_fast", "take_over"]
 
 log = logging.getLogger("log_gateway")
 
@@ -59,6 +59,9 @@ Headers = bytes | Mapping[str, str] | None
 # handler(subject, headers, body) returns None when done with the message, or an
 # awaitable when it must wait (the block policy, forwarding a reject).
 RawHandler = Callable[[bytes, Headers, bytes], Awaitable[object] | None]
+# on_shed(subject, headers, body): a message the pending limits drop, shown before it goes
+# (so the gateway can still look at error entries while it sheds bulk traffic).
+ShedHandler = Callable[[bytes, Headers, bytes], None]
 _Item = tuple[bytes, Headers, bytes]
 # After a burst this long the reader lets other tasks (the sender) run before the next.
 _LONG_BURST = 1024
@@ -81,8 +84,12 @@ async def subscribe_fast(
     handler: RawHandler,
     pending_msgs_limit: int,
     pending_bytes_limit: int,
+    on_shed: ShedHandler | None = None,
 ) -> tuple[Subscription, asyncio.Task[None] | None]:
-    """Subscribe on the fast path (or, where unsupported, in bursts); returns the subscription and reader."""
+    """Subscribe on the fast path (or, where unsupported, in bursts); returns the subscription and reader.
+
+    ``on_shed`` sees each message the pending limits drop (on the fast path only).
+    """
     sub = None
     if fast_path_supported(nc):
         sub = await nc.subscribe(
@@ -92,7 +99,7 @@ async def subscribe_fast(
             pending_bytes_limit=pending_bytes_limit,
         )
         if not private.subscription_problems(sub):
-            return sub, take_over(nc, sub, handler)
+            return sub, take_over(nc, sub, handler, on_shed)
         await sub.unsubscribe()  # pragma: no cover - a nats-py whose subscriptions changed shape
     log.warning("nats-py is not the version the ingest fast path knows; using the slower path")
 
@@ -109,13 +116,16 @@ async def subscribe_fast(
     )
 
 
-def take_over(nc: Client, sub: Subscription, handler: RawHandler) -> asyncio.Task[None]:
+def take_over(
+    nc: Client, sub: Subscription, handler: RawHandler, on_shed: ShedHandler | None = None
+) -> asyncio.Task[None]:
     """Serve ``sub`` (subscribed without a callback) on the fast path from now on; returns its reader.
 
-    Messages nats-py already queued for it are handled first. The caller has
-    checked :func:`fast_path_supported`.
+    Messages nats-py already queued for it are handled first; a message the
+    pending limits drop is shown to ``on_shed`` first. The caller has checked
+    :func:`fast_path_supported`.
     """
-    sink = _Sink(nc, sub, handler)
+    sink = _Sink(nc, sub, handler, on_shed)
     return asyncio.create_task(sink.run(), name=f"intake:{sub.subject}")
 
 
@@ -205,9 +215,12 @@ class _Sink:
     on a handler) what is left of the burst in hand, as in nats-py's queue.
     """
 
-    def __init__(self, nc: Client, sub: Subscription, handler: RawHandler) -> None:
+    def __init__(
+        self, nc: Client, sub: Subscription, handler: RawHandler, on_shed: ShedHandler | None = None
+    ) -> None:
         self.sub = sub
         self._handler = handler
+        self._on_shed = on_shed
         self._router = _Router.of(nc)
         self._items: list[_Item] = []
         self._held = 0  # the rest of the burst in hand, while the reader waits
@@ -255,11 +268,20 @@ class _Sink:
         items = self._items
         held = private.pending_bytes(sub)
         if len(items) + self._held >= self._msgs_limit or held + size >= self._bytes_limit:
+            if self._on_shed is not None:
+                self._shed(subject, headers, data)
             return False
         private.set_pending_bytes(sub, held + size)
         items.append((subject, headers, data))
         self._wake()
         return True
+
+    def _shed(self, subject: bytes, headers: bytes | None, data: bytes) -> None:
+        assert self._on_shed is not None  # noqa: S101 - checked by the caller
+        try:
+            self._on_shed(subject, headers, data)
+        except Exception:  # a bug there must not stop the read loop
+            log.exception("ingest shed handler failed on a message on %s", subject.decode(errors="replace"))
 
     def _wake(self) -> None:
         if self._waiter is not None:

@@ -331,6 +331,18 @@ RUN_OPTIONS = (
         _default(GatewayConfig, "shutdown_timeout_s"),
         "most time to flush and wait for acks on shutdown",
     ),
+    Option(
+        "--pending-msgs-limit",
+        int,
+        _default(GatewayConfig, "pending_msgs_limit"),
+        "core ingest: most messages held in the gateway while the buffer is full (beyond: shed, counted)",
+    ),
+    Option(
+        "--pending-bytes-limit",
+        int,
+        _default(GatewayConfig, "pending_bytes_limit"),
+        "core ingest: most bytes held so while the buffer is full (beyond: shed, counted)",
+    ),
     Option("--http-port", int, None, "serve /healthz, /readyz and /metrics on this port (0: any free port)"),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
     Option("--log-level", _level, "info", "debug, info, warning or error"),
@@ -468,6 +480,8 @@ def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
             redact=values["redact"],
             redact_keys=tuple(sorted(values["redact_keys"])) if values["redact_keys"] else DEFAULT_KEYS,
             shutdown_timeout_s=values["shutdown_timeout_s"],
+            pending_msgs_limit=values["pending_msgs_limit"],
+            pending_bytes_limit=values["pending_bytes_limit"],
         )
     except ValueError as exc:
         raise SettingError(str(exc)) from None
