@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import subprocess
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,14 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
+from gateway.process.app import build_app
+from gateway.process.connection import ConnectionSettings
 from gateway.process.natsserver import NatsServer
 from gateway.spool import Spool
 from tests.helpers import entries, log_ids, publish_entries, stored_batches
 from tests.test_cli import gateway_process, http_get, metric
 from tests.test_spool import rec
+from tests.test_spool_gateway import spooled_config
 
 DISK = "512k"
 
@@ -139,8 +143,48 @@ async def test_replay_survives_a_full_disk_and_counts_every_entry(
     assert code == 0
     assert "cannot write the replay cursor" in output  # said once, when the disk filled
     assert "the replay cursor is written again" in output
+    assert "background task" not in output
     # Nothing is left to be replayed (twice) at the next start: no segment, no stray temporary file.
     assert sorted(p.name for p in spool_dir.iterdir()) == ["cursor", "lock"]
+
+
+async def test_a_dead_background_task_takes_health_down_and_is_logged(
+    nats_server: NatsServer, nc: Client, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The replay task dies of a bug: /healthz and /readyz say so, and the log has its traceback."""
+    cfg = spooled_config(tmp_path / "spool")
+    holder = build_app(cfg, ConnectionSettings(servers=(nats_server.url,)), http_port=0)
+    await holder.app.start()
+    try:
+        assert holder.health is not None
+        port, gateway = holder.health.port, holder.gateway
+        assert await http_get(port, "/healthz") == (200, "ok\n")
+        assert gateway.spooler is not None
+
+        def buggy() -> None:
+            raise KeyError("a bug in the spool")
+
+        gateway.spooler.spool.peek = buggy  # type: ignore[method-assign]
+        await nc.jetstream().delete_stream(cfg.stream.name)  # batches spool; replay then peeks
+        await publish_entries(nc, entries(30, level="info"))
+        try:
+            async with asyncio.timeout(20):
+                while (await http_get(port, "/healthz"))[0] == 200:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            pytest.fail("/healthz stayed 200 with the replay task dead")
+        healthz, readyz = await http_get(port, "/healthz"), await http_get(port, "/readyz")
+        failed = list(gateway.failed)
+        text = (await http_get(port, "/metrics"))[1]
+    finally:
+        await holder.app.stop()
+    assert healthz[0] == readyz[0] == 503
+    assert "log-gateway-replay" in healthz[1]
+    assert failed == ["log-gateway-replay"]
+    assert metric(text, "log_gateway_background_tasks_failed") == 1
+    deaths = [r for r in caplog.records if "log-gateway-replay" in r.getMessage() and r.exc_info]
+    assert len(deaths) == 1  # logged once, with the traceback
+    assert "a bug in the spool" in "".join(traceback.format_exception(*deaths[0].exc_info))  # type: ignore[misc]
 
 
 def test_commits_on_a_full_disk_free_spent_segments_first_and_lose_nothing(small_disk: Path) -> None:

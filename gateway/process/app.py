@@ -137,8 +137,9 @@ def build_app(
         health = HealthServer(
             port=http_port,
             host=http_host,
-            ready=lambda: gateway.ready and broker.connection.is_connected,
+            ready=lambda: gateway.ready and not gateway.failed and broker.connection.is_connected,
             metrics=lambda: render_metrics(gateway),
+            failed=lambda: gateway.failed,
         )
     holder = GatewayApp(FastStream(broker, specification=_spec(broker)), broker, gateway, health)
 
