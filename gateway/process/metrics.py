@@ -64,11 +64,16 @@ class GatewayCollector(Collector):
         yield _histogram("entry_latency_seconds", "Entry receipt to JetStream ack", self._gw.latency)
 
     def _faults(self) -> Iterable[Metric]:
-        """What went wrong beside the entries: dead background tasks."""
+        """What went wrong beside the entries: dead background tasks, rejects not forwarded."""
         yield GaugeMetricFamily(
             _P + "background_tasks_failed",
             "Background tasks that died (health is down)",
             value=len(self._gw.failed),
+        )
+        yield _counter(
+            "rejected_forward_failed",
+            "Rejected messages that could not be forwarded",
+            self._gw.stats.reject_forward_failed,
         )
 
     def _spool(self) -> Iterable[Metric]:
