@@ -52,6 +52,11 @@ def open_spool(config: SpoolConfig) -> Spool:
         raise SpoolError(f"cannot open the spool directory {config.directory}: {exc}") from exc
     if spool.recovery.corrupt_bytes:
         log.error("spool: cut %d damaged bytes found at start", spool.recovery.corrupt_bytes)
+    if spool.cursor_error is not None:
+        log.error(
+            "spool: cannot write the replay cursor at start (%s); it is written again later",
+            spool.cursor_error,
+        )
     return spool
 
 
