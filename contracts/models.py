@@ -229,6 +229,10 @@ class EntryRejected(ContractModel):
 
     ``payload`` holds as much of the original body as fits (as text when it is
     UTF-8, else ``payloadBase64``); ``payloadBytes`` is the original size.
+    ``headers`` is an excerpt of the original headers, bounded like the payload;
+    ``headersTruncated`` says whether headers were cut or left out (absent when
+    the message had none). ``truncated`` is true when the event does not hold
+    the whole message: the payload or the headers were cut.
     """
 
     EVENT_TYPE: ClassVar[str] = "cortex_logging.entry.rejected"
@@ -241,6 +245,7 @@ class EntryRejected(ContractModel):
     payloadBase64: Annotated[str | None, Opt] = None
     payloadBytes: Count
     truncated: bool
+    headersTruncated: Annotated[bool | None, Opt] = None
     gatewayId: NonEmpty
     rejectedAt: Timestamp
 

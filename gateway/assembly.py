@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
@@ -29,6 +29,7 @@ from gateway.logs import RateLimitedLog
 from gateway.sender import BatchMetrics, Sender
 from gateway.spool.replay import Spooler, open_spool
 from gateway.spool.store import SpoolRecord
+from gateway.tasks import TaskWatch
 from publishers.errors import PublishError
 from publishers.jetstream import JetStreamPublisher
 from publishers.stream import ensure_stream
@@ -48,6 +49,7 @@ class Parts:
     warn: RateLimitedLog
     clock: Callable[[], float]
     redactor: Redactor | None
+    tasks: TaskWatch = field(default_factory=TaskWatch)  # the background tasks, watched
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,7 @@ def assemble(
     intake = _intake(
         parts, nc=ingest_nc, js=js, pipeline=pipeline, decoder=decoder, gate=gate, rejects=rejects
     )
-    replayer = None if spooler is None else asyncio.create_task(spooler.run(), name="log-gateway-replay")
+    replayer = None if spooler is None else parts.tasks.spawn(spooler.run(), name="log-gateway-replay")
     return Rooms(pipeline, publisher, fate, sender, intake, spooler, replayer)
 
 

@@ -25,6 +25,7 @@ from gateway.ingest.fates import EntryFate
 from gateway.logs import RateLimitedLog
 from gateway.spool.replay import Spooler
 from gateway.spool.store import SpoolRecord
+from gateway.tasks import TaskWatch
 from publishers.errors import PublishError, PublishFailedError
 from publishers.jetstream import JetStreamPublisher
 from publishers.ratelimit import TokenBucket
@@ -106,9 +107,9 @@ class Sender:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Start taking and publishing batches."""
-        self._task = asyncio.create_task(self._run(), name="log-gateway-sender")
+    def start(self, tasks: TaskWatch) -> None:
+        """Start taking and publishing batches, in a task ``tasks`` watches (its death is reported)."""
+        self._task = tasks.spawn(self._run(), name="log-gateway-sender")
 
     # -- taking --------------------------------------------------------------
 

@@ -109,6 +109,11 @@ class Gateway:
         """The disk spool, when one is configured and the gateway started."""
         return None if self._rooms is None else self._rooms.spooler
 
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """Background tasks (sender, spool replay) that died: the gateway is unhealthy if any."""
+        return self._parts.tasks.failed
+
     # -- start ---------------------------------------------------------------
 
     async def start(self, nc: Client, *, ingest_nc: Client | None = None) -> None:
@@ -144,7 +149,7 @@ class Gateway:
             publisher=publisher,
             spooler=spooler,
         )
-        self._rooms.sender.start()
+        self._rooms.sender.start(self._parts.tasks)
         await announce(publisher, config, limits)
         await self._rooms.intake.start()
         self.ready = True

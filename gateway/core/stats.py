@@ -23,7 +23,8 @@ class Stats:
     the ingest stream for redelivery (durable ingest); ``redelivered`` counts
     messages received more than once; ``recovered`` the entries found in the
     spool at start, ``spooled`` entries written to it and ``replayed`` entries
-    published from it (they are in ``published`` too).
+    published from it (they are in ``published`` too). ``reject_forward_failed``
+    counts rejected messages (counted in ``rejected``) whose forward failed.
     """
 
     received: int = 0
@@ -35,6 +36,7 @@ class Stats:
     spooled: int = 0
     replayed: int = 0
     recovered: int = 0
+    reject_forward_failed: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     _unreported: Counter[str] = field(default_factory=Counter)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -30,6 +31,7 @@ from contracts.entrycheck import plainly_valid_entry
 from contracts.errors import ContractError, DecodeError, RejectReason
 from contracts.models import EntryRejected, LogEntryCreated
 from contracts.timestamps import now_timestamp, parse_timestamp
+from gateway.core.encode import header_size
 from gateway.core.entry import PendingEntry
 from gateway.core.redact import Redactor
 from gateway.ingest.headers import binary_attributes, header_dict, parse_header_block
@@ -39,6 +41,12 @@ __all__ = ["EntryDecoder", "ErrorEntryObserver", "might_alert", "rejected_messag
 # The envelope of an entry event is much smaller than this; a body beyond the
 # batch limit plus this allowance cannot hold an entry that fits a batch.
 _ENVELOPE_ALLOWANCE = 16 * 1024
+# A rejected message's headers are forwarded as an excerpt: each name and value cut to
+# this many characters (enough to see what it was); the event's CloudEvents attributes
+# and NATS headers take well under the allowance beside them.
+_HEADER_NAME_CHARS = 256
+_HEADER_VALUE_CHARS = 1024
+_REJECTED_ENVELOPE = 1024
 _ALERT_LEVELS = frozenset(("error", "fatal"))
 _ENTRY_TYPE = LogEntryCreated.EVENT_TYPE
 # The header block every structured-mode publisher sends, as nats-py writes it.
@@ -204,64 +212,85 @@ def rejected_message(
     gateway_id: str,
     max_bytes: int,
 ) -> tuple[dict[str, str], bytes]:
-    """A structured ``cortex_logging.entry.rejected`` event holding as much of ``body`` as fits.
+    """A structured ``cortex_logging.entry.rejected`` event within ``max_bytes`` (its NATS headers
+    included) holding as much of ``body`` and of the headers as fits.
 
-    ``headers`` may be a raw NATS header block, as the fast path receives it.
+    The headers excerpt takes at most a quarter of ``max_bytes``, each name and value cut
+    short; ``truncated`` (and ``headersTruncated``) say what was cut. ``headers`` may be a raw
+    NATS header block, as the fast path receives it. Only for a ``max_bytes`` too small for
+    even the bare event (reason, subject, sizes) is the result larger: check before sending.
     """
     if isinstance(headers, bytes):
         headers = header_dict(headers)
-    budget = max(
-        0, max_bytes - 4096 - len(detail) * 6 - sum(len(k) + len(v) for k, v in (headers or {}).items()) * 6
-    )
-    for limit in (budget, budget // 2, budget // 6, 0):
-        data = _rejected_data(
-            reason=reason,
-            detail=detail[:2000],
-            subject=subject,
-            headers=headers,
-            body=body,
-            limit=limit,
-            gateway_id=gateway_id,
-        )
-        out_headers, out_body = encode_structured(
-            make_attributes(EntryRejected.EVENT_TYPE, f"//log-gateway/{gateway_id}"), data
-        )
-        if len(out_body) + 200 <= max_bytes:
+    excerpt, cut = _headers_excerpt(headers, max_bytes // 4)
+    attributes = make_attributes(EntryRejected.EVENT_TYPE, f"//log-gateway/{gateway_id}")
+    event = _RejectedEvent(reason=reason, subject=subject, body=body, gateway_id=gateway_id)
+    attempts = [(detail[:2000], excerpt, cut)] * 4 + [(detail[:200], None, bool(headers))]
+    base = len(event.data(detail[:2000], excerpt, cut, 0))
+    budget = max(0, max_bytes - _REJECTED_ENVELOPE - base)
+    for (text, shown, shown_cut), limit in zip(
+        attempts, (budget, budget // 2, budget // 6, 0, 0), strict=True
+    ):
+        out_headers, out_body = encode_structured(attributes, event.data(text, shown, shown_cut, limit))
+        if header_size(out_headers) + len(out_body) <= max_bytes:
             break
     return out_headers, out_body
 
 
-def _rejected_data(
-    *,
-    reason: str,
-    detail: str,
-    subject: str,
-    headers: Mapping[str, str] | None,
-    body: bytes,
-    limit: int,
-    gateway_id: str,
-) -> bytes:
-    data: dict[str, Any] = {
-        "reason": reason,
-        "detail": detail,
-        "subject": subject,
-        "payloadBytes": len(body),
-        "gatewayId": gateway_id,
-        "rejectedAt": now_timestamp(),
-    }
-    if headers:
-        data["headers"] = dict(headers)
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        raw = body[: limit * 3 // 4]
-        data["payloadBase64"] = base64.b64encode(raw).decode()
-        data["truncated"] = len(raw) < len(body)
-    else:
-        text = body[:limit].decode("utf-8", "ignore")  # cut on a character boundary
-        data["payload"] = text
-        data["truncated"] = len(text.encode()) < len(body)
-    return orjson.dumps(data)
+def _headers_excerpt(headers: Mapping[str, str] | None, budget: int) -> tuple[dict[str, str] | None, bool]:
+    """As many of ``headers`` as fit ``budget`` bytes of JSON, in order, each name and value cut
+    short; and whether anything was cut or left out."""
+    if not headers:
+        return None, False
+    out: dict[str, str] = {}
+    used, cut = 2, False
+    for name, value in headers.items():
+        short_name, short_value = name[:_HEADER_NAME_CHARS], value[:_HEADER_VALUE_CHARS]
+        size = len(orjson.dumps(short_name)) + len(orjson.dumps(short_value)) + 2
+        if used + size > budget:
+            return out or None, True
+        cut = cut or short_name != name or short_value != value
+        out[short_name] = short_value
+        used += size
+    return out or None, cut
+
+
+@dataclass(frozen=True, slots=True)
+class _RejectedEvent:
+    """What every attempt at a rejected event holds whatever its size."""
+
+    reason: str
+    subject: str
+    body: bytes
+    gateway_id: str
+
+    def data(self, detail: str, headers: Mapping[str, str] | None, headers_cut: bool, limit: int) -> bytes:
+        """The event's data with ``detail``, the headers excerpt and at most ``limit`` bytes of payload."""
+        body = self.body
+        data: dict[str, Any] = {
+            "reason": self.reason,
+            "detail": detail,
+            "subject": self.subject,
+            "payloadBytes": len(body),
+            "gatewayId": self.gateway_id,
+            "rejectedAt": now_timestamp(),
+        }
+        if headers:
+            data["headers"] = dict(headers)
+        if headers or headers_cut:
+            data["headersTruncated"] = headers_cut
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raw = body[: limit * 3 // 4]
+            data["payloadBase64"] = base64.b64encode(raw).decode()
+            payload_cut = len(raw) < len(body)
+        else:
+            text = body[:limit].decode("utf-8", "ignore")  # cut on a character boundary
+            data["payload"] = text
+            payload_cut = len(text.encode()) < len(body)
+        data["truncated"] = payload_cut or headers_cut
+        return orjson.dumps(data)
 
 
 def might_alert(body: bytes) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from nats.aio.client import Client
 
+from gateway.core.encode import header_size
 from gateway.core.limits import DropReason
 from gateway.core.stats import Stats
 from gateway.ingest.decode import rejected_message
@@ -38,10 +39,12 @@ class Rejects:
         self._warn = warn
 
     async def reject(self, subject: bytes, headers: Headers, body: bytes, reason: str, detail: str) -> None:
-        """Count a rejected message and forward it (best effort: a failed forward is logged)."""
+        """Count a rejected message and forward it, whole or cut to fit (best effort: a forward
+        that fails is counted in ``reject_forward_failed`` and logged)."""
         self._stats.reject(reason)
         text = subject.decode(errors="replace")
         self._warn.warning("reject:" + reason, "rejected a message on %s: %s: %s", text, reason, detail)
+        limit = min(self._nc.max_payload, MAX_REJECTED_BYTES)
         out_headers, out_body = rejected_message(
             reason=reason,
             detail=detail,
@@ -49,12 +52,20 @@ class Rejects:
             headers=headers,
             body=body,
             gateway_id=self._gateway_id,
-            max_bytes=min(self._nc.max_payload, MAX_REJECTED_BYTES),
+            max_bytes=limit,
         )
+        size = header_size(out_headers) + len(out_body)
+        if size > limit:  # never sent: the server would close the connection over it
+            self._unforwarded(f"even cut short the event takes {size} bytes, over {limit}")
+            return
         try:
             await self._nc.publish(self._subject, out_body, headers=out_headers)
-        except Exception as exc:  # noqa: BLE001 - counted above; forwarding is best effort
-            self._warn.warning("reject-forward", "could not forward a rejected message: %r", exc)
+        except Exception as exc:  # noqa: BLE001 - counted; forwarding is best effort
+            self._unforwarded(repr(exc))
+
+    def _unforwarded(self, why: str) -> None:
+        self._stats.reject_forward_failed += 1
+        self._warn.warning("reject-forward", "could not forward a rejected message: %s", why)
 
     def failed(self, subject: bytes) -> None:
         """Ingest raised on a message (a bug, not bad input): count it dropped, log the traceback."""

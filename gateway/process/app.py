@@ -68,9 +68,10 @@ class GatewayApp:
 
     @property
     def is_ready(self) -> bool:
-        """The gateway is started and both its connections are up."""
+        """The gateway is started, none of its background tasks died, and both its connections are up."""
         ingest = self.ingest
-        return self.gateway.ready and _connected(self.broker) and (ingest is None or _connected(ingest))
+        up = self.gateway.ready and not self.gateway.failed and _connected(self.broker)
+        return up and (ingest is None or _connected(ingest))
 
     async def stopping(self) -> None:
         """Stop the gateway (flushing what it holds), then its ingest connection and the health server."""
@@ -176,6 +177,7 @@ def build_app(
             host=http_host,
             ready=lambda: holder.is_ready,
             metrics=lambda: render_metrics(gateway),
+            failed=lambda: gateway.failed,
         )
     holder = GatewayApp(
         FastStream(broker, specification=_spec(broker)), broker, gateway, health, ingest=ingest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 __all__ = ["HealthServer"]
 
@@ -19,15 +19,23 @@ class HealthServer:
         ready: is the gateway ready (subscribed, stream in place, connected)?
         metrics: renders the Prometheus text exposition.
         host: address to bind.
+        failed: names the gateway's background tasks that died; ``/healthz`` is 503 while any did.
     """
 
     def __init__(
-        self, *, port: int, ready: Callable[[], bool], metrics: Callable[[], bytes], host: str = "127.0.0.1"
+        self,
+        *,
+        port: int,
+        ready: Callable[[], bool],
+        metrics: Callable[[], bytes],
+        host: str = "127.0.0.1",
+        failed: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self.port = port
         self._host = host
         self._ready = ready
         self._metrics = metrics
+        self._failed = failed
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -48,6 +56,8 @@ class HealthServer:
             return 405, b"method not allowed\n", text
         path = path.split("?", 1)[0]
         if path == "/healthz":
+            if dead := self._failed():
+                return 503, f"unhealthy: background task died: {', '.join(dead)}\n".encode(), text
             return 200, b"ok\n", text
         if path == "/readyz":
             return (200, b"ready\n", text) if self._ready() else (503, b"not ready\n", text)

@@ -48,6 +48,7 @@ class GatewayCollector(Collector):
         yield GaugeMetricFamily(
             _P + "ready", "1 once subscribed with the stream in place", value=int(self._gw.ready)
         )
+        yield from self._faults()
         alerts = self._gw.alerts
         if alerts is not None:
             yield _counter("alerts_published", "Error-pattern alerts published", alerts.stats.published)
@@ -61,6 +62,19 @@ class GatewayCollector(Collector):
         yield _histogram("batch_entries", "Entries per published batch", self._gw.batch_entries)
         yield _histogram("batch_bytes", "Bytes per published batch, headers included", self._gw.batch_bytes)
         yield _histogram("entry_latency_seconds", "Entry receipt to JetStream ack", self._gw.latency)
+
+    def _faults(self) -> Iterable[Metric]:
+        """What went wrong beside the entries: dead background tasks, rejects not forwarded."""
+        yield GaugeMetricFamily(
+            _P + "background_tasks_failed",
+            "Background tasks that died (health is down)",
+            value=len(self._gw.failed),
+        )
+        yield _counter(
+            "rejected_forward_failed",
+            "Rejected messages that could not be forwarded",
+            self._gw.stats.reject_forward_failed,
+        )
 
     def _spool(self) -> Iterable[Metric]:
         stats = self._gw.stats

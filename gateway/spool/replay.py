@@ -52,6 +52,11 @@ def open_spool(config: SpoolConfig) -> Spool:
         raise SpoolError(f"cannot open the spool directory {config.directory}: {exc}") from exc
     if spool.recovery.corrupt_bytes:
         log.error("spool: cut %d damaged bytes found at start", spool.recovery.corrupt_bytes)
+    if spool.cursor_error is not None:
+        log.error(
+            "spool: cannot write the replay cursor at start (%s); it is written again later",
+            spool.cursor_error,
+        )
     return spool
 
 
@@ -165,13 +170,25 @@ class Spooler:
         while True:
             if not self.backlog:
                 self._changed.clear()
-                await self._changed.wait()
+                await self._idle()
                 continue
             if await self._replay_oldest():
                 backoff = 0.05
                 continue
             await asyncio.sleep(backoff)  # the bus is away: ask again later
             backoff = min(backoff * 2, self._config.replay_backoff_max_s)
+
+    async def _idle(self) -> None:
+        """Wait for a record; meanwhile, while the cursor on disk is behind, try to write it again."""
+        if self.spool.cursor_error is None:
+            await self._changed.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), self._config.replay_backoff_max_s)
+        owed = self.spool.cursor_error
+        with contextlib.suppress(OSError):
+            self.spool.sync()
+        self._said_cursor(owed)
 
     async def _replay_oldest(self) -> bool:
         async with self._head:
@@ -183,11 +200,33 @@ class Spooler:
             except Exception as exc:  # noqa: BLE001 - any failure means "not yet"; the record stays
                 log.debug("replaying a spooled batch failed: %r", exc)
                 return False
-            self.spool.commit()
+            self._commit()
             self._stats.replayed += record.entries
             self._stats.published += record.entries
             self._changed.set()
             return True
+
+    def _commit(self) -> None:
+        """Consume the record just replayed; a disk that fails here cannot undo the publish."""
+        owed = self.spool.cursor_error
+        try:
+            self.spool.commit()
+        except OSError as exc:  # consumed all the same: only forcing it to disk failed
+            why = "spool: could not sync after a replayed batch (it may come again after a crash): %r"
+            log.error(why, exc)  # noqa: TRY400 - the reason is enough; not a bug
+        self._said_cursor(owed)
+
+    def _said_cursor(self, owed: OSError | None) -> None:
+        """Log when the cursor on disk falls behind (a full disk) and when it is written again."""
+        now = self.spool.cursor_error
+        if now is not None and owed is None:
+            log.error(
+                "spool: cannot write the replay cursor (%s); replay goes on, and after a crash "
+                "batches since the last cursor come again (same Nats-Msg-Id)",
+                now,
+            )
+        elif now is None and owed is not None:
+            log.warning("spool: the replay cursor is written again")
 
     def age_s(self) -> float:
         """Seconds since the oldest spooled record was written (0 when empty)."""

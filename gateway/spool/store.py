@@ -35,12 +35,20 @@ Crash guarantees:
   (their bytes are in that count; how many records they were cannot be known);
   later segments are unaffected.
 - A failed append (disk full) truncates its partial frame away and raises.
-- The cursor is replaced atomically (write a temporary file, rename), and is
-  always written before a consumed segment is deleted. A crash after a record
-  was published but before :meth:`Spool.commit` replays that record once more
-  after the restart, under the same ``Nats-Msg-Id``: JetStream's duplicate
-  window drops it if it is still open, so replay is at least once on disk and
-  exactly once in the stream within that window.
+- The cursor is replaced atomically (write a temporary file, rename). Segments
+  a commit used up are deleted *before* the cursor is written, so a full disk
+  gets their room back for it; that is safe because a cursor naming a missing
+  segment means "from the start of the next one", exactly where the records
+  not consumed start. A crash after a record was published but before
+  :meth:`Spool.commit` replays that record once more after the restart, under
+  the same ``Nats-Msg-Id``: JetStream's duplicate window drops it if it is
+  still open, so replay is at least once on disk and exactly once in the
+  stream within that window.
+- A cursor that cannot be written (disk full) does not stop a commit: the
+  record is consumed all the same, :attr:`Spool.cursor_error` says why the
+  cursor on disk is behind, and the next commit or :meth:`Spool.sync` writes
+  it again. Until then a crash replays the records since the old cursor once
+  more (duplicates, never a loss).
 - Durability against power loss follows :class:`FsyncPolicy`. ``ALWAYS``
   fsyncs each append and each commit (the cursor's temporary file before the
   rename, then the directory), so neither is lost once the call returns.
@@ -399,6 +407,7 @@ class Spool:
         self._entries = sum(s.entries for s in self._slots)
         self._fds: dict[int, int] = {}
         self._peeked: SpoolRecord | None = None
+        self.cursor_error: OSError | None = None  # why the cursor on disk is behind, while it is
         self._dirty_tail = self._dirty_cursor = self._dirty_dir = False
         self._last_sync = self._clock()
         self._fsyncs = 0
@@ -558,10 +567,13 @@ class Spool:
     def commit(self) -> None:
         """Mark the oldest record consumed (it was published); durable on return under ``ALWAYS``.
 
-        A crash before this call replays the record after a restart.
+        A crash before this call replays the record after a restart. When the cursor
+        cannot be written the record is consumed all the same and :attr:`cursor_error`
+        is set (see the module docstring).
 
         Raises:
             SpoolError: nothing is spooled.
+            OSError: forcing the commit to disk failed (the record is consumed all the same).
         """
         self._check_open()
         if not self._slots:
@@ -569,24 +581,38 @@ class Spool:
         self._advance(1)
 
     def _advance(self, consumed: int) -> None:
-        """Consume ``consumed`` records: persist the cursor past them, then delete spent segments.
+        """Consume ``consumed`` records: delete the segments they used up, then persist the cursor.
 
-        The cursor goes first, so a crash in between leaves only a spent segment
-        that the next open deletes, never a cursor into a deleted one.
+        The segments go first, so a full disk has their room for the cursor; a crash
+        in between leaves a cursor naming a deleted segment, which the next open reads
+        as "from the start of the next one": where the unconsumed records start.
         """
         due = self._sync_due()
-        if len(self._slots) > consumed:
-            self._write_cursor(self._slots[consumed].seq, self._slots[consumed].offset, durable=due)
-        else:
-            self._write_cursor(self._next_seq, 0, durable=due)
         for _ in range(consumed):
             slot = self._slots.popleft()
             self._size -= slot.size
             self._entries -= slot.entries
             self._peeked = None
         self._drop_consumed()
+        self._persist_cursor(durable=due)
         if due:
             self._sync()
+
+    def _persist_cursor(self, *, durable: bool) -> None:
+        """Write the cursor at the oldest unconsumed record; a failure is kept in :attr:`cursor_error`
+        (the cursor is then owed, and written again by the next commit or sync)."""
+        head = self._slots[0] if self._slots else None
+        try:
+            if head is None:
+                self._write_cursor(self._next_seq, 0, durable=durable)
+            else:
+                self._write_cursor(head.seq, head.offset, durable=durable)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                (self.directory / _CURSOR_TMP).unlink(missing_ok=True)  # no stray half-written file
+            self.cursor_error = exc
+        else:
+            self.cursor_error = None
 
     def _write_cursor(self, seq: int, offset: int, *, durable: bool) -> None:
         """Replace the cursor atomically; with ``durable`` its content is synced before the rename."""
@@ -628,6 +654,8 @@ class Spool:
         return self.policy is FsyncPolicy.ALWAYS
 
     def _sync(self) -> None:
+        if self.cursor_error is not None:
+            self._persist_cursor(durable=True)
         if self._dirty_tail:
             self._fsync(self._fd(self._segments[-1].seq))
         if self._dirty_cursor:
@@ -673,6 +701,8 @@ class Spool:
         try:
             if self.policy is not FsyncPolicy.NEVER:
                 self._sync()
+            elif self.cursor_error is not None:
+                self._persist_cursor(durable=False)
         finally:
             for seq in list(self._fds):
                 self._release(seq)
