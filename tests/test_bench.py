@@ -24,6 +24,16 @@ LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
 
 
 @pytest.mark.timeout(400)
+def _check_overload_rows(results: dict[str, Any]) -> None:
+    overload = results["overload"]
+    assert overload["offered_per_s"] == pytest.approx(2 * overload["peak_per_s"])
+    assert overload["stored"] > 0
+    assert overload["ratio_to_peak"] == pytest.approx(overload["median_per_s"] / overload["peak_per_s"])
+    sustained = results["sustained"]
+    assert [t["share"] for t in sustained["tried"]] == [0.5]
+    assert sustained["tried"][0]["entries"] > 0
+
+
 def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
     result = subprocess.run(
         [LOG_GATEWAY, "bench", "--quick", "--out", str(tmp_path)],
@@ -33,7 +43,7 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[  1/16]" in result.stderr  # progress is shown while it runs
+    assert "[  1/18]" in result.stderr  # progress is shown while it runs
     results = json.loads((tmp_path / "results.json").read_text())
     for form in ("structured", "binary", "bare", "mix"):
         row = results["throughput"][form]
@@ -55,10 +65,13 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
     assert 0 < latency["p50_ms"] < 60_000  # entries carry the time they were sent, not the placeholder
     assert latency["bus_msgs_per_s"] < latency["offered_per_s"]  # batching cut the bus messages
     assert [row["batch_size"] for row in results["batch_size_sweep"]] == [50, 500]
+    _check_overload_rows(results)
     _check_workers_and_call_costs(results)
     table = (tmp_path / "results.md").read_text()
     assert "gateway / limit" in table
     assert "OpenTelemetry" in table
+    assert "of the peak**" in table
+    assert "Sustained capacity" in table
     assert (tmp_path / "batch_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -38,6 +38,21 @@ def _overload_line(row: dict[str, Any]) -> str:
     )
 
 
+def _sustained_line(row: dict[str, Any]) -> str:
+    tried = ", ".join(f"{t['offered_per_s']:,.0f}/s: p99 {t['p99_ms']:.0f} ms" for t in row["tried"])
+    held = row["held"]
+    verdict = (
+        f"**{held['offered_per_s']:,.0f} entries/s ({held['share']:.0%} of the burst peak "
+        f"{row['peak_per_s']:,.0f}/s)**"
+        if held
+        else "**none of the rates tried**"
+    )
+    return (
+        f"Sustained capacity (held for {row['seconds']:g} s with p99 within {row['p99_bound_ms']:.0f} ms): "
+        f"{verdict}; tried {tried}."
+    )
+
+
 def _contenders(results: dict[str, Any]) -> list[str]:
     base = results["baselines"]
     lat = results["latency_at_half_load"]
@@ -59,6 +74,8 @@ def _contenders(results: dict[str, Any]) -> list[str]:
         f"(per-entry publishing would put {lat['offered_per_s']:,.0f} msgs/s on the bus).",
         "",
         _overload_line(results["overload"]),
+        "",
+        _sustained_line(results["sustained"]),
         "",
         f"| batch size | peak entries/s | bus msgs/s at peak | p99 at {lat['offered_per_s']:,.0f}/s (ms) |",
         "|---|---|---|---|",
