@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,3 +210,16 @@ def test_the_entry_path_names_functions_that_exist() -> None:
             break
         else:
             pytest.fail(f"{dotted} names no module")
+
+
+@pytest.mark.parametrize(
+    "first", ["publishers", "gateway", "gateway.core", "contracts", "gateway.process.cli"]
+)
+def test_each_package_imports_first_in_a_fresh_interpreter(first: str) -> None:
+    """No import cycle: whichever package a program imports first, everything loads."""
+    code = f"import {first}; import gateway, publishers, contracts; print(gateway.Gateway.__name__)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "Gateway"
