@@ -353,6 +353,14 @@ def test_config_check_exits_2_naming_the_key(tmp_path: Path, text: str, needle: 
     assert needle in refused.stderr
 
 
+def test_run_help_states_the_precedence() -> None:
+    result = run_cli("run", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "--config FILE TOML file of settings" in text
+    assert "from its flag, else its LOG_GATEWAY_* variable, else this file, else its default" in text
+
+
 def test_config_check_accepts_the_deploy_example() -> None:
     result = run_cli("config", "check", str(DEPLOY_CONFIG))
     assert result.returncode == 0, result.stderr
