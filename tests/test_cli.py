@@ -321,3 +321,93 @@ def test_the_run_defaults_are_the_config_defaults() -> None:
     values = read_options(argparse.Namespace(), RUN_OPTIONS, environ={})
     assert gateway_config(values | {"gateway_id": "g"}) == GatewayConfig(gateway_id="g")
     assert connection_settings(values) == ConnectionSettings()
+
+
+DEPLOY_CONFIG = Path(__file__).parent.parent / "deploy" / "gateway" / "log-gateway.toml"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "[batch]\nmax_batch_entrys = 5\n",
+            "unknown key 'max_batch_entrys' in [batch]; did you mean 'max_batch_entries'?",
+        ),
+        ('max_batch_delay_ms = "100"\n', "max_batch_delay_ms: expected an integer, got string '100'"),
+        (
+            "max_buffered_bytes = 4096\n",
+            "max_buffered_bytes (4096) must be at least max_batch_bytes (262144)",
+        ),
+    ],
+    ids=["unknown-key", "wrong-type", "cross-field"],
+)
+def test_config_check_exits_2_naming_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    result = run_cli("config", "check", str(path))
+    assert result.returncode == 2, result.stderr
+    assert f"log-gateway: invalid setting: {path}: {needle}" in result.stderr
+    # run refuses the same file for the same reason, before connecting to anything
+    refused = run_cli("run", "--config", str(path))
+    assert refused.returncode == 2, refused.stderr
+    assert needle in refused.stderr
+
+
+def test_run_help_states_the_precedence() -> None:
+    result = run_cli("run", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "--config FILE TOML file of settings" in text
+    assert "from its flag, else its LOG_GATEWAY_* variable, else this file, else its default" in text
+
+
+def test_config_check_accepts_the_deploy_example() -> None:
+    result = run_cli("config", "check", str(DEPLOY_CONFIG))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"log-gateway: {DEPLOY_CONFIG} is valid (")
+
+
+def test_config_show_names_each_source_and_masks_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('[nats]\nnats_url = "nats://gw:in-url@127.0.0.1:4222"\nnats_user = "gw"\n')
+    secret = "pw-" + uuid.uuid4().hex
+    env = clean_env(LOG_GATEWAY_NATS_PASSWORD=secret, LOG_GATEWAY_MAX_BATCH_ENTRIES="50")
+    result = run_cli("config", "show", "--config", str(path), "--max-batch-entries", "20", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+    assert rows["nats_url"] == ["nats://***@127.0.0.1:4222", "file"]
+    assert rows["nats_user"] == ["gw", "file"]
+    assert rows["nats_password"] == ["***", "env"]
+    assert rows["max_batch_entries"] == ["20", "flag"]
+    assert rows["max_batch_delay_ms"] == ["100", "default"]
+    assert "in-url" not in result.stdout
+    assert secret not in result.stdout
+
+
+async def test_run_takes_each_setting_from_flag_else_env_else_file_else_default(
+    nats_server: NatsServer, nc: Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f'[nats]\nnats_url = "{nats_server.url}"\n'
+        "[batch]\nmax_batch_entries = 7\nmax_batch_delay_ms = 60000\n"
+        '[identity]\ngateway_id = "from-file"\nstream_name = "FROM_FILE"\n'
+    )
+    env = clean_env(LOG_GATEWAY_MAX_BATCH_ENTRIES="5", LOG_GATEWAY_GATEWAY_ID="from-env")
+    batches: asyncio.Queue[LogBatchCreated] = asyncio.Queue()
+
+    async def on_batch(msg: Msg) -> None:
+        await batches.put(LogBatchCreated.parse(json.loads(msg.data)["data"]))
+
+    await nc.subscribe(LogBatchCreated.EVENT_TYPE, cb=on_batch)
+    args = ["--config", str(path), "--max-batch-entries", "3"]
+    async with gateway_process(*args, env=env) as (proc, lines):
+        assert "log-gateway: ready gateway_id=from-env" in "".join(lines)  # env over file
+        await publish_entries(nc, entries(9))
+        # The delay (file) is a minute: only full batches come, of the flag's size, not env's 5 or file's 7.
+        got = [await asyncio.wait_for(batches.get(), 20) for _ in range(3)]
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert [batch.count for batch in got] == [3, 3, 3]
+    stream = await nc.jetstream().stream_info("FROM_FILE")  # file over default
+    assert stream.config.duplicate_window == 120.0  # default: set nowhere

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import configparser
 import json
 import os
@@ -14,6 +15,7 @@ import yaml
 
 from gateway.config import DurableIngest, GatewayConfig
 from gateway.process.natsserver import NatsServer, find_nats_server
+from gateway.process.settings import RUN_OPTIONS, check_config, read_options
 from tests.helpers import (
     config,
     entries,
@@ -160,3 +162,13 @@ def _collector(into: list[BaseException]):  # type: ignore[no-untyped-def]
         into.append(exc)
 
     return on_error
+
+
+def test_the_example_config_file_is_the_compose_gateways_settings() -> None:
+    path = DEPLOY / "gateway" / "log-gateway.toml"
+    assert check_config(path) > 10
+    values = read_options(argparse.Namespace(config=path), RUN_OPTIONS, environ={})
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["log-gateway"]["environment"]
+    assert ",".join(values["nats_url"]) == compose["LOG_GATEWAY_NATS_URL"]
+    assert values["inbox_prefix"] == compose["LOG_GATEWAY_INBOX_PREFIX"]
+    assert str(values["stream_replicas"]) == compose["LOG_GATEWAY_STREAM_REPLICAS"]

@@ -17,9 +17,12 @@ from gateway.process.settings import (
     RUN_OPTIONS,
     TAIL_OPTIONS,
     SettingError,
+    add_config_option,
     add_options,
     archive_config,
     check_bench,
+    check_config,
+    effective_settings,
     gateway_config,
     read_options,
     required_connection,
@@ -202,6 +205,29 @@ def _asyncapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_check(args: argparse.Namespace) -> int:
+    count = check_config(args.file)
+    print(f"log-gateway: {args.file} is valid ({count} settings)")
+    return 0
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    print("\n".join(effective_settings(args)))
+    return 0
+
+
+def _add_config_command(commands: Any) -> None:
+    config = commands.add_parser("config", help="check a config file, or show the effective settings")
+    actions = config.add_subparsers(dest="action", required=True)
+    check = actions.add_parser("check", help="validate a config file without starting anything")
+    check.add_argument("file", metavar="FILE", type=Path)
+    check.set_defaults(func=_config_check)
+    show = actions.add_parser("show", help="print every run setting, its source and value (secrets masked)")
+    add_config_option(show)
+    add_options(show, RUN_OPTIONS)
+    show.set_defaults(func=_config_show)
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from contracts.schemas import export_schemas
 
@@ -215,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="log-gateway", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the gateway (an embedded nats-server when no URL is given)")
+    add_config_option(run)
     add_options(run, RUN_OPTIONS)
     run.set_defaults(func=_run)
     spec = commands.add_parser(
@@ -246,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")
     schemas.set_defaults(func=_schemas)
+    _add_config_command(commands)
     return parser
 
 

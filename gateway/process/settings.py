@@ -1,13 +1,15 @@
-"""Every setting as a flag and a ``LOG_GATEWAY_*`` variable, read in this one place.
+"""Every setting as a flag, a ``LOG_GATEWAY_*`` variable and a config file key, read in this one place.
 
-A flag wins over its variable, which wins over the default. A bad value is a
-:class:`SettingError` naming the setting; the CLI turns it into exit status 2.
+A flag wins over its variable, which wins over the ``--config`` file, which wins
+over the default. A bad value is a :class:`SettingError` naming the setting; the
+CLI turns it into exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,7 +32,8 @@ from gateway.consumers.tail import TailOptions
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
-from gateway.process.connection import ConnectionSettings
+from gateway.process.configfile import read_config
+from gateway.process.connection import ConnectionSettings, redact_url
 from gateway.spool.store import FsyncPolicy
 from publishers.config import PublishPolicy, StreamSpec
 
@@ -41,12 +44,16 @@ __all__ = [
     "TAIL_OPTIONS",
     "Option",
     "SettingError",
+    "add_config_option",
     "add_options",
     "archive_config",
     "check_bench",
+    "check_config",
     "connection_settings",
+    "effective_settings",
     "gateway_config",
     "read_options",
+    "read_sourced",
     "required_connection",
     "run_settings",
     "state_dir",
@@ -116,6 +123,17 @@ def _default(cls: type[Any], name: str) -> Any:
     raise TypeError(f"{cls.__name__}.{name} is not a field with a default")
 
 
+_LIST = "a string or an array of strings"
+# The TOML type a config file gives an option, by the option's parser; any other parser takes a string.
+_KINDS: dict[Callable[[str], Any], str] = {
+    int: "an integer",
+    float: "a number",
+    _bool: "a boolean",
+    _servers: _LIST,
+    _csv: _LIST,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     """One setting: its flag, how its text is parsed, its default and help."""
@@ -133,6 +151,11 @@ class Option:
     @property
     def env(self) -> str:
         return "LOG_GATEWAY_" + self.dest.upper()
+
+    @property
+    def kind(self) -> str:
+        """What a config file must give: an integer, a number, a boolean, a string (or an array)."""
+        return _KINDS.get(self.parse, "a string")
 
 
 CONNECTION_OPTIONS = (
@@ -402,27 +425,145 @@ def add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) ->
         )
 
 
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config FILE``, whose help states the precedence of every setting."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="TOML file of settings, keyed by the flag names with underscores (max_batch_delay_ms = 100); "
+        "each setting comes from its flag, else its LOG_GATEWAY_* variable, else this file, else its default",
+    )
+
+
 def read_options(
     args: argparse.Namespace, options: tuple[Option, ...], environ: Mapping[str, str] = os.environ
 ) -> dict[str, Any]:
-    """Each option's value: flag, else variable, else default.
+    """Each option's value: flag, else variable, else the ``--config`` file (``args.config``), else default.
 
     Raises:
-        SettingError: a value does not parse; names the flag and variable.
+        SettingError: a value does not parse, or the file is bad; names the flag and variable or the key.
     """
-    values: dict[str, Any] = {}
+    return {dest: value for dest, (value, _) in read_sourced(args, options, environ).items()}
+
+
+def read_sourced(
+    args: argparse.Namespace, options: tuple[Option, ...], environ: Mapping[str, str] = os.environ
+) -> dict[str, tuple[Any, str]]:
+    """:func:`read_options`, each value with where it came from: ``flag``, ``env``, ``file`` or ``default``.
+
+    Raises:
+        SettingError: as :func:`read_options`.
+    """
+    path = getattr(args, "config", None)
+    from_file = _file_values(Path(path), options) if path is not None else {}
+    values: dict[str, tuple[Any, str]] = {}
     for opt in options:
-        text = getattr(args, opt.dest, None)
+        text, source = getattr(args, opt.dest, None), "flag"
         if text is None:
-            text = environ.get(opt.env)
-        if text is None:
-            values[opt.dest] = opt.default
-            continue
-        try:
-            values[opt.dest] = opt.parse(text)
-        except ValueError as exc:
-            raise SettingError(f"{opt.flag} / {opt.env}: {exc}") from None
+            text, source = environ.get(opt.env), "env"
+        if text is not None:
+            values[opt.dest] = (_parse(opt, text, f"{opt.flag} / {opt.env}"), source)
+        elif opt.dest in from_file:
+            values[opt.dest] = (from_file[opt.dest], "file")
+        else:
+            values[opt.dest] = (opt.default, "default")
     return values
+
+
+def _parse(opt: Option, text: str, where: str) -> Any:
+    try:
+        return opt.parse(text)
+    except ValueError as exc:
+        raise SettingError(f"{where}: {exc}") from None
+
+
+def _file_values(path: Path, options: tuple[Option, ...]) -> dict[str, Any]:
+    """Every setting in the file, type-checked and parsed by its option's parser (used or not)."""
+    by_name = {opt.dest: opt for opt in options}
+    try:
+        found = read_config(path, by_name)
+    except ValueError as exc:
+        raise SettingError(f"{path}: {exc}") from None
+    return {
+        name: _parse(by_name[name], _file_text(by_name[name], value, f"{path}: {name}"), f"{path}: {name}")
+        for name, value in found.items()
+    }
+
+
+_TOML_TYPES = ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"), (list, "array"))
+_ACCEPTS: dict[str, tuple[type, ...]] = {
+    "a boolean": (bool,),
+    "an integer": (int,),
+    "a number": (int, float),
+    "a string": (str,),
+    _LIST: (str, list),
+}
+
+
+def _file_text(opt: Option, value: Any, where: str) -> str:
+    """The text a flag would give for a TOML ``value``, if it has the option's type."""
+    kind = opt.kind
+    accepted = isinstance(value, _ACCEPTS[kind]) and (kind == "a boolean" or not isinstance(value, bool))
+    if isinstance(value, list):
+        accepted = accepted and all(isinstance(item, str) and "," not in item for item in value)
+    if not accepted:
+        got = next((name for cls, name in _TOML_TYPES if isinstance(value, cls)), type(value).__name__)
+        raise SettingError(f"{where}: expected {kind}, got {got} {value!r}")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+def check_config(path: Path) -> int:
+    """Check the config file ``path`` on top of the defaults as ``run`` would; how many settings it sets.
+
+    Raises:
+        SettingError: naming the file and the bad key (or the settings that conflict).
+    """
+    values = read_sourced(argparse.Namespace(config=path), RUN_OPTIONS, environ={})
+    try:
+        run_settings({dest: value for dest, (value, _) in values.items()})
+    except SettingError as exc:
+        raise SettingError(f"{path}: {exc}") from None
+    return sum(source == "file" for _, source in values.values())
+
+
+def effective_settings(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The lines of ``config show``: each ``run`` setting, its value (secrets masked) and its source.
+
+    Raises:
+        SettingError: a setting is bad, as ``run`` would say.
+    """
+    sourced = read_sourced(args, RUN_OPTIONS, environ)
+    run_settings({dest: value for dest, (value, _) in sourced.items()})
+    rows = [("setting", "value", "source")]
+    rows += [(opt.dest, _shown(opt, sourced[opt.dest][0]), sourced[opt.dest][1]) for opt in RUN_OPTIONS]
+    width = [max(len(row[i]) for row in rows) for i in (0, 1)]
+    return [f"{name:<{width[0]}}  {value:<{width[1]}}  {source}" for name, value, source in rows]
+
+
+def _shown(opt: Option, value: Any) -> str:
+    """``value`` as ``config show`` prints it: secrets as ***, URLs without their credentials."""
+    if value is None or value == ():
+        return "-"
+    if opt.secret:
+        return "***"
+    if opt.parse is _servers:
+        return ",".join(redact_url(url) for url in value)
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, frozenset):
+        return ",".join(sorted(value))
+    return str(value) if value != "" else '""'
 
 
 def connection_settings(values: Mapping[str, Any]) -> ConnectionSettings:
