@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib
 import logging
 import signal
 import sys
@@ -174,7 +175,28 @@ async def _tail_main(connection: Any, options: Any) -> None:
     await _connected_until_signalled(connection, lambda nc, stop: tail(nc, options, stop))
 
 
+class MissingExtra(Exception):
+    """A command needs an optional dependency that is not installed."""
+
+
+def _require(what: str, extra: str, modules: dict[str, str]) -> None:
+    """Import ``modules`` (module: its package) now: a missing one is one line naming the extra.
+
+    Raises:
+        MissingExtra: a module cannot be imported.
+    """
+    for module, package in modules.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise MissingExtra(
+                f"{what} needs {package}, which is not installed; "
+                f"install it with: pip install 'cortex-log-gateway[{extra}]'"
+            ) from None
+
+
 def _bench(args: argparse.Namespace) -> int:
+    _require("bench", "bench", {"opentelemetry.sdk._logs": "opentelemetry-sdk", "matplotlib": "matplotlib"})
     from gateway.bench import BenchConfig, run_bench
 
     out = Path(args.out)
@@ -193,6 +215,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _asyncapi(args: argparse.Namespace) -> int:
     from gateway.process.app import build_asyncapi
 
+    if args.yaml:
+        _require("asyncapi --yaml", "yaml", {"yaml": "pyyaml"})
     values = read_options(args, RUN_OPTIONS)
     text = build_asyncapi(gateway_config(values), yaml=args.yaml)
     if args.out:
@@ -257,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.func(args)
     except SettingError as exc:
         print(f"log-gateway: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    except MissingExtra as exc:
+        print(f"log-gateway: {exc}", file=sys.stderr)
         return 2
     return status
 

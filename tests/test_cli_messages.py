@@ -1,0 +1,99 @@
+"""What a new user sees when a command cannot do its work: one clear line and a non-zero exit.
+
+Every test runs the real command in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
+
+# Runs the CLI with the named modules made unimportable: ``sys.modules[name] = None``
+# makes ``import name`` (and of any submodule) raise ImportError, exactly what a
+# plain install without that package sees.
+WITHOUT = (
+    "import sys\n"
+    "for name in sys.argv.pop(1).split(','):\n"
+    "    sys.modules[name] = None\n"
+    "from gateway.process.cli import main\n"
+    "sys.exit(main())\n"
+)
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("LOG_GATEWAY_")}
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LOG_GATEWAY, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean_env(),
+        cwd=cwd,
+        check=False,
+    )
+
+
+def run_without(modules: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``log-gateway ARGS`` as if the comma-separated ``modules`` were not installed."""
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT, modules, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_asyncapi_yaml_without_pyyaml_names_the_extra() -> None:
+    """``sys.modules["yaml"] = None`` in the child: PyYAML looks uninstalled."""
+    result = run_without("yaml", "asyncapi", "--yaml")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "log-gateway: asyncapi --yaml needs pyyaml, which is not installed; "
+        "install it with: pip install 'cortex-log-gateway[yaml]'"
+    ]
+    assert result.stdout == ""
+
+
+def test_asyncapi_json_does_not_need_pyyaml() -> None:
+    """The check is for --yaml only: JSON works with PyYAML made unimportable."""
+    result = run_without("yaml", "asyncapi")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("{")
+
+
+def test_the_yaml_extra_carries_pyyaml() -> None:
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    assert any(dep.startswith("pyyaml") for dep in project["optional-dependencies"]["yaml"])
+    assert not any(dep.startswith("pyyaml") for dep in project["dependencies"])
+
+
+def test_bench_without_its_extra_says_so_before_measuring(tmp_path: Path) -> None:
+    """``sys.modules["opentelemetry"] = None`` in the child: the bench extra looks uninstalled."""
+    out = tmp_path / "results"
+    result = run_without("opentelemetry", "bench", "--quick", "--out", str(out))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.splitlines() == [
+        "log-gateway: bench needs opentelemetry-sdk, which is not installed; "
+        "install it with: pip install 'cortex-log-gateway[bench]'"
+    ]
+    assert not out.exists()  # checked up front: nothing was measured
+
+
+def test_bench_without_matplotlib_names_it(tmp_path: Path) -> None:
+    """``sys.modules["matplotlib"] = None`` in the child."""
+    result = run_without("matplotlib", "bench", "--quick", "--out", str(tmp_path / "r"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "bench needs matplotlib" in result.stderr
+    assert "pip install 'cortex-log-gateway[bench]'" in result.stderr
+    assert "Traceback" not in result.stderr
