@@ -5,11 +5,17 @@ Every test runs the real command in a subprocess.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
+
+from gateway.process.natsserver import NatsServer
 
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
 
@@ -97,3 +103,60 @@ def test_bench_without_matplotlib_names_it(tmp_path: Path) -> None:
     assert "bench needs matplotlib" in result.stderr
     assert "pip install 'cortex-log-gateway[bench]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("command", [["tail"], ["archive", "--dir", "DIR"]])
+def test_an_unreachable_server_is_one_line_after_the_connect_timeout(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Before: about two minutes of nats-py tracebacks, then NoServersError (here: the 60 s timeout)."""
+    out = tmp_path / "segments"
+    args = [str(out) if arg == "DIR" else arg for arg in command]
+    url = f"nats://user:hunter2@127.0.0.1:{closed_port()}"
+    result = run_cli(*args, "--nats-url", url, "--connect-timeout-s", "1", timeout=30)
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        f"log-gateway: cannot start: not connected to nats://***@{url.rsplit('@', 1)[1]} "
+        "within 1s (--connect-timeout-s): "
+    )
+    assert "hunter2" not in result.stderr + result.stdout
+    assert "archiving to" not in result.stdout  # no directory was made, so none is announced
+    assert not out.exists()
+
+
+def test_a_bad_connect_timeout_for_tail_is_a_setting_error() -> None:
+    result = run_cli("tail", "--nats-url", "nats://127.0.0.1:4222", "--connect-timeout-s", "0")
+    assert result.returncode == 2
+    assert result.stderr == "log-gateway: invalid setting: --connect-timeout-s must be positive, got 0.0\n"
+
+
+async def test_archive_announces_its_directory_once_it_exists(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "a" / "b"
+    proc = await asyncio.create_subprocess_exec(
+        LOG_GATEWAY,
+        "archive",
+        "--nats-url",
+        nats_server.url,
+        "--dir",
+        str(out),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert line.decode() == f"log-gateway: archiving to {out}\n"
+        assert out.is_dir()
+    finally:
+        proc.kill()
+        await proc.wait()

@@ -129,27 +129,38 @@ def _archive(args: argparse.Namespace) -> int:
     connection = required_connection(values)
     config = archive_config(values)
     _configure_logging(values["log_level"])
-    asyncio.run(_archive_main(connection, config))
-    return 0
+    return asyncio.run(_archive_main(connection, config, values["connect_timeout_s"]))
 
 
-async def _archive_main(connection: Any, config: Any) -> None:
+async def _archive_main(connection: Any, config: Any, timeout_s: float) -> int:
     from gateway.consumers.archiver import Archiver
 
-    print(f"log-gateway: archiving to {config.directory}", flush=True)
-    await _connected_until_signalled(connection, lambda nc, stop: Archiver(nc, config).run(stop))
+    def archive(nc: Any, stop: asyncio.Event) -> Any:
+        archiver = Archiver(nc, config)  # creates the directory
+        print(f"log-gateway: archiving to {config.directory}", flush=True)
+        return archiver.run(stop)
+
+    return await _connected_until_signalled(connection, timeout_s, archive)
 
 
-async def _connected_until_signalled(connection: Any, work: Any) -> None:
-    """Connect, run ``work(nc, stop)`` until SIGTERM/SIGINT sets ``stop``, then drain the connection."""
-    import nats
+async def _connected_until_signalled(connection: Any, timeout_s: float, work: Any) -> int:
+    """Connect within ``timeout_s``, run ``work(nc, stop)`` until SIGTERM/SIGINT sets ``stop``, drain.
 
-    nc = await nats.connect(**connection.nats_kwargs())
+    Returns 1 (having said why in one line) when not connected in time.
+    """
+    from gateway.process.connection import ConnectFailed, connect_within
+
+    try:
+        nc = await connect_within(connection, timeout_s)
+    except ConnectFailed as exc:
+        print(f"log-gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
     stop = asyncio.Event()
     try:
         await _until_signalled(work(nc, stop), stop)
     finally:
         await nc.drain()
+    return 0
 
 
 def _archive_read(args: argparse.Namespace) -> int:
@@ -165,14 +176,13 @@ def _tail(args: argparse.Namespace) -> int:
     values = read_options(args, TAIL_OPTIONS)
     connection = required_connection(values)
     options = tail_options(values, isatty=sys.stdout.isatty)
-    asyncio.run(_tail_main(connection, options))
-    return 0
+    return asyncio.run(_tail_main(connection, options, values["connect_timeout_s"]))
 
 
-async def _tail_main(connection: Any, options: Any) -> None:
+async def _tail_main(connection: Any, options: Any, timeout_s: float) -> int:
     from gateway.consumers.tail import tail
 
-    await _connected_until_signalled(connection, lambda nc, stop: tail(nc, options, stop))
+    return await _connected_until_signalled(connection, timeout_s, lambda nc, stop: tail(nc, options, stop))
 
 
 class MissingExtra(Exception):

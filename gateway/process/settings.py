@@ -158,6 +158,9 @@ CONNECTION_OPTIONS = (
         "reply inbox prefix (for least-privilege permissions)",
     ),
 )
+_CONNECT_TIMEOUT = Option(
+    "--connect-timeout-s", float, 30.0, "give up at start if not connected (and ready) by then"
+)
 RUN_OPTIONS = (
     *CONNECTION_OPTIONS,
     Option("--state-dir", Path, None, "state directory of the embedded nats-server"),
@@ -324,7 +327,7 @@ RUN_OPTIONS = (
     Option(
         "--redact-keys", _csv, None, "metadata keys to redact, comma-separated (default: a built-in list)"
     ),
-    Option("--connect-timeout-s", float, 30.0, "give up at start if not connected and ready by then"),
+    _CONNECT_TIMEOUT,
     Option(
         "--shutdown-timeout-s",
         float,
@@ -380,6 +383,7 @@ ARCHIVE_OPTIONS = (
     ),
     Option("--stream-name", str, _default(ArchiveConfig, "stream"), "JetStream stream holding the batches"),
     Option("--fsync", _bool, _default(ArchiveConfig, "fsync"), "fsync each finished segment"),
+    _CONNECT_TIMEOUT,
     Option("--log-level", _level, "info", "debug, info, warning or error"),
 )
 TAIL_OPTIONS = (
@@ -388,6 +392,7 @@ TAIL_OPTIONS = (
     Option("--source", _csv, None, "show only these sources (comma-separated)"),
     Option("--json", _bool, _default(TailOptions, "as_json"), "one JSON entry per line, for piping"),
     Option("--color", _color, "auto", "auto, always or never"),
+    _CONNECT_TIMEOUT,
 )
 
 
@@ -549,9 +554,13 @@ def run_settings(values: Mapping[str, Any]) -> tuple[GatewayConfig, ConnectionSe
     connection = connection_settings(values)
     if values["workers"] < 1:
         raise SettingError(f"--workers must be at least 1, got {values['workers']}")
+    _check_connect_timeout(values)
+    return config, connection
+
+
+def _check_connect_timeout(values: Mapping[str, Any]) -> None:
     if not values["connect_timeout_s"] > 0:
         raise SettingError(f"--connect-timeout-s must be positive, got {values['connect_timeout_s']}")
-    return config, connection
 
 
 def state_dir(values: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Path:
@@ -566,11 +575,12 @@ def required_connection(values: Mapping[str, Any]) -> ConnectionSettings:
     """The connection of a command that needs a server (no embedded one).
 
     Raises:
-        SettingError: a bad connection setting, or no ``--nats-url``.
+        SettingError: a bad connection setting, no ``--nats-url``, or a bad ``--connect-timeout-s``.
     """
     connection = connection_settings(values)
     if not connection.servers:
         raise SettingError("--nats-url / LOG_GATEWAY_NATS_URL is required for this command")
+    _check_connect_timeout(values)
     return connection
 
 
