@@ -6,6 +6,7 @@ Every test runs the real command in a subprocess.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import socket
 import subprocess
@@ -15,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from contracts import LogEntryCreated
+from gateway.consumers.segments import Compression, SegmentWriter
 from gateway.process.natsserver import NatsServer
+from tests.helpers import entries
 
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
 
@@ -160,3 +164,78 @@ async def test_archive_announces_its_directory_once_it_exists(
     finally:
         proc.kill()
         await proc.wait()
+
+
+def segment(directory: Path, count: int) -> Path:
+    writer = SegmentWriter(directory, compression=Compression.ZSTD, fsync=False)
+    for data in entries(count):
+        writer.write(LogEntryCreated.parse(data), now=0.0)
+    info = writer.finish()
+    assert info is not None
+    return info.path
+
+
+def test_archive_read_into_a_reader_that_stops_early_ends_quietly(tmp_path: Path) -> None:
+    """``archive-read seg | head -2``: the reader closes the pipe with most of the output unread.
+
+    Before: ``BrokenPipeError`` and a traceback.
+    """
+    path = segment(tmp_path, 3000)  # ~1 MB of JSON: far more than a pipe buffers
+    with subprocess.Popen(
+        [LOG_GATEWAY, "archive-read", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        head = [proc.stdout.readline(), proc.stdout.readline()]
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=30) == 141, stderr
+    assert stderr == ""
+    assert [LogEntryCreated.parse_json(line).logId for line in head] == [e["logId"] for e in entries(2)]
+
+
+def test_archive_read_prints_every_entry(tmp_path: Path) -> None:
+    result = run_cli("archive-read", str(segment(tmp_path, 5)))
+    assert result.returncode == 0, result.stderr
+    assert [LogEntryCreated.parse_json(line).logId for line in result.stdout.splitlines()] == [
+        e["logId"] for e in entries(5)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("missing.ndjson.zst", None, "{path}: No such file or directory"),
+        ("notes.txt", b"hi\n", "{path} is not a .ndjson.zst or .ndjson.gz segment"),
+        (
+            "fake.ndjson.zst",
+            b"hi\n",
+            "{path} is not a segment: zstd decompress error: Unknown frame descriptor",
+        ),
+        ("fake.ndjson.gz", b"hi\n", "{path} is not a segment: Not a gzipped file (b'hi')"),
+    ],
+)
+def test_archive_read_of_a_file_that_is_no_segment_is_one_line(
+    tmp_path: Path, name: str, content: bytes | None, expected: str
+) -> None:
+    """Before: a raw FileNotFoundError, ValueError, ZstdError or BadGzipFile traceback."""
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    result = run_cli("archive-read", str(path))
+    assert result.returncode == 1
+    assert result.stderr == "log-gateway: archive-read: " + expected.format(path=path) + "\n"
+
+
+def test_archive_read_names_the_line_that_is_no_entry(tmp_path: Path) -> None:
+    path = tmp_path / "odd.ndjson.gz"
+    path.write_bytes(gzip.compress(b'{"logId": "x"}\n'))
+    result = run_cli("archive-read", str(path))
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(
+        f"log-gateway: archive-read: {path}, line 1: not a segment entry: invalid LogEntryCreated"
+    )

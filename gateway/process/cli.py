@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -164,11 +165,28 @@ async def _connected_until_signalled(connection: Any, timeout_s: float, work: An
 
 
 def _archive_read(args: argparse.Namespace) -> int:
+    """Print each file's entries; one line and status 1 for a file that is missing or no segment.
+
+    A reader that goes away (``| head``) ends the output quietly with status 141,
+    as a tool killed by SIGPIPE would.
+    """
     from gateway.consumers.segments import read_segment
 
-    for name in args.files:
-        for entry in read_segment(Path(name)):
-            sys.stdout.write(entry.to_json().decode() + "\n")
+    try:
+        for name in args.files:
+            for entry in read_segment(Path(name)):
+                sys.stdout.write(entry.to_json().decode() + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would flush stdout again at exit and fail the same way: point it elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        print(f"log-gateway: archive-read: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"log-gateway: archive-read: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
