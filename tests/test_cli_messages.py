@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -239,3 +242,104 @@ def test_archive_read_names_the_line_that_is_no_entry(tmp_path: Path) -> None:
     assert line.startswith(
         f"log-gateway: archive-read: {path}, line 1: not a segment entry: invalid LogEntryCreated"
     )
+
+
+def help_of(*command: str) -> str:
+    """``log-gateway COMMAND --help``, one option per line (no wrapping at a wide COLUMNS)."""
+    result = subprocess.run(
+        [LOG_GATEWAY, *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env() | {"COLUMNS": "2000"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+COMMANDS = ("run", "asyncapi", "schemas", "archive", "archive-read", "tail", "bench")
+
+
+def test_the_top_level_help_names_every_command_in_plain_text() -> None:
+    """Before: the module docstring, with RST backticks, naming run, asyncapi and schemas only."""
+    description = help_of().split("\n\n")[1]
+    assert "`" not in description
+    missing = [name for name in COMMANDS if f"({name}" not in description and f" {name})" not in description]
+    assert missing == []
+
+
+def test_version_is_the_installed_package_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"log-gateway {version('cortex-log-gateway')}\n"
+
+
+def flags(text: str) -> list[str]:
+    return re.findall(r"^  (-[-a-z]+)", text, re.MULTILINE)
+
+
+def test_asyncapi_help_lists_only_what_asyncapi_uses() -> None:
+    """Before: all ~60 flags of run."""
+    assert flags(help_of("asyncapi")) == ["-h", "--subject-prefix", "--queue-group", "--yaml", "--out"]
+
+
+def test_asyncapi_uses_its_flags_and_ignores_run_only_variables() -> None:
+    env = clean_env() | {"LOG_GATEWAY_MAX_BATCH_ENTRIES": "0"}  # bad for run, nothing to asyncapi
+    result = subprocess.run(
+        [LOG_GATEWAY, "asyncapi", "--subject-prefix", "acme"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    addresses = {channel["address"] for channel in json.loads(result.stdout)["channels"].values()}
+    assert "acme.cortex_logging.batch.created" in addresses
+
+
+@pytest.mark.parametrize("command", ["tail", "archive"])
+def test_tail_and_archive_help_say_a_url_is_required(command: str) -> None:
+    """Before: "none starts an embedded server", which only run does."""
+    [line] = [line for line in help_of(command).splitlines() if line.lstrip().startswith("--nats-url")]
+    assert "embedded server" not in line.replace("no embedded server", "")
+    assert "(required: no embedded server)" in line
+
+
+def test_run_help_still_says_no_url_starts_an_embedded_server() -> None:
+    [line] = [line for line in help_of("run").splitlines() if line.lstrip().startswith("--nats-url")]
+    assert "none starts an embedded server" in line
+
+
+@pytest.mark.parametrize("command", ["run", "asyncapi", "archive", "tail", "bench"])
+def test_defaults_are_shown_as_typed_or_not_at_all(command: str) -> None:
+    """Before: ``default ()``, ``default None``, ``default ]`` (an empty prefix), ``default False``."""
+    text = help_of(command)
+    for meaningless in (
+        "default ()",
+        "default None",
+        "default ]",
+        "default False",
+        "default True",
+        "default (secret)",
+    ):
+        assert meaningless not in text
+    assert re.findall(r"default [^\s\]]+\]", text)  # the real defaults are still there
+
+
+def options_of(text: str) -> dict[str, str]:
+    """Each option of a help text with its help (argparse may put the help on the next line)."""
+    found: dict[str, str] = {}
+    for block in re.split(r"\n(?=  -)", text.split("options:\n", 1)[1]):
+        flag, _, rest = block.strip().partition(" ")
+        found[flag] = " ".join(rest.split())
+    return found
+
+
+def test_defaults_read_like_the_values_a_person_types() -> None:
+    options = options_of(help_of("run"))
+    shown = {"--per-source": "false", "--alerts": "true", "--overflow": "block", "--connect-timeout-s": "30"}
+    for flag, default in shown.items():
+        assert options[flag].endswith(f"; default {default}]"), options[flag]
+    assert options["--nats-token"].endswith("[LOG_GATEWAY_NATS_TOKEN]")  # no default, and so no secret

@@ -1,4 +1,4 @@
-"""The ``log-gateway`` command: ``run``, ``asyncapi``, ``schemas``."""
+"""The ``log-gateway`` command and its sub-commands (see :data:`DESCRIPTION`)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,20 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from gateway.process.settings import (
     ARCHIVE_OPTIONS,
+    ASYNCAPI_OPTIONS,
     RUN_OPTIONS,
     TAIL_OPTIONS,
     SettingError,
     add_options,
     archive_config,
+    asyncapi_config,
     check_bench,
-    gateway_config,
     read_options,
     required_connection,
     run_settings,
@@ -30,7 +32,14 @@ from gateway.process.settings import (
     tail_options,
 )
 
-__all__ = ["build_parser", "main"]
+__all__ = ["DESCRIPTION", "build_parser", "main"]
+
+DESCRIPTION = (
+    "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
+    "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
+    "archive batches to files and read them back (archive, archive-read), watch entries live (tail) "
+    "and measure it (bench). 'log-gateway COMMAND --help' lists a command's flags."
+)
 
 log = logging.getLogger("log_gateway")
 
@@ -245,8 +254,8 @@ def _asyncapi(args: argparse.Namespace) -> int:
 
     if args.yaml:
         _require("asyncapi --yaml", "yaml", {"yaml": "pyyaml"})
-    values = read_options(args, RUN_OPTIONS)
-    text = build_asyncapi(gateway_config(values), yaml=args.yaml)
+    values = read_options(args, ASYNCAPI_OPTIONS)
+    text = build_asyncapi(asyncapi_config(values), yaml=args.yaml)
     if args.out:
         Path(args.out).write_text(text + "\n")
     else:
@@ -264,7 +273,8 @@ def _schemas(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="log-gateway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="log-gateway", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('cortex-log-gateway')}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the gateway (an embedded nats-server when no URL is given)")
     add_options(run, RUN_OPTIONS)
@@ -272,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     spec = commands.add_parser(
         "asyncapi", help="print the AsyncAPI document of every subject the gateway speaks"
     )
-    add_options(spec, RUN_OPTIONS)
+    add_options(spec, ASYNCAPI_OPTIONS)
     spec.add_argument("--yaml", action="store_true", help="YAML instead of JSON")
     spec.add_argument("--out", help="write to this file instead of standard output")
     spec.set_defaults(func=_asyncapi)
@@ -290,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--quick", action="store_true", help="a smoke run that checks everything works")
     bench.add_argument(
-        "--out", default="bench-results", help="directory for results.json, results.md, the PNG"
+        "--out",
+        default="bench-results",
+        help="directory for results.json, results.md, the PNG [default %(default)s]",
     )
     bench.add_argument("--entries", type=int, help="entries per measurement")
     bench.add_argument("--rounds", type=int, help="rounds per measurement")

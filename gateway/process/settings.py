@@ -11,6 +11,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from publishers.config import PublishPolicy, StreamSpec
 
 __all__ = [
     "ARCHIVE_OPTIONS",
+    "ASYNCAPI_OPTIONS",
     "CONNECTION_OPTIONS",
     "RUN_OPTIONS",
     "TAIL_OPTIONS",
@@ -43,6 +45,7 @@ __all__ = [
     "SettingError",
     "add_options",
     "archive_config",
+    "asyncapi_config",
     "check_bench",
     "connection_settings",
     "gateway_config",
@@ -135,13 +138,7 @@ class Option:
         return "LOG_GATEWAY_" + self.dest.upper()
 
 
-CONNECTION_OPTIONS = (
-    Option(
-        "--nats-url",
-        _servers,
-        _default(ConnectionSettings, "servers"),
-        "NATS server URL(s), comma-separated; none starts an embedded server",
-    ),
+_CREDENTIALS = (
     Option("--nats-token", str, None, "token authentication", secret=True),
     Option("--nats-user", str, None, "user for user/password authentication"),
     Option("--nats-password", str, None, "password for user/password authentication", secret=True),
@@ -150,7 +147,12 @@ CONNECTION_OPTIONS = (
     Option("--tls-ca", Path, None, "CA certificate that verifies the server"),
     Option("--tls-cert", Path, None, "client certificate (with --tls-key)"),
     Option("--tls-key", Path, None, "client certificate key"),
-    Option("--subject-prefix", str, _default(Subjects, "prefix"), "prefix put in front of every subject"),
+    Option(
+        "--subject-prefix",
+        str,
+        _default(Subjects, "prefix"),
+        "prefix put in front of every subject (unset: none)",
+    ),
     Option(
         "--inbox-prefix",
         str,
@@ -158,12 +160,31 @@ CONNECTION_OPTIONS = (
         "reply inbox prefix (for least-privilege permissions)",
     ),
 )
+CONNECTION_OPTIONS = (
+    Option(
+        "--nats-url",
+        _servers,
+        _default(ConnectionSettings, "servers"),
+        "NATS server URL(s), comma-separated; none starts an embedded server",
+    ),
+    *_CREDENTIALS,
+)
+"""How ``run`` reaches NATS (an embedded server when no URL is given)."""
+_REMOTE_CONNECTION_OPTIONS = (
+    Option("--nats-url", _servers, (), "NATS server URL(s), comma-separated (required: no embedded server)"),
+    *_CREDENTIALS,
+)
 _CONNECT_TIMEOUT = Option(
     "--connect-timeout-s", float, 30.0, "give up at start if not connected (and ready) by then"
 )
 RUN_OPTIONS = (
     *CONNECTION_OPTIONS,
-    Option("--state-dir", Path, None, "state directory of the embedded nats-server"),
+    Option(
+        "--state-dir",
+        Path,
+        None,
+        "state directory of the embedded nats-server (unset: $XDG_STATE_HOME/cortex-log-gateway)",
+    ),
     Option("--workers", int, 1, "gateway processes sharing the queue group (one per core)"),
     Option("--gateway-id", str, None, "this instance's id (default: host-pid-random)"),
     Option(
@@ -216,13 +237,13 @@ RUN_OPTIONS = (
         "--max-publish-rate",
         float,
         _default(ThrottleLimits, "max_publish_rate"),
-        "most batches per second sent to the bus",
+        "most batches per second sent to the bus (unset: no limit)",
     ),
     Option(
         "--max-publish-bytes-rate",
         float,
         _default(ThrottleLimits, "max_publish_bytes_rate"),
-        "most bytes per second sent to the bus",
+        "most bytes per second sent to the bus (unset: no limit)",
     ),
     Option(
         "--max-in-flight",
@@ -346,10 +367,19 @@ RUN_OPTIONS = (
         _default(GatewayConfig, "pending_bytes_limit"),
         "core ingest: most bytes held so while the buffer is full (beyond: shed, counted)",
     ),
-    Option("--http-port", int, None, "serve /healthz, /readyz and /metrics on this port (0: any free port)"),
+    Option(
+        "--http-port",
+        int,
+        None,
+        "serve /healthz, /readyz and /metrics on this port (0: any free port; unset: no HTTP server)",
+    ),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
     Option("--log-level", _level, "info", "debug, info, warning or error"),
 )
+
+
+ASYNCAPI_OPTIONS = tuple(opt for opt in RUN_OPTIONS if opt.flag in ("--subject-prefix", "--queue-group"))
+"""What the AsyncAPI document depends on: the subjects and the ingest queue group."""
 
 
 def _compression(text: str) -> str:
@@ -360,7 +390,7 @@ def _compression(text: str) -> str:
 
 
 ARCHIVE_OPTIONS = (
-    *CONNECTION_OPTIONS,
+    *_REMOTE_CONNECTION_OPTIONS,
     Option("--dir", Path, None, "directory for the segment files (required)"),
     Option("--compression", _compression, str(_default(ArchiveConfig, "compression")), "zstd or gzip"),
     Option(
@@ -387,7 +417,7 @@ ARCHIVE_OPTIONS = (
     Option("--log-level", _level, "info", "debug, info, warning or error"),
 )
 TAIL_OPTIONS = (
-    *CONNECTION_OPTIONS,
+    *_REMOTE_CONNECTION_OPTIONS,
     Option("--level", _level_name, _default(TailOptions, "min_level"), "show this level and above"),
     Option("--source", _csv, None, "show only these sources (comma-separated)"),
     Option("--json", _bool, _default(TailOptions, "as_json"), "one JSON entry per line, for piping"),
@@ -396,15 +426,29 @@ TAIL_OPTIONS = (
 )
 
 
+def _shown(value: Any) -> str | None:
+    """A default as a person types it on the command line; None when there is none to show."""
+    if value is None or value in ((), "", frozenset()):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
-    """Add each option as a flag whose help names its variable and default."""
+    """Add each option as a flag whose help names its variable and, if it has one, its default."""
     for opt in options:
-        shown = "(secret)" if opt.secret else opt.default
+        shown = _shown(opt.default)
+        if shown is not None and opt.secret:
+            shown = "(secret)"
+        where = opt.env if shown is None else f"{opt.env}; default {shown}"
         # A boolean flag may stand alone (--json) or take a value (--json false).
         extra: dict[str, Any] = {"nargs": "?", "const": "true"} if opt.parse is _bool else {}
-        parser.add_argument(
-            opt.flag, dest=opt.dest, default=None, help=f"{opt.help} [{opt.env}; default {shown}]", **extra
-        )
+        parser.add_argument(opt.flag, dest=opt.dest, default=None, help=f"{opt.help} [{where}]", **extra)
 
 
 def read_options(
@@ -542,6 +586,15 @@ def _durable(values: Mapping[str, Any]) -> DurableIngest | None:
         ack_wait_s=values["ingest_ack_wait_s"],
         max_ack_pending=values["ingest_max_ack_pending"],
     )
+
+
+def asyncapi_config(values: Mapping[str, Any]) -> GatewayConfig:
+    """The config the AsyncAPI document describes: ``values`` (of :data:`ASYNCAPI_OPTIONS`), else defaults.
+
+    Raises:
+        SettingError: naming the bad setting.
+    """
+    return gateway_config({opt.dest: opt.default for opt in RUN_OPTIONS} | dict(values))
 
 
 def run_settings(values: Mapping[str, Any]) -> tuple[GatewayConfig, ConnectionSettings]:
