@@ -343,3 +343,13 @@ def test_defaults_read_like_the_values_a_person_types() -> None:
     for flag, default in shown.items():
         assert options[flag].endswith(f"; default {default}]"), options[flag]
     assert options["--nats-token"].endswith("[LOG_GATEWAY_NATS_TOKEN]")  # no default, and so no secret
+
+
+def test_a_bad_choice_on_the_command_line_lists_the_choices() -> None:
+    """Before: ``'sideways' is not a valid OverflowPolicy``."""
+    result = run_cli("run", "--overflow", "sideways")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "log-gateway: invalid setting: --overflow / LOG_GATEWAY_OVERFLOW: "
+        "expected block, drop_oldest or drop_newest, got 'sideways'\n"
+    )

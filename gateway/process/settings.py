@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,20 @@ def _ingest(text: str) -> str:
     if value not in ("core", "jetstream"):
         raise ValueError(f"expected core or jetstream, got {text!r}")
     return value
+
+
+def _choice(kind: type[StrEnum]) -> Callable[[str], Any]:
+    """A parser for ``kind``'s values whose error lists the choices."""
+    names = [str(member.value) for member in kind]
+    choices = ", ".join(names[:-1]) + " or " + names[-1]
+
+    def parse(text: str) -> StrEnum:
+        try:
+            return kind(text.strip().lower())
+        except ValueError:
+            raise ValueError(f"expected {choices}, got {text!r}") from None
+
+    return parse
 
 
 def _servers(text: str) -> tuple[str, ...]:
@@ -229,7 +244,7 @@ RUN_OPTIONS = (
     ),
     Option(
         "--overflow",
-        OverflowPolicy,
+        _choice(OverflowPolicy),
         _default(BufferLimits, "overflow"),
         "when full: block, drop_oldest or drop_newest",
     ),
@@ -314,7 +329,7 @@ RUN_OPTIONS = (
     ),
     Option(
         "--spool-fsync",
-        FsyncPolicy,
+        _choice(FsyncPolicy),
         _default(SpoolConfig, "fsync"),
         "always, interval (each second) or never",
     ),
@@ -460,10 +475,12 @@ def read_options(
         SettingError: a value does not parse; names the flag and variable.
     """
     values: dict[str, Any] = {}
+    from_env: set[str] = set()
     for opt in options:
         text = getattr(args, opt.dest, None)
-        if text is None:
-            text = environ.get(opt.env)
+        if text is None and opt.env in environ:
+            text = environ[opt.env]
+            from_env.add(opt.dest)
         if text is None:
             values[opt.dest] = opt.default
             continue
@@ -471,7 +488,30 @@ def read_options(
             values[opt.dest] = opt.parse(text)
         except ValueError as exc:
             raise SettingError(f"{opt.flag} / {opt.env}: {exc}") from None
+    values[_FROM_ENV] = frozenset(from_env)
     return values
+
+
+_FROM_ENV = "_from_env"
+"""The key of ``read_options``' values holding the settings that came from a variable."""
+_EVERY_OPTION = {opt.dest: opt for opt in (*RUN_OPTIONS, *ARCHIVE_OPTIONS, *TAIL_OPTIONS)}
+
+
+def _named(exc: ValueError, values: Mapping[str, Any]) -> SettingError:
+    """``exc`` as a SettingError naming each setting it mentions as the user gave it.
+
+    A config object names its fields (``max_batch_entries must be at least 1``); a
+    person typed ``--max-batch-entries`` (or set ``LOG_GATEWAY_MAX_BATCH_ENTRIES``).
+    """
+    from_env = values.get(_FROM_ENV, frozenset())
+
+    def name(match: re.Match[str]) -> str:
+        opt = _EVERY_OPTION.get(match.group(0))
+        if opt is None:
+            return match.group(0)
+        return opt.env if opt.dest in from_env else opt.flag
+
+    return SettingError(re.sub(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", name, str(exc)))
 
 
 def connection_settings(values: Mapping[str, Any]) -> ConnectionSettings:
@@ -494,7 +534,7 @@ def connection_settings(values: Mapping[str, Any]) -> ConnectionSettings:
             inbox_prefix=values["inbox_prefix"],
         )
     except ValueError as exc:
-        raise SettingError(str(exc)) from None
+        raise _named(exc, values) from None
 
 
 def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
@@ -533,7 +573,7 @@ def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
             pending_bytes_limit=values["pending_bytes_limit"],
         )
     except ValueError as exc:
-        raise SettingError(str(exc)) from None
+        raise _named(exc, values) from None
 
 
 def _batch(values: Mapping[str, Any]) -> BatchLimits:
@@ -656,7 +696,7 @@ def archive_config(values: Mapping[str, Any]) -> ArchiveConfig:
             fsync=values["fsync"],
         )
     except ValueError as exc:
-        raise SettingError(str(exc)) from None
+        raise _named(exc, values) from None
 
 
 def tail_options(
