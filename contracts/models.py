@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic_core import CoreSchema
 
 from contracts.errors import ContractError, FieldError
-from contracts.timestamps import Timestamp, parse_timestamp
+from contracts.timestamps import RFC3339_PATTERN, Timestamp, parse_timestamp
 
 __all__ = [
     "LEVELS",
@@ -102,12 +102,26 @@ class ContractModel(BaseModel):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
+# What a pattern means, said in words: pydantic's message shows the raw regex.
+_PATTERNS = {
+    RFC3339_PATTERN: "an RFC 3339 date-time with seconds and a time zone, such as 2025-10-13T08:00:00.000Z",
+}
+
+
 def contract_errors(exc: ValidationError) -> list[FieldError]:
     """Turn pydantic's errors into (dotted field, message) pairs."""
     out = []
     for err in exc.errors(include_url=False):
         field = ".".join(str(part) for part in err["loc"]) or "(root)"
-        out.append(FieldError(field, err["msg"]))
+        message = err["msg"]
+        expected = (
+            _PATTERNS.get(err.get("ctx", {}).get("pattern", ""))
+            if err["type"] == "string_pattern_mismatch"
+            else None
+        )
+        if expected is not None:
+            message = f"expected {expected}, got {str(err['input'])[:64]!r}"
+        out.append(FieldError(field, message))
     return out
 
 

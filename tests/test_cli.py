@@ -49,15 +49,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 @pytest.mark.parametrize(
     ("args", "env", "needle"),
     [
-        (["--max-batch-entries", "0"], {}, "max_batch_entries"),
+        (["--max-batch-entries", "0"], {}, "--max-batch-entries must be at least 1, got 0"),
         (["--max-batch-entries", "many"], {}, "--max-batch-entries / LOG_GATEWAY_MAX_BATCH_ENTRIES"),
         ([], {"LOG_GATEWAY_OVERFLOW": "sideways"}, "LOG_GATEWAY_OVERFLOW"),
-        ([], {"LOG_GATEWAY_MAX_BATCH_DELAY_MS": "-5"}, "max_batch_delay_ms"),
+        ([], {"LOG_GATEWAY_MAX_BATCH_DELAY_MS": "-5"}, "LOG_GATEWAY_MAX_BATCH_DELAY_MS must be at least 1"),
         (["--publish-retry-deadline-s", "500"], {}, "duplicate window"),
-        (["--nats-url", "http://x"], {}, "nats_url"),
-        (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], {}, "tls_cert"),
+        (["--nats-url", "http://x"], {}, "--nats-url 'http://x'"),
+        (
+            ["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"],
+            {},
+            "--tls-cert '/nonexistent.pem'",
+        ),
         (["--subject-prefix", "a.>"], {}, "subject prefix"),
-        (["--max-publish-rate", "nan"], {}, "max_publish_rate"),
+        (["--max-publish-rate", "nan"], {}, "--max-publish-rate must be positive"),
         (["--connect-timeout-s", "0"], {}, "--connect-timeout-s"),
     ],
 )

@@ -74,7 +74,7 @@ def test_values_go_through_the_options_own_parsers(tmp_path: Path) -> None:
         ("max_publish_rate = false\n", "max_publish_rate: expected a number, got boolean False"),
         ("nats_url = [1]\n", "nats_url: expected a string or an array of strings, got array [1]"),
         ("log_level = 3\n", "log_level: expected a string, got integer 3"),
-        ('overflow = "sideways"\n', "overflow: 'sideways' is not a valid OverflowPolicy"),
+        ('overflow = "sideways"\n', "overflow: expected block, drop_oldest or drop_newest, got 'sideways'"),
         ('log_level = "loud"\n', "log_level: expected debug, info, warning or error, got 'loud'"),
         ("[a.b]\nworkers = 2\n", "[a.b]: tables do not nest; put its keys in [b]"),
         ("workers = 2\n[x]\nworkers = 3\n", "'workers' in [x] is given twice"),

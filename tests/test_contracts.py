@@ -190,3 +190,18 @@ def test_schema_rejects_what_the_model_rejects(
 ) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, json_schema(model), format_checker=jsonschema.FormatChecker())
+
+
+@pytest.mark.parametrize(
+    "created", ["2025-10-13 08:00:00Z", "2025-10-13", "Mon Oct 13 2025 08:00:00 GMT+0000"]
+)
+def test_a_bad_created_at_says_what_form_is_expected(created: str) -> None:
+    """Before: ``String should match pattern '^[0-9]{4}-...'``, the raw regex."""
+    with pytest.raises(ContractError) as caught:
+        LogEntryCreated.parse(samples.entry(1, createdAt=created))
+    message = str(caught.value)
+    assert "should match pattern" not in message
+    assert (
+        "createdAt: expected an RFC 3339 date-time with seconds and a time zone, "
+        f"such as 2025-10-13T08:00:00.000Z, got {created!r}"
+    ) in message

@@ -34,7 +34,7 @@ def defaults(options: tuple[Option, ...], **changed: Any) -> dict[str, Any]:
         ({"workers": 0}, "--workers must be at least 1, got 0"),
         ({"connect_timeout_s": 0.0}, "--connect-timeout-s must be positive, got 0.0"),
         ({"connect_timeout_s": float("nan")}, "--connect-timeout-s must be positive, got nan"),
-        ({"workers": 0, "max_batch_entries": 0}, "max_batch_entries must be at least 1, got 0"),
+        ({"workers": 0, "max_batch_entries": 0}, "--max-batch-entries must be at least 1, got 0"),
     ],
 )
 def test_run_settings_name_the_first_bad_setting(changed: dict[str, Any], message: str) -> None:
@@ -63,7 +63,7 @@ def test_archive_and_tail_need_a_server_and_archive_a_directory(tmp_path: Path) 
     assert required_connection(defaults(TAIL_OPTIONS, nats_url=("nats://h:4222",))).servers
     with pytest.raises(SettingError, match=r"^--dir / LOG_GATEWAY_DIR is required$"):
         archive_config(defaults(ARCHIVE_OPTIONS))
-    with pytest.raises(SettingError, match=r"^max_segment_bytes must be at least 1, got 0$"):
+    with pytest.raises(SettingError, match=r"^--max-segment-bytes must be at least 1, got 0$"):
         archive_config(defaults(ARCHIVE_OPTIONS, dir=tmp_path, max_segment_bytes=0))
     assert archive_config(defaults(ARCHIVE_OPTIONS, dir=tmp_path)).directory == tmp_path
 
@@ -91,3 +91,32 @@ def test_bench_needs_100_entries_and_a_round() -> None:
     for entries, rounds in ((99, 1), (100, 0)):
         with pytest.raises(SettingError, match="--entries must be at least 100 and --rounds at least 1"):
             check_bench(entries, rounds)
+
+
+def test_a_setting_from_a_variable_is_named_by_its_variable() -> None:
+    values = read_options(argparse.Namespace(), RUN_OPTIONS, environ={"LOG_GATEWAY_MAX_BATCH_ENTRIES": "0"})
+    with pytest.raises(SettingError, match=r"^LOG_GATEWAY_MAX_BATCH_ENTRIES must be at least 1, got 0$"):
+        run_settings(values)
+    flag = read_options(argparse.Namespace(max_batch_entries="0"), RUN_OPTIONS, environ={})
+    with pytest.raises(SettingError, match=r"^--max-batch-entries must be at least 1, got 0$"):
+        run_settings(flag)
+
+
+@pytest.mark.parametrize(
+    ("dest", "flag", "choices"),
+    [
+        ("overflow", "--overflow", "block, drop_oldest or drop_newest"),
+        ("spool_fsync", "--spool-fsync", "always, interval or never"),
+    ],
+)
+def test_a_bad_choice_lists_the_choices(dest: str, flag: str, choices: str) -> None:
+    """Before: ``'foo' is not a valid OverflowPolicy``."""
+    with pytest.raises(SettingError) as caught:
+        read_options(argparse.Namespace(**{dest: "foo"}), RUN_OPTIONS, environ={})
+    env = "LOG_GATEWAY_" + dest.upper()
+    assert str(caught.value) == f"{flag} / {env}: expected {choices}, got 'foo'"
+    assert read_options(
+        argparse.Namespace(**{dest: "NEVER" if dest == "spool_fsync" else "Drop_Oldest"}),
+        RUN_OPTIONS,
+        environ={},
+    )[dest] in ("never", "drop_oldest")

@@ -166,17 +166,28 @@ def read_segment(path: Path) -> Iterator[LogEntryCreated]:
     """The entries of a segment file (zstd or gzip, by its suffix), in order.
 
     Raises:
-        ContractError: a line is not a valid entry.
-        ValueError: the file is not a segment.
+        OSError: the file cannot be opened or read.
+        ValueError: the file is not a segment (its name, compressed data, JSON
+            or an entry is not what a segment holds); the message names the file.
     """
+    if not path.name.endswith((".zst", ".gz")):
+        raise ValueError(f"{path} is not a .ndjson.zst or .ndjson.gz segment")
     with path.open("rb") as raw:
         stream: Iterable[bytes]
         if path.name.endswith(".zst"):
             stream = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw))
-        elif path.name.endswith(".gz"):
-            stream = gzip.GzipFile(fileobj=raw, mode="rb")
         else:
-            raise ValueError(f"{path} is not a .ndjson.zst or .ndjson.gz segment")
-        for line in stream:
-            if line.strip():
-                yield LogEntryCreated.parse(orjson.loads(line))
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        lines = enumerate(stream, 1)
+        while True:
+            try:
+                number, line = next(lines)
+                entry = LogEntryCreated.parse(orjson.loads(line)) if line.strip() else None
+            except StopIteration:
+                return
+            except (zstandard.ZstdError, gzip.BadGzipFile, EOFError) as exc:
+                raise ValueError(f"{path} is not a segment: {exc or type(exc).__name__}") from None
+            except ValueError as exc:  # orjson.JSONDecodeError, ContractError
+                raise ValueError(f"{path}, line {number}: not a segment entry: {exc}") from None
+            if entry is not None:
+                yield entry

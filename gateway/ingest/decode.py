@@ -85,6 +85,15 @@ class EntryDecoder:
         self._on_error_entry = on_error_entry
         self.redactor = redactor
 
+    def _oversize(self, size: int) -> str:
+        batch = self._max_body - _ENVELOPE_ALLOWANCE
+        return (
+            f"message body of {size} bytes exceeds {self._max_body} bytes, the most a body may have: "
+            f"the batch limit max_batch_bytes ({batch} bytes = {batch / 1024:g} KiB) plus "
+            f"{_ENVELOPE_ALLOWANCE // 1024} KiB for the event envelope; a larger body holds no entry "
+            "that fits a batch"
+        )
+
     @property
     def alerting(self) -> bool:
         """Does a pattern detector see the error and fatal entries decoded here?"""
@@ -107,9 +116,7 @@ class EntryDecoder:
             DecodeError: the message is not a valid entry (the reason says why).
         """
         if len(body) > self._max_body:
-            raise DecodeError(
-                RejectReason.OVERSIZE, f"message body of {len(body)} bytes exceeds {self._max_body}"
-            )
+            raise DecodeError(RejectReason.OVERSIZE, self._oversize(len(body)))
         data, attributes, encoded = _event(headers, body)
         created_at = plainly_valid_entry(data)
         if created_at is None:

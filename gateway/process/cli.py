@@ -1,29 +1,33 @@
-"""The ``log-gateway`` command: ``run``, ``asyncapi``, ``schemas``."""
+"""The ``log-gateway`` command and its sub-commands (see :data:`DESCRIPTION`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from gateway.process.settings import (
     ARCHIVE_OPTIONS,
+    ASYNCAPI_OPTIONS,
     RUN_OPTIONS,
     TAIL_OPTIONS,
     SettingError,
     add_config_option,
     add_options,
     archive_config,
+    asyncapi_config,
     check_bench,
     check_config,
     effective_settings,
-    gateway_config,
     read_options,
     required_connection,
     run_settings,
@@ -31,7 +35,14 @@ from gateway.process.settings import (
     tail_options,
 )
 
-__all__ = ["build_parser", "main"]
+__all__ = ["DESCRIPTION", "build_parser", "main"]
+
+DESCRIPTION = (
+    "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
+    "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
+    "archive batches to files and read them back (archive, archive-read), watch entries live (tail) "
+    "and measure it (bench). 'log-gateway COMMAND --help' lists a command's flags."
+)
 
 log = logging.getLogger("log_gateway")
 
@@ -131,35 +142,63 @@ def _archive(args: argparse.Namespace) -> int:
     connection = required_connection(values)
     config = archive_config(values)
     _configure_logging(values["log_level"])
-    asyncio.run(_archive_main(connection, config))
-    return 0
+    return asyncio.run(_archive_main(connection, config, values["connect_timeout_s"]))
 
 
-async def _archive_main(connection: Any, config: Any) -> None:
+async def _archive_main(connection: Any, config: Any, timeout_s: float) -> int:
     from gateway.consumers.archiver import Archiver
 
-    print(f"log-gateway: archiving to {config.directory}", flush=True)
-    await _connected_until_signalled(connection, lambda nc, stop: Archiver(nc, config).run(stop))
+    def archive(nc: Any, stop: asyncio.Event) -> Any:
+        archiver = Archiver(nc, config)  # creates the directory
+        print(f"log-gateway: archiving to {config.directory}", flush=True)
+        return archiver.run(stop)
+
+    return await _connected_until_signalled(connection, timeout_s, archive)
 
 
-async def _connected_until_signalled(connection: Any, work: Any) -> None:
-    """Connect, run ``work(nc, stop)`` until SIGTERM/SIGINT sets ``stop``, then drain the connection."""
-    import nats
+async def _connected_until_signalled(connection: Any, timeout_s: float, work: Any) -> int:
+    """Connect within ``timeout_s``, run ``work(nc, stop)`` until SIGTERM/SIGINT sets ``stop``, drain.
 
-    nc = await nats.connect(**connection.nats_kwargs())
+    Returns 1 (having said why in one line) when not connected in time.
+    """
+    from gateway.process.connection import ConnectFailed, connect_within
+
+    try:
+        nc = await connect_within(connection, timeout_s)
+    except ConnectFailed as exc:
+        print(f"log-gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
     stop = asyncio.Event()
     try:
         await _until_signalled(work(nc, stop), stop)
     finally:
         await nc.drain()
+    return 0
 
 
 def _archive_read(args: argparse.Namespace) -> int:
+    """Print each file's entries; one line and status 1 for a file that is missing or no segment.
+
+    A reader that goes away (``| head``) ends the output quietly with status 141,
+    as a tool killed by SIGPIPE would.
+    """
     from gateway.consumers.segments import read_segment
 
-    for name in args.files:
-        for entry in read_segment(Path(name)):
-            sys.stdout.write(entry.to_json().decode() + "\n")
+    try:
+        for name in args.files:
+            for entry in read_segment(Path(name)):
+                sys.stdout.write(entry.to_json().decode() + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would flush stdout again at exit and fail the same way: point it elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        print(f"log-gateway: archive-read: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"log-gateway: archive-read: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -167,17 +206,37 @@ def _tail(args: argparse.Namespace) -> int:
     values = read_options(args, TAIL_OPTIONS)
     connection = required_connection(values)
     options = tail_options(values, isatty=sys.stdout.isatty)
-    asyncio.run(_tail_main(connection, options))
-    return 0
+    return asyncio.run(_tail_main(connection, options, values["connect_timeout_s"]))
 
 
-async def _tail_main(connection: Any, options: Any) -> None:
+async def _tail_main(connection: Any, options: Any, timeout_s: float) -> int:
     from gateway.consumers.tail import tail
 
-    await _connected_until_signalled(connection, lambda nc, stop: tail(nc, options, stop))
+    return await _connected_until_signalled(connection, timeout_s, lambda nc, stop: tail(nc, options, stop))
+
+
+class MissingExtra(Exception):
+    """A command needs an optional dependency that is not installed."""
+
+
+def _require(what: str, extra: str, modules: dict[str, str]) -> None:
+    """Import ``modules`` (module: its package) now: a missing one is one line naming the extra.
+
+    Raises:
+        MissingExtra: a module cannot be imported.
+    """
+    for module, package in modules.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise MissingExtra(
+                f"{what} needs {package}, which is not installed; "
+                f"install it with: pip install 'cortex-log-gateway[{extra}]'"
+            ) from None
 
 
 def _bench(args: argparse.Namespace) -> int:
+    _require("bench", "bench", {"opentelemetry.sdk._logs": "opentelemetry-sdk", "matplotlib": "matplotlib"})
     from gateway.bench import BenchConfig, run_bench
 
     out = Path(args.out)
@@ -196,8 +255,10 @@ def _bench(args: argparse.Namespace) -> int:
 def _asyncapi(args: argparse.Namespace) -> int:
     from gateway.process.app import build_asyncapi
 
-    values = read_options(args, RUN_OPTIONS)
-    text = build_asyncapi(gateway_config(values), yaml=args.yaml)
+    if args.yaml:
+        _require("asyncapi --yaml", "yaml", {"yaml": "pyyaml"})
+    values = read_options(args, ASYNCAPI_OPTIONS)
+    text = build_asyncapi(asyncapi_config(values), yaml=args.yaml)
     if args.out:
         Path(args.out).write_text(text + "\n")
     else:
@@ -236,9 +297,25 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench_command(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench", help="measure the gateway against raw NATS, naive publishing, OpenTelemetry"
+    )
+    bench.add_argument("--quick", action="store_true", help="a smoke run that checks everything works")
+    bench.add_argument(
+        "--out",
+        default="bench-results",
+        help="directory for results.json, results.md, the PNG [default %(default)s]",
+    )
+    bench.add_argument("--entries", type=int, help="entries per measurement")
+    bench.add_argument("--rounds", type=int, help="rounds per measurement")
+    bench.set_defaults(func=_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="log-gateway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="log-gateway", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('cortex-log-gateway')}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the gateway (an embedded nats-server when no URL is given)")
     add_config_option(run)
@@ -247,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     spec = commands.add_parser(
         "asyncapi", help="print the AsyncAPI document of every subject the gateway speaks"
     )
-    add_options(spec, RUN_OPTIONS)
+    add_options(spec, ASYNCAPI_OPTIONS)
     spec.add_argument("--yaml", action="store_true", help="YAML instead of JSON")
     spec.add_argument("--out", help="write to this file instead of standard output")
     spec.set_defaults(func=_asyncapi)
@@ -260,16 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail = commands.add_parser("tail", help="show batched entries and alerts as they arrive")
     add_options(tail, TAIL_OPTIONS)
     tail.set_defaults(func=_tail)
-    bench = commands.add_parser(
-        "bench", help="measure the gateway against raw NATS, naive publishing, OpenTelemetry"
-    )
-    bench.add_argument("--quick", action="store_true", help="a smoke run that checks everything works")
-    bench.add_argument(
-        "--out", default="bench-results", help="directory for results.json, results.md, the PNG"
-    )
-    bench.add_argument("--entries", type=int, help="entries per measurement")
-    bench.add_argument("--rounds", type=int, help="rounds per measurement")
-    bench.set_defaults(func=_bench)
+    _add_bench_command(commands)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")
     schemas.set_defaults(func=_schemas)
@@ -285,6 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         status: int = args.func(args)
     except SettingError as exc:
         print(f"log-gateway: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    except MissingExtra as exc:
+        print(f"log-gateway: {exc}", file=sys.stderr)
         return 2
     return status
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -10,10 +12,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import nkeys
 from faststream.security import BaseSecurity, SASLPlaintext
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
 
+from contracts.errors import GatewayError
 from contracts.events import validate_subject
 
-__all__ = ["ConnectionSettings", "redact_url"]
+__all__ = ["ConnectFailed", "ConnectionSettings", "connect_within", "redact_url"]
+
+log = logging.getLogger("log_gateway")
 
 # The two blocks nats-py reads from a credentials file. It scans for the JWT
 # line without an end-of-file check, so a file without it would hang start-up.
@@ -149,3 +156,39 @@ class ConnectionSettings:
         if self.nkey_seed_file is not None:
             kwargs["nkeys_seed"] = str(self.nkey_seed_file)
         return kwargs
+
+
+class ConnectFailed(GatewayError):
+    """Not connected within the connect timeout; the message says where and why."""
+
+
+async def connect_within(settings: ConnectionSettings, timeout_s: float) -> Client:
+    """A nats-py client connected to ``settings.servers`` within ``timeout_s``.
+
+    nats-py retries a refused first connection for about two minutes and logs a
+    traceback at each try; here each error is kept (the last one is reported),
+    and once connected a later one is logged in one line.
+
+    Raises:
+        ConnectFailed: not connected in time (or the client gave up first).
+    """
+    last: list[BaseException] = []
+    client = Client()
+
+    async def on_error(exc: Exception) -> None:
+        last[:] = [exc]
+        if client.is_connected:
+            log.warning("nats: %s", exc or type(exc).__name__)
+
+    try:
+        async with asyncio.timeout(timeout_s):
+            await client.connect(**settings.nats_kwargs(), error_cb=on_error)
+    except (TimeoutError, OSError, NatsError) as exc:
+        await client.close()
+        servers = ", ".join(redact_url(url) for url in settings.servers)
+        cause = last[0] if last else exc
+        raise ConnectFailed(
+            f"not connected to {servers} within {timeout_s:g}s (--connect-timeout-s): "
+            f"{str(cause) or type(cause).__name__}"
+        ) from None
+    return client

@@ -11,8 +11,10 @@ import argparse
 import dataclasses
 import enum
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from publishers.config import PublishPolicy, StreamSpec
 
 __all__ = [
     "ARCHIVE_OPTIONS",
+    "ASYNCAPI_OPTIONS",
     "CONNECTION_OPTIONS",
     "RUN_OPTIONS",
     "TAIL_OPTIONS",
@@ -47,6 +50,7 @@ __all__ = [
     "add_config_option",
     "add_options",
     "archive_config",
+    "asyncapi_config",
     "check_bench",
     "check_config",
     "connection_settings",
@@ -100,6 +104,20 @@ def _ingest(text: str) -> str:
     if value not in ("core", "jetstream"):
         raise ValueError(f"expected core or jetstream, got {text!r}")
     return value
+
+
+def _choice(kind: type[StrEnum]) -> Callable[[str], Any]:
+    """A parser for ``kind``'s values whose error lists the choices."""
+    names = [str(member.value) for member in kind]
+    choices = ", ".join(names[:-1]) + " or " + names[-1]
+
+    def parse(text: str) -> StrEnum:
+        try:
+            return kind(text.strip().lower())
+        except ValueError:
+            raise ValueError(f"expected {choices}, got {text!r}") from None
+
+    return parse
 
 
 def _servers(text: str) -> tuple[str, ...]:
@@ -158,13 +176,7 @@ class Option:
         return _KINDS.get(self.parse, "a string")
 
 
-CONNECTION_OPTIONS = (
-    Option(
-        "--nats-url",
-        _servers,
-        _default(ConnectionSettings, "servers"),
-        "NATS server URL(s), comma-separated; none starts an embedded server",
-    ),
+_CREDENTIALS = (
     Option("--nats-token", str, None, "token authentication", secret=True),
     Option("--nats-user", str, None, "user for user/password authentication"),
     Option("--nats-password", str, None, "password for user/password authentication", secret=True),
@@ -173,7 +185,12 @@ CONNECTION_OPTIONS = (
     Option("--tls-ca", Path, None, "CA certificate that verifies the server"),
     Option("--tls-cert", Path, None, "client certificate (with --tls-key)"),
     Option("--tls-key", Path, None, "client certificate key"),
-    Option("--subject-prefix", str, _default(Subjects, "prefix"), "prefix put in front of every subject"),
+    Option(
+        "--subject-prefix",
+        str,
+        _default(Subjects, "prefix"),
+        "prefix put in front of every subject (unset: none)",
+    ),
     Option(
         "--inbox-prefix",
         str,
@@ -181,9 +198,31 @@ CONNECTION_OPTIONS = (
         "reply inbox prefix (for least-privilege permissions)",
     ),
 )
+CONNECTION_OPTIONS = (
+    Option(
+        "--nats-url",
+        _servers,
+        _default(ConnectionSettings, "servers"),
+        "NATS server URL(s), comma-separated; none starts an embedded server",
+    ),
+    *_CREDENTIALS,
+)
+"""How ``run`` reaches NATS (an embedded server when no URL is given)."""
+_REMOTE_CONNECTION_OPTIONS = (
+    Option("--nats-url", _servers, (), "NATS server URL(s), comma-separated (required: no embedded server)"),
+    *_CREDENTIALS,
+)
+_CONNECT_TIMEOUT = Option(
+    "--connect-timeout-s", float, 30.0, "give up at start if not connected (and ready) by then"
+)
 RUN_OPTIONS = (
     *CONNECTION_OPTIONS,
-    Option("--state-dir", Path, None, "state directory of the embedded nats-server"),
+    Option(
+        "--state-dir",
+        Path,
+        None,
+        "state directory of the embedded nats-server (unset: $XDG_STATE_HOME/cortex-log-gateway)",
+    ),
     Option("--workers", int, 1, "gateway processes sharing the queue group (one per core)"),
     Option("--gateway-id", str, None, "this instance's id (default: host-pid-random)"),
     Option(
@@ -228,7 +267,7 @@ RUN_OPTIONS = (
     ),
     Option(
         "--overflow",
-        OverflowPolicy,
+        _choice(OverflowPolicy),
         _default(BufferLimits, "overflow"),
         "when full: block, drop_oldest or drop_newest",
     ),
@@ -236,13 +275,13 @@ RUN_OPTIONS = (
         "--max-publish-rate",
         float,
         _default(ThrottleLimits, "max_publish_rate"),
-        "most batches per second sent to the bus",
+        "most batches per second sent to the bus (unset: no limit)",
     ),
     Option(
         "--max-publish-bytes-rate",
         float,
         _default(ThrottleLimits, "max_publish_bytes_rate"),
-        "most bytes per second sent to the bus",
+        "most bytes per second sent to the bus (unset: no limit)",
     ),
     Option(
         "--max-in-flight",
@@ -313,7 +352,7 @@ RUN_OPTIONS = (
     ),
     Option(
         "--spool-fsync",
-        FsyncPolicy,
+        _choice(FsyncPolicy),
         _default(SpoolConfig, "fsync"),
         "always, interval (each second) or never",
     ),
@@ -347,7 +386,7 @@ RUN_OPTIONS = (
     Option(
         "--redact-keys", _csv, None, "metadata keys to redact, comma-separated (default: a built-in list)"
     ),
-    Option("--connect-timeout-s", float, 30.0, "give up at start if not connected and ready by then"),
+    _CONNECT_TIMEOUT,
     Option(
         "--shutdown-timeout-s",
         float,
@@ -366,10 +405,19 @@ RUN_OPTIONS = (
         _default(GatewayConfig, "pending_bytes_limit"),
         "core ingest: most bytes held so while the buffer is full (beyond: shed, counted)",
     ),
-    Option("--http-port", int, None, "serve /healthz, /readyz and /metrics on this port (0: any free port)"),
+    Option(
+        "--http-port",
+        int,
+        None,
+        "serve /healthz, /readyz and /metrics on this port (0: any free port; unset: no HTTP server)",
+    ),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
     Option("--log-level", _level, "info", "debug, info, warning or error"),
 )
+
+
+ASYNCAPI_OPTIONS = tuple(opt for opt in RUN_OPTIONS if opt.flag in ("--subject-prefix", "--queue-group"))
+"""What the AsyncAPI document depends on: the subjects and the ingest queue group."""
 
 
 def _compression(text: str) -> str:
@@ -380,7 +428,7 @@ def _compression(text: str) -> str:
 
 
 ARCHIVE_OPTIONS = (
-    *CONNECTION_OPTIONS,
+    *_REMOTE_CONNECTION_OPTIONS,
     Option("--dir", Path, None, "directory for the segment files (required)"),
     Option("--compression", _compression, str(_default(ArchiveConfig, "compression")), "zstd or gzip"),
     Option(
@@ -403,26 +451,42 @@ ARCHIVE_OPTIONS = (
     ),
     Option("--stream-name", str, _default(ArchiveConfig, "stream"), "JetStream stream holding the batches"),
     Option("--fsync", _bool, _default(ArchiveConfig, "fsync"), "fsync each finished segment"),
+    _CONNECT_TIMEOUT,
     Option("--log-level", _level, "info", "debug, info, warning or error"),
 )
 TAIL_OPTIONS = (
-    *CONNECTION_OPTIONS,
+    *_REMOTE_CONNECTION_OPTIONS,
     Option("--level", _level_name, _default(TailOptions, "min_level"), "show this level and above"),
     Option("--source", _csv, None, "show only these sources (comma-separated)"),
     Option("--json", _bool, _default(TailOptions, "as_json"), "one JSON entry per line, for piping"),
     Option("--color", _color, "auto", "auto, always or never"),
+    _CONNECT_TIMEOUT,
 )
 
 
+def _shown(value: Any) -> str | None:
+    """A default as a person types it on the command line; None when there is none to show."""
+    if value is None or value in ((), "", frozenset()):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
-    """Add each option as a flag whose help names its variable and default."""
+    """Add each option as a flag whose help names its variable and, if it has one, its default."""
     for opt in options:
-        shown = "(secret)" if opt.secret else opt.default
+        shown = _shown(opt.default)
+        if shown is not None and opt.secret:
+            shown = "(secret)"
+        where = opt.env if shown is None else f"{opt.env}; default {shown}"
         # A boolean flag may stand alone (--json) or take a value (--json false).
         extra: dict[str, Any] = {"nargs": "?", "const": "true"} if opt.parse is _bool else {}
-        parser.add_argument(
-            opt.flag, dest=opt.dest, default=None, help=f"{opt.help} [{opt.env}; default {shown}]", **extra
-        )
+        parser.add_argument(opt.flag, dest=opt.dest, default=None, help=f"{opt.help} [{where}]", **extra)
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -444,7 +508,10 @@ def read_options(
     Raises:
         SettingError: a value does not parse, or the file is bad; names the flag and variable or the key.
     """
-    return {dest: value for dest, (value, _) in read_sourced(args, options, environ).items()}
+    sourced = read_sourced(args, options, environ)
+    values: dict[str, Any] = {dest: value for dest, (value, _) in sourced.items()}
+    values[_SOURCES] = {dest: source for dest, (_, source) in sourced.items()}
+    return values
 
 
 def read_sourced(
@@ -540,12 +607,12 @@ def effective_settings(args: argparse.Namespace, environ: Mapping[str, str] = os
     sourced = read_sourced(args, RUN_OPTIONS, environ)
     run_settings({dest: value for dest, (value, _) in sourced.items()})
     rows = [("setting", "value", "source")]
-    rows += [(opt.dest, _shown(opt, sourced[opt.dest][0]), sourced[opt.dest][1]) for opt in RUN_OPTIONS]
+    rows += [(opt.dest, _shown_value(opt, sourced[opt.dest][0]), sourced[opt.dest][1]) for opt in RUN_OPTIONS]
     width = [max(len(row[i]) for row in rows) for i in (0, 1)]
     return [f"{name:<{width[0]}}  {value:<{width[1]}}  {source}" for name, value, source in rows]
 
 
-def _shown(opt: Option, value: Any) -> str:
+def _shown_value(opt: Option, value: Any) -> str:
     """``value`` as ``config show`` prints it: secrets as ***, URLs without their credentials."""
     if value is None or value == ():
         return "-"
@@ -564,6 +631,36 @@ def _text(value: Any) -> str:
     if isinstance(value, frozenset):
         return ",".join(sorted(value))
     return str(value) if value != "" else '""'
+
+
+_SOURCES = "_sources"
+"""The key of ``read_options``' values holding where each setting came from."""
+_EVERY_OPTION = {opt.dest: opt for opt in (*RUN_OPTIONS, *ARCHIVE_OPTIONS, *TAIL_OPTIONS)}
+
+
+def _named(exc: ValueError, values: Mapping[str, Any]) -> SettingError:
+    """``exc`` as a SettingError naming each setting it mentions as the user gave it.
+
+    A config object names its fields (``max_batch_entries must be at least 1``); a
+    person typed ``--max-batch-entries``, set ``LOG_GATEWAY_MAX_BATCH_ENTRIES``, or
+    wrote the key in the config file.
+    """
+    sources = values.get(_SOURCES)
+    if sources is None:  # (a config file checked alone: its keys are the names)
+        return SettingError(str(exc))
+    with_file = "file" in sources.values()
+
+    def name(match: re.Match[str]) -> str:
+        opt = _EVERY_OPTION.get(match.group(0))
+        if opt is None:
+            return match.group(0)
+        source = sources.get(opt.dest)
+        if source == "env":
+            return opt.env
+        # With a config file in play, a key (set there or not) is named as the file names it.
+        return opt.dest if source == "file" or with_file else opt.flag
+
+    return SettingError(re.sub(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", name, str(exc)))
 
 
 def connection_settings(values: Mapping[str, Any]) -> ConnectionSettings:
@@ -586,7 +683,7 @@ def connection_settings(values: Mapping[str, Any]) -> ConnectionSettings:
             inbox_prefix=values["inbox_prefix"],
         )
     except ValueError as exc:
-        raise SettingError(str(exc)) from None
+        raise _named(exc, values) from None
 
 
 def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
@@ -625,7 +722,7 @@ def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
             pending_bytes_limit=values["pending_bytes_limit"],
         )
     except ValueError as exc:
-        raise SettingError(str(exc)) from None
+        raise _named(exc, values) from None
 
 
 def _batch(values: Mapping[str, Any]) -> BatchLimits:
@@ -680,6 +777,15 @@ def _durable(values: Mapping[str, Any]) -> DurableIngest | None:
     )
 
 
+def asyncapi_config(values: Mapping[str, Any]) -> GatewayConfig:
+    """The config the AsyncAPI document describes: ``values`` (of :data:`ASYNCAPI_OPTIONS`), else defaults.
+
+    Raises:
+        SettingError: naming the bad setting.
+    """
+    return gateway_config({opt.dest: opt.default for opt in RUN_OPTIONS} | dict(values))
+
+
 def run_settings(values: Mapping[str, Any]) -> tuple[GatewayConfig, ConnectionSettings]:
     """The settings of ``run``: the gateway's, the connection's, and the process's checked.
 
@@ -690,9 +796,13 @@ def run_settings(values: Mapping[str, Any]) -> tuple[GatewayConfig, ConnectionSe
     connection = connection_settings(values)
     if values["workers"] < 1:
         raise SettingError(f"--workers must be at least 1, got {values['workers']}")
+    _check_connect_timeout(values)
+    return config, connection
+
+
+def _check_connect_timeout(values: Mapping[str, Any]) -> None:
     if not values["connect_timeout_s"] > 0:
         raise SettingError(f"--connect-timeout-s must be positive, got {values['connect_timeout_s']}")
-    return config, connection
 
 
 def state_dir(values: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Path:
@@ -707,11 +817,12 @@ def required_connection(values: Mapping[str, Any]) -> ConnectionSettings:
     """The connection of a command that needs a server (no embedded one).
 
     Raises:
-        SettingError: a bad connection setting, or no ``--nats-url``.
+        SettingError: a bad connection setting, no ``--nats-url``, or a bad ``--connect-timeout-s``.
     """
     connection = connection_settings(values)
     if not connection.servers:
         raise SettingError("--nats-url / LOG_GATEWAY_NATS_URL is required for this command")
+    _check_connect_timeout(values)
     return connection
 
 
@@ -734,7 +845,7 @@ def archive_config(values: Mapping[str, Any]) -> ArchiveConfig:
             fsync=values["fsync"],
         )
     except ValueError as exc:
-        raise SettingError(str(exc)) from None
+        raise _named(exc, values) from None
 
 
 def tail_options(
