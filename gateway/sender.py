@@ -250,7 +250,8 @@ class Sender:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._spool_queued()
-        await self._fate.left(self._pipeline.acc.clear())
+        queued = self._pipeline.acc.clear()
+        await self._fate.lost(queued, len(queued), DropReason.SHUTDOWN)
 
     def _spool_queued(self) -> None:
         """Shutdown ran out of time: batches not yet sent go to the spool, for the next start."""

@@ -71,15 +71,13 @@ class Gateway:
         self.config = config
         self._clock = clock
         self.stats = Stats()
-        metrics = BatchMetrics.new()
-        self.metrics = metrics
-        self.latency, self.batch_entries, self.batch_bytes = metrics.latency, metrics.entries, metrics.size
+        self.metrics = BatchMetrics.new()
         self.watch = PermissionWatch(clock)
         self._warn = RateLimitedLog(log)
         self.alerts: AlertPublisher | None = None
         self.redactor = Redactor(keys=config.redact_keys) if config.redact else None
         self.ready = False
-        self._parts = Parts(config, self.stats, metrics, self._warn, clock, self.redactor)
+        self._parts = Parts(config, self.stats, self.metrics, self._warn, clock, self.redactor)
         self._rooms: Rooms | None = None
         self._stopped: asyncio.Future[ShutdownReport] | None = None
 

@@ -31,7 +31,6 @@ class Gate:
     """
 
     def __init__(self, pipeline: BatchPipeline, wake: asyncio.Event, warn: RateLimitedLog) -> None:
-        self._pipeline = pipeline
         self._offer = pipeline.offer
         self._wake = wake
         self._warn = warn
@@ -48,8 +47,8 @@ class Gate:
         """Policy ``block``: hold this callback (and so intake) until there is room."""
         while True:
             self.room.clear()
-            admission = self._pipeline.acc.offer(entry)
-            self._wake.set()
+            admission = self._offer(entry)
+            self._wake.set()  # (a blocked intake wakes the sender either way)
             if admission is not Admission.BLOCKED:
                 return
             await self.room.wait()

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from gateway.core.entry import PendingEntry
-from gateway.core.limits import DropReason
 from gateway.core.stats import Stats
 from gateway.ingest.durable_intake import Settle, settle
 
@@ -32,11 +31,8 @@ class EntryFate(Protocol):
         ...
 
     async def lost(self, entries: Iterable[PendingEntry], count: int, reason: str) -> None:
-        """The batch could not be published (and was not spooled)."""
-        ...
-
-    async def left(self, entries: list[PendingEntry]) -> None:
-        """Shutdown ran out of time with ``entries`` never sent."""
+        """The entries were not published (and not spooled): a batch the bus would not take, or,
+        with reason ``shutdown``, what shutdown ran out of time for."""
         ...
 
 
@@ -54,9 +50,6 @@ class CoreFate:
 
     async def lost(self, entries: Iterable[PendingEntry], count: int, reason: str) -> None:
         self._stats.drop(reason, count)
-
-    async def left(self, entries: list[PendingEntry]) -> None:
-        self._stats.drop(DropReason.SHUTDOWN, len(entries))
 
 
 class DurableFate:
@@ -77,8 +70,4 @@ class DurableFate:
 
     async def lost(self, entries: Iterable[PendingEntry], count: int, reason: str) -> None:
         self._stats.returned += count
-        await settle([e.handle for e in entries], Settle.NAK)
-
-    async def left(self, entries: list[PendingEntry]) -> None:
-        self._stats.returned += len(entries)
         await settle([e.handle for e in entries], Settle.NAK)

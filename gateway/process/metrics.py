@@ -59,9 +59,9 @@ class GatewayCollector(Collector):
             yield GaugeMetricFamily(
                 _P + "alert_patterns_tracked", "Error patterns counted", value=alerts.detector.tracked
             )
-        yield _histogram("batch_entries", "Entries per published batch", self._gw.batch_entries)
-        yield _histogram("batch_bytes", "Bytes per published batch, headers included", self._gw.batch_bytes)
-        yield _histogram("entry_latency_seconds", "Entry receipt to JetStream ack", self._gw.latency)
+        yield _histogram("batch_entries", "Entries per published batch", self._gw.metrics.entries)
+        yield _histogram("batch_bytes", "Bytes per published batch, headers included", self._gw.metrics.size)
+        yield _histogram("entry_latency_seconds", "Entry receipt to JetStream ack", self._gw.metrics.latency)
 
     def _faults(self) -> Iterable[Metric]:
         """What went wrong beside the entries: dead background tasks, rejects not forwarded."""
