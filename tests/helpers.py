@@ -30,9 +30,13 @@ FORMS = ("structured", "binary", "bare")
 
 
 def config(**changes: Any) -> GatewayConfig:
-    """A gateway config with a stream name unique to the test."""
-    stream = StreamSpec(name="T" + uuid.uuid4().hex[:12].upper())
-    base: dict[str, Any] = {"stream": stream, "shutdown_timeout_s": 30.0}
+    """A gateway config with a stream name and a queue group unique to the test.
+
+    The queue group is the test's own: the tests share one nats-server, and a gateway of
+    another test still subscribed in a shared group would take this test's messages."""
+    token = uuid.uuid4().hex[:12]
+    stream = StreamSpec(name="T" + token.upper())
+    base: dict[str, Any] = {"stream": stream, "shutdown_timeout_s": 30.0, "queue_group": "q" + token}
     base.update(changes)
     return GatewayConfig(**base)
 
