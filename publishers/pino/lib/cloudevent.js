@@ -1,0 +1,61 @@
+'use strict'
+// A LogEntryCreated as a CloudEvent over NATS (contracts/cloudevents.py): binary or structured mode.
+
+const { headers: natsHeaders } = require('@nats-io/transport-node')
+
+const ENTRY_TYPE = 'cortex_logging.entry.created'
+const JSON_TYPE = 'application/json'
+const STRUCTURED_TYPE = 'application/cloudevents+json'
+// Header values keep printable ASCII but '"' and '%'; the rest is percent-encoded UTF-8,
+// exactly what contracts.cloudevents.encode_binary writes and decode reads.
+const PLAIN = /^[\x21\x23\x24\x26-\x7e]*$/
+
+function percentEncode (text) {
+  if (PLAIN.test(text)) return text
+  let out = ''
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const keep = byte >= 0x21 && byte <= 0x7e && byte !== 0x22 && byte !== 0x25
+    out += keep ? String.fromCharCode(byte) : '%' + byte.toString(16).toUpperCase().padStart(2, '0')
+  }
+  return out
+}
+
+/** The event's context attributes: its id is the entry's logId, its time the entry's createdAt. */
+function attributes (entry) {
+  return {
+    specversion: '1.0',
+    id: entry.logId,
+    source: '//' + entry.source,
+    type: ENTRY_TYPE,
+    time: entry.createdAt
+  }
+}
+
+/**
+ * Encode an entry as a NATS message.
+ * @param {object} entry LogEntryCreated data
+ * @param {'binary'|'structured'} mode
+ * @returns {{headers: object, body: Buffer, size: number}} size: body plus header bytes
+ */
+function encodeEntry (entry, mode) {
+  const attrs = attributes(entry)
+  const h = natsHeaders()
+  let body
+  if (mode === 'structured') {
+    h.set('content-type', STRUCTURED_TYPE)
+    body = Buffer.from(JSON.stringify({ ...attrs, datacontenttype: JSON_TYPE, data: entry }))
+  } else {
+    h.set('content-type', JSON_TYPE)
+    for (const [name, value] of Object.entries(attrs)) h.set('ce-' + name, percentEncode(value))
+    body = Buffer.from(JSON.stringify(entry))
+  }
+  return { headers: h, body, size: body.length + h.encode().length }
+}
+
+/** The subject of a source: the entry subject, the source made one safe token, an optional prefix. */
+function subjectFor (source, prefix) {
+  const token = source.replace(/[^A-Za-z0-9_-]/g, '_')
+  return (prefix ? prefix + '.' : '') + ENTRY_TYPE + '.' + token
+}
+
+module.exports = { ENTRY_TYPE, encodeEntry, percentEncode, subjectFor }
