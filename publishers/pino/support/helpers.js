@@ -4,6 +4,7 @@
 
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
+const { once } = require('node:events')
 const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
@@ -77,4 +78,50 @@ function freePort () {
   })
 }
 
-module.exports = { BATCH_SUBJECT, REPORT, SERVER_BIN, TARGET, URL, collectBatches, freePort, report, runChild, until }
+/** A nats-server of the test's own (JetStream on, its store in dir), ready once it says so. */
+async function startServer ({ port, dir, args = [] }) {
+  const child = spawn(SERVER_BIN, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  let log = ''
+  await new Promise((resolve, reject) => {
+    child.stderr.on('data', (d) => {
+      log += d
+      if (log.includes('Server is ready')) resolve()
+    })
+    child.on('error', reject)
+    child.on('exit', (code) => reject(new Error(`nats-server exited (${code}): ${log}`)))
+  })
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    stop: () => {
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      return exited
+    }
+  }
+}
+
+/** A JetStream API request over the core client (no JetStream package needed). */
+async function jsApi (nc, api, body = {}) {
+  const reply = await nc.request(`$JS.API.${api}`, JSON.stringify(body), { timeout: 5000 })
+  const answer = JSON.parse(Buffer.from(reply.data).toString())
+  if (answer.error) throw new Error(`${api}: ${answer.error.description}`)
+  return answer
+}
+
+/** Every message a stream holds, its data parsed. */
+async function streamData (nc, stream) {
+  const info = await jsApi(nc, `STREAM.INFO.${stream}`)
+  const out = []
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const { message } = await jsApi(nc, `STREAM.MSG.GET.${stream}`, { seq })
+    out.push(JSON.parse(Buffer.from(message.data, 'base64').toString()))
+  }
+  return out
+}
+
+module.exports = {
+  BATCH_SUBJECT, REPORT, SERVER_BIN, TARGET, URL,
+  collectBatches, freePort, jsApi, report, runChild, startServer, streamData, until
+}
