@@ -3,7 +3,8 @@
 
 const assert = require('node:assert/strict')
 const { test } = require('node:test')
-const { encodeEntry, percentEncode, subjectFor } = require('../lib/cloudevent')
+const { headers: natsHeaders } = require('@nats-io/transport-node')
+const { HeaderBlock, encodeEntry, percentEncode, subjectFor } = require('../lib/cloudevent')
 const { DropCounter } = require('../lib/drops')
 const { createdAt, levelName, toEntry } = require('../lib/entry')
 const { parseOptions } = require('../lib/options')
@@ -72,6 +73,13 @@ test('binary mode: ce- headers percent-encoded as the gateway reads them; struct
   assert.deepEqual([event.specversion, event.time, event.data], ['1.0', entry.createdAt, entry])
   assert.equal(percentEncode('a"b%c é'), 'a%22b%25c%20%C3%A9')
   assert.equal(subjectFor('a.b>c', 'pre.fix'), 'pre.fix.cortex_logging.entry.created.a_b_c')
+})
+
+test("a header block is the client's own MsgHdrs encoding, byte for byte", () => {
+  const pairs = [['content-type', 'application/json'], ['ce-id', 'a-1'], ['ce-source', '//my%20svc']]
+  const theirs = natsHeaders()
+  for (const [name, value] of pairs) theirs.set(name, value)
+  assert.deepEqual(Buffer.from(new HeaderBlock(pairs).encode()), Buffer.from(theirs.encode()))
 })
 
 test('the buffer holds its limits, counting each drop by policy', () => {
