@@ -33,19 +33,13 @@ def _node() -> str:
     return node
 
 
-async def _node_tests(node: str, url: str, report: Path) -> tuple[int, str]:
-    env = {
-        **os.environ,
-        "CORTEX_PINO_NATS_URL": url,
-        "CORTEX_PINO_REPORT": str(report),
-        "CORTEX_PINO_NATS_SERVER_BIN": find_nats_server(),
-    }
+async def _run_node(node: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run node in publishers/pino; its exit code and its output (stdout and stderr together)."""
     proc = await asyncio.create_subprocess_exec(
         node,
-        "--test",
-        "test/",
+        *args,
         cwd=PINO,
-        env=env,
+        env={**os.environ, **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -71,7 +65,12 @@ async def test_the_pino_transport_delivers_through_a_real_gateway(
     report = tmp_path / "runs.jsonl"
     cfg = config()
     async with running_gateway(nats_server.url, cfg) as (gateway, _):
-        code, out = await _node_tests(node, nats_server.url, report)
+        env = {
+            "CORTEX_PINO_NATS_URL": nats_server.url,
+            "CORTEX_PINO_REPORT": str(report),
+            "CORTEX_PINO_NATS_SERVER_BIN": find_nats_server(),
+        }
+        code, out = await _run_node(node, "--test", "test/", env=env)
         assert code == 0, out[-6000:]
         await gateway.stop()
     assert _summary(out, "fail") == 0
@@ -88,3 +87,20 @@ async def test_the_pino_transport_delivers_through_a_real_gateway(
     assert all(count == 1 for count in stored.values()), [k for k, c in stored.items() if c > 1][:5]
     for run, expected in runs.items():
         assert sorted(n for r, n in stored if r == run) == list(range(expected)), run
+
+
+async def test_the_pino_benchmark_measures_every_contender(nats_server: NatsServer) -> None:
+    """A smoke run of publishers/pino/bench/bench.js: every measurement works (not how fast)."""
+    node = _node()
+    async with running_gateway(nats_server.url, config()):
+        code, out = await _run_node(
+            node, "bench/bench.js", "--nats-url", nats_server.url, "--count", "300", "--rounds", "1"
+        )
+    assert code == 0, out[-4000:]
+    results = json.loads(out[out.index('{\n  "count"') :])  # after the progress lines
+    calls = results["call_us"]
+    assert set(calls) == {"transport", "destination_file", "main_thread_nats"}
+    assert all(c["median"] > 0 for c in calls.values())
+    ratio = results["ratio_transport_to_destination_file"]["median"]
+    assert ratio == pytest.approx(calls["transport"]["median"] / calls["destination_file"]["median"])
+    assert results["end_to_end_entries_per_s"]["median"] > 0
