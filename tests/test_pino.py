@@ -12,14 +12,20 @@ import json
 import os
 import re
 import shutil
+import ssl
+import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import nats
 import pytest
 from nats.aio.client import Client
 
 from gateway.process.natsserver import NatsServer, find_nats_server
-from tests.helpers import config, running_gateway, stored_batches
+from tests.helpers import collect, config, running_gateway, stored_batches, until
+from tests.natsauth import operator_setup
+from tests.test_tls import _issue, _make_ca, _tls_config, _write
 
 PINO = Path(__file__).resolve().parent.parent / "publishers" / "pino"
 
@@ -104,3 +110,52 @@ async def test_the_pino_benchmark_measures_every_contender(nats_server: NatsServ
     ratio = results["ratio_transport_to_destination_file"]["median"]
     assert ratio == pytest.approx(calls["transport"]["median"] / calls["destination_file"]["median"])
     assert results["end_to_end_entries_per_s"]["median"] > 0
+
+
+async def _entries_from_a_child(node: str, nc: Client, options: dict[str, Any], count: int = 50) -> list[Any]:
+    """Run support/log-and-exit.js (log ``count`` records, then process.exit) with these transport
+    options; the entries that arrived on ``nc``, decoded."""
+    run = uuid.uuid4().hex
+    got = await collect(nc, "cortex_logging.entry.created.>")
+    env = {"RUN": run, "LOG_COUNT": str(count), "TRANSPORT_OPTIONS": json.dumps(options)}
+    code, out = await _run_node(node, "support/log-and-exit.js", env=env)
+    assert code == 0, out[-3000:]
+    await until(lambda: len(got) >= count, 20)
+    entries = [json.loads(msg.data) for msg in got]
+    assert [msg.headers and msg.headers.get("ce-type") for msg in got] == [
+        "cortex_logging.entry.created"
+    ] * count
+    assert sorted(e["metadata"]["n"] for e in entries if e["metadata"]["run"] == run) == list(range(count))
+    return entries
+
+
+async def test_the_pino_transport_authenticates_with_a_creds_file(tmp_path: Path) -> None:
+    node = _node()
+    setup = operator_setup()
+    creds = setup.user_creds(tmp_path / "user.creds")
+    with NatsServer(store_dir=tmp_path / "nats", config=setup.server_config()) as server:
+        nc = await nats.connect(server.url, user_credentials=str(creds))
+        try:
+            entries = await _entries_from_a_child(node, nc, {"servers": server.url, "credsFile": str(creds)})
+        finally:
+            await nc.close()
+    assert {e["source"] for e in entries} == {"pino-exit"}
+
+
+async def test_the_pino_transport_speaks_tls_with_a_client_certificate(tmp_path: Path) -> None:
+    node = _node()
+    ca, ca_key = _make_ca("test-ca")
+    ca_file, _ = _write(tmp_path / "ca", ca, ca_key)
+    server_cert, server_key = _write(tmp_path / "server", *_issue("127.0.0.1", ca, ca_key, server=True))
+    client_cert, client_key = _write(tmp_path / "client", *_issue("pino", ca, ca_key, server=False))
+    pki = {"ca": ca_file, "server_cert": server_cert, "server_key": server_key}
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.load_cert_chain(str(client_cert), str(client_key))
+    tls = {"caFile": str(ca_file), "certFile": str(client_cert), "keyFile": str(client_key)}
+    with NatsServer(store_dir=tmp_path / "nats", config=_tls_config(pki, verify=True)) as server:
+        url = server.url.replace("nats://", "tls://")
+        nc = await nats.connect(url, tls=context)
+        try:
+            await _entries_from_a_child(node, nc, {"servers": url, "tls": tls})
+        finally:
+            await nc.close()
