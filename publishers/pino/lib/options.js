@@ -41,7 +41,7 @@ function oneOf (opts, name, choices) {
 
 function text (opts, name, { empty = false } = {}) {
   const value = opts[name]
-  if (typeof value !== 'string' || (!empty && value === '')) fail(name, 'a non-empty string', value)
+  if (typeof value !== 'string' || (!empty && value === '')) fail(name, empty ? 'a string' : 'a non-empty string', value)
   return value
 }
 

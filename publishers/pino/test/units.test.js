@@ -122,7 +122,9 @@ test('bad options are refused, naming the option', () => {
     [{ subjectPrefix: 'a.>' }, /option subjectPrefix must be dot-separated tokens/],
     [{ servers: [] }, /option servers must be a URL/],
     [{ credsFile: '/nonexistent.creds' }, /option credsFile must be a readable credentials file/],
-    [{ source: '' }, /option source must be a non-empty string/]
+    [{ source: '' }, /option source must be a non-empty string/],
+    [{ user: 'u' }, /option password must be a string, got undefined/],
+    [{ tls: 'yes' }, /option tls must be an object/]
   ]
   for (const [given, message] of cases) assert.throws(() => parseOptions(given), message)
   const parsed = parseOptions({ servers: 'nats://a:1, nats://b:2', user: 'u', password: 'p', token: 't' })
