@@ -228,7 +228,9 @@ class NatsTransport {
 
   _probe (nc) {
     if (this.stopped || nc.isClosed()) return
-    nc.flush().then(() => this._reconnected(), () => this._probe(nc))
+    // A flush waits for the next connection; should one fail at once, the next try waits a while.
+    const again = () => this._pause(this.options.reconnectTimeWaitMs).then(() => this._probe(nc))
+    nc.flush().then(() => this._reconnected(), again)
   }
 
   _checkIdle () {
