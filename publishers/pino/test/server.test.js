@@ -16,16 +16,16 @@ const { SERVER_BIN, TARGET, freePort, jsApi, runChild, startServer, streamData, 
 const SUBJECT = 'cortex_logging.entry.created.>'
 
 /** Make a stream capturing the test's entry subject; resolves with a function counting its messages. */
-async function captureEntries (url, token) {
-  const nc = await connect({ servers: url, token })
+async function captureEntries (url, auth = {}) {
+  const nc = await connect({ servers: url, ...auth })
   const name = 'PINO' + crypto.randomBytes(4).toString('hex').toUpperCase()
   await jsApi(nc, `STREAM.CREATE.${name}`, { name, subjects: [SUBJECT], storage: 'file' })
   await nc.close()
   return name
 }
 
-async function stored (url, stream, token) {
-  const nc = await connect({ servers: url, token })
+async function stored (url, stream, auth = {}) {
+  const nc = await connect({ servers: url, ...auth })
   try {
     return await streamData(nc, stream)
   } finally {
@@ -72,7 +72,7 @@ describe('against a server of its own', { skip: SERVER_BIN ? false : 'CORTEX_PIN
 
   test('token authentication: the right token publishes, a wrong one is refused and counted', async () => {
     const server = await startServer({ port: await freePort(), dir: path.join(dir, 'token'), args: ['--auth', 's3cret'] })
-    const stream = await captureEntries(server.url, 's3cret')
+    const stream = await captureEntries(server.url, { token: 's3cret' })
     const run = async (token, closeTimeoutMs) => runChild('log-and-exit.js', {
       RUN: token,
       LOG_COUNT: '20',
@@ -85,8 +85,22 @@ describe('against a server of its own', { skip: SERVER_BIN ? false : 'CORTEX_PIN
     assert.match(bad.stderr, /cannot connect to nats:\/\/127\.0\.0\.1:\d+: .*[Aa]uthorization/)
     assert.match(bad.stderr, /closed: published 0, dropped 20 \(shutdown: 20\)/)
     assert.doesNotMatch(bad.stderr, /wrong/, 'the token was written out')
-    const entries = await stored(server.url, stream, 's3cret')
+    const entries = await stored(server.url, stream, { token: 's3cret' })
     assert.deepEqual(entries.map((e) => e.metadata.run), Array(20).fill('s3cret'))
+    await server.stop()
+  })
+
+  test('user and password authentication', async () => {
+    const server = await startServer({
+      port: await freePort(), dir: path.join(dir, 'user'), args: ['--user', 'logger', '--pass', 'p@ss word']
+    })
+    const auth = { user: 'logger', pass: 'p@ss word' }
+    const stream = await captureEntries(server.url, auth)
+    const options = { servers: server.url, user: 'logger', password: 'p@ss word' }
+    const child = await runChild('log-and-exit.js', { RUN: 'user', LOG_COUNT: '20', TRANSPORT_OPTIONS: JSON.stringify(options) })
+    assert.equal(child.code, 0, child.stderr)
+    assert.equal(child.stderr, '')
+    assert.equal((await stored(server.url, stream, auth)).length, 20)
     await server.stop()
   })
 })
