@@ -69,8 +69,10 @@ class NatsTransport {
   }
 
   start () {
-    this.connecting = this._connectLoop()
-    this.pumping = this._pump()
+    // Should either loop die (a bug), it is said with its stack; what it held is still counted.
+    const died = (what) => (err) => this.write(`the ${what} failed: ${err?.stack ?? err}`)
+    this.connecting = this._connectLoop().catch(died('connection loop'))
+    this.pumping = this._pump().catch(died('publishing loop'))
   }
 
   /** One parsed pino record: mapped, encoded and buffered (or dropped and counted). Never throws. */
