@@ -1,9 +1,11 @@
 """The MCP server for the platform's agents: ``log-gateway mcp`` (stdio) and ``run --mcp`` (HTTP).
 
-Needs the ``mcp`` extra; nothing here is imported unless one of those runs.
+The server (``gateway.mcp.server``), its NATS side (``backend``) and the HTTP
+listener (``http``) need the ``mcp`` extra and are imported only by the command
+that serves; this package itself loads only the settings, so ``run`` without
+``--mcp`` starts as fast as before.
 """
 
-from gateway.mcp.backend import Backend, ToolFailed
-from gateway.mcp.server import build_server
+from gateway.mcp.config import McpHttpSettings, is_loopback
 
-__all__ = ["Backend", "ToolFailed", "build_server"]
+__all__ = ["McpHttpSettings", "is_loopback"]

@@ -10,9 +10,7 @@ process's SIGTERM and SIGINT from the gateway.
 
 import asyncio
 import hmac
-import ipaddress
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -20,42 +18,13 @@ from mcp.server import MCPServer
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.mcp.config import McpHttpSettings
 from gateway.tasks import OnDeath, watched
 
-__all__ = ["McpHttp", "McpHttpSettings", "is_loopback"]
+__all__ = ["PATH", "McpHttp"]
 
 PATH = "/mcp"
 _SHUTDOWN_S = 2  # open event streams are cut after this long
-
-
-def is_loopback(host: str) -> bool:
-    """``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class McpHttpSettings:
-    """Where ``/mcp`` listens, and the bearer token it asks for (required off loopback)."""
-
-    host: str = "127.0.0.1"
-    port: int = 9465
-    token: str | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"mcp_port must be 0..65535, got {self.port}")
-        if self.token == "":
-            raise ValueError("mcp_token must not be empty")
-        if self.token is None and not is_loopback(self.host):
-            raise ValueError(
-                f"mcp_token is required to serve MCP on {self.host}, which is not a loopback address: "
-                "anyone who reaches it could query the logs and change the gateway's settings"
-            )
 
 
 class _BearerToken:

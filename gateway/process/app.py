@@ -20,6 +20,7 @@ import gc
 import logging
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -29,10 +30,14 @@ from nats.errors import SlowConsumerError
 
 from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
 from gateway.config import GatewayConfig
+from gateway.mcp.config import McpHttpSettings
 from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
 from gateway.process.metrics import render_metrics
 from gateway.service import Gateway, ShutdownReport
+
+if TYPE_CHECKING:
+    from gateway.mcp.http import McpHttp
 
 __all__ = ["GatewayApp", "build_app", "build_asyncapi", "say"]
 
@@ -65,16 +70,28 @@ class GatewayApp:
     health: HealthServer | None
     report: ShutdownReport | None = None
     ingest: NatsBroker | None = None  # the core-ingest connection's broker (None with durable ingest)
+    mcp: McpHttp | None = None  # the /mcp listener (run --mcp), once started
+    mcp_failed: list[str] = field(default_factory=list)  # its task, should it die
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """The background tasks (the gateway's and the /mcp listener's) that died."""
+        return (*self.gateway.failed, *self.mcp_failed)
 
     @property
     def is_ready(self) -> bool:
         """The gateway is started, none of its background tasks died, and both its connections are up."""
         ingest = self.ingest
-        up = self.gateway.ready and not self.gateway.failed and _connected(self.broker)
+        up = self.gateway.ready and not self.failed and _connected(self.broker)
         return up and (ingest is None or _connected(ingest))
 
+    def mcp_died(self, task: asyncio.Task[Any], _exc: BaseException | None) -> None:
+        self.mcp_failed.append(task.get_name())
+
     async def stopping(self) -> None:
-        """Stop the gateway (flushing what it holds), then its ingest connection and the health server."""
+        """Stop the /mcp listener, the gateway (flushing what it holds), the ingest connection, health."""
+        if self.mcp is not None:
+            await self.mcp.stop()
         try:
             self.report = await self.gateway.stop()
         finally:
@@ -162,6 +179,7 @@ def build_app(
     *,
     http_port: int | None = None,
     http_host: str = "127.0.0.1",
+    mcp: McpHttpSettings | None = None,
 ) -> GatewayApp:
     """The runnable application; nothing connects until FastStream starts it."""
     gateway = Gateway(config)
@@ -177,7 +195,7 @@ def build_app(
             host=http_host,
             ready=lambda: holder.is_ready,
             metrics=lambda: render_metrics(gateway),
-            failed=lambda: gateway.failed,
+            failed=lambda: holder.failed,
         )
     holder = GatewayApp(
         FastStream(broker, specification=_spec(broker)), broker, gateway, health, ingest=ingest
@@ -189,13 +207,39 @@ def build_app(
         _tune_collector()
         if health is not None:
             await health.start()
-        http = f" http=http://{http_host}:{health.port}" if health else ""
-        say(f"log-gateway: ready gateway_id={config.gateway_id}{http}")
+        await _mcp_and_ready_line(holder, config, http_host, mcp)
         holder.ready.set()
 
     holder.app.after_startup(started)
     holder.app.on_shutdown(holder.stopping)
     return holder
+
+
+async def _mcp_and_ready_line(
+    holder: GatewayApp, config: GatewayConfig, http_host: str, mcp: McpHttpSettings | None
+) -> None:
+    """Start the /mcp listener (with ``--mcp``), then say the gateway is ready and where it listens."""
+    holder.mcp = None if mcp is None else await _start_mcp(holder, config, mcp)
+    health = holder.health
+    http = f" http=http://{http_host}:{health.port}" if health else ""
+    http += f" mcp={holder.mcp.url}" if holder.mcp else ""
+    say(f"log-gateway: ready gateway_id={config.gateway_id}{http}")
+
+
+async def _start_mcp(holder: GatewayApp, config: GatewayConfig, settings: McpHttpSettings) -> McpHttp:
+    """The /mcp listener on the broker's connection (imported here: it needs the mcp extra)."""
+    from gateway.mcp.serve import start_http  # noqa: PLC0415 - the mcp extra, only with --mcp
+
+    nc = holder.broker.connection
+    # The batches are where they were stored: another stream may already capture the subject.
+    stream = await nc.jetstream().find_stream_name_by_subject(config.subjects.batch)
+    return await start_http(
+        nc,
+        settings,
+        stream=stream,
+        subject_prefix=config.subjects.prefix,
+        on_death=holder.mcp_died,
+    )
 
 
 def _connected(broker: NatsBroker) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 from gateway.process.settings import (
     ARCHIVE_OPTIONS,
     ASYNCAPI_OPTIONS,
+    MCP_OPTIONS,
     RUN_OPTIONS,
     TAIL_OPTIONS,
     SettingError,
@@ -28,6 +29,7 @@ from gateway.process.settings import (
     check_bench,
     check_config,
     effective_settings,
+    mcp_http_settings,
     read_options,
     required_connection,
     run_settings,
@@ -41,7 +43,8 @@ DESCRIPTION = (
     "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
     "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
     "archive batches to files and read them back (archive, archive-read), watch entries live (tail) "
-    "and measure it (bench). 'log-gateway COMMAND --help' lists a command's flags."
+    "and measure it (bench), serve the platform's MCP tools to agents (mcp). "
+    "'log-gateway COMMAND --help' lists a command's flags."
 )
 
 log = logging.getLogger("log_gateway")
@@ -54,6 +57,8 @@ def _configure_logging(level: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     values = read_options(args, RUN_OPTIONS)
     config, connection = run_settings(values)
+    if values["mcp"]:
+        _require_mcp("run --mcp")
     _configure_logging(values["log_level"])
     from gateway.process import supervisor
     from gateway.process.natsserver import NatsServer
@@ -90,7 +95,13 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
     from gateway.process.app import build_app
     from gateway.process.connection import redact_url
 
-    holder = build_app(config, connection, http_port=values["http_port"], http_host=values["http_host"])
+    holder = build_app(
+        config,
+        connection,
+        http_port=values["http_port"],
+        http_host=values["http_host"],
+        mcp=mcp_http_settings(values),
+    )
     try:
         if not await _started_in_time(holder, values["connect_timeout_s"]):
             servers = ", ".join(redact_url(url) for url in connection.servers)
@@ -235,6 +246,34 @@ def _require(what: str, extra: str, modules: dict[str, str]) -> None:
             ) from None
 
 
+def _require_mcp(what: str) -> None:
+    _require(what, "mcp", {"mcp.server": "mcp", "uvicorn": "uvicorn"})
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    """``log-gateway mcp``: the MCP server on stdin/stdout; logs (and errors) go to stderr."""
+    values = read_options(args, MCP_OPTIONS)
+    connection = required_connection(values)
+    _require_mcp("mcp")
+    _configure_logging(values["log_level"])
+    return asyncio.run(_mcp_main(connection, values))
+
+
+async def _mcp_main(connection: Any, values: dict[str, Any]) -> int:
+    from gateway.mcp.serve import serve_stdio
+
+    def serve(nc: Any, stop: asyncio.Event) -> Any:
+        return serve_stdio(
+            nc,
+            stop,
+            stream=values["stream_name"],
+            subject_prefix=values["subject_prefix"],
+            archive_dir=values["archive_dir"],
+        )
+
+    return await _connected_until_signalled(connection, values["connect_timeout_s"], serve)
+
+
 def _bench(args: argparse.Namespace) -> int:
     _require("bench", "bench", {"opentelemetry.sdk._logs": "opentelemetry-sdk", "matplotlib": "matplotlib"})
     from gateway.bench import BenchConfig, run_bench
@@ -338,6 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(tail, TAIL_OPTIONS)
     tail.set_defaults(func=_tail)
     _add_bench_command(commands)
+    mcp = commands.add_parser(
+        "mcp", help="serve the MCP tools (query_logs, log_message, ...) over stdio, for an agent host"
+    )
+    add_options(mcp, MCP_OPTIONS)
+    mcp.set_defaults(func=_mcp)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")
     schemas.set_defaults(func=_schemas)

@@ -34,6 +34,7 @@ from gateway.consumers.tail import TailOptions
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
+from gateway.mcp.config import McpHttpSettings
 from gateway.process.configfile import read_config
 from gateway.process.connection import ConnectionSettings, redact_url
 from gateway.spool.store import FsyncPolicy
@@ -43,6 +44,8 @@ __all__ = [
     "ARCHIVE_OPTIONS",
     "ASYNCAPI_OPTIONS",
     "CONNECTION_OPTIONS",
+    "MCP_HTTP_OPTIONS",
+    "MCP_OPTIONS",
     "RUN_OPTIONS",
     "TAIL_OPTIONS",
     "Option",
@@ -56,6 +59,7 @@ __all__ = [
     "connection_settings",
     "effective_settings",
     "gateway_config",
+    "mcp_http_settings",
     "read_options",
     "read_sourced",
     "required_connection",
@@ -215,6 +219,22 @@ _REMOTE_CONNECTION_OPTIONS = (
 _CONNECT_TIMEOUT = Option(
     "--connect-timeout-s", float, 30.0, "give up at start if not connected (and ready) by then"
 )
+_QUERY_ARCHIVE = "archive directory query_logs reads beside the stream (unset: the stream only)"
+MCP_HTTP_OPTIONS = (
+    Option("--mcp", _bool, False, "serve MCP (streamable HTTP) at /mcp, on a listener of its own"),
+    Option(
+        "--mcp-host",
+        str,
+        _default(McpHttpSettings, "host"),
+        "address of the /mcp listener (not loopback: --mcp-token is required)",
+    ),
+    Option("--mcp-port", int, _default(McpHttpSettings, "port"), "port of the /mcp listener (0: any free)"),
+    Option(
+        "--mcp-token", str, None, "bearer token MCP clients must send (required off loopback)", secret=True
+    ),
+    Option("--mcp-archive-dir", Path, None, _QUERY_ARCHIVE),
+)
+"""``run --mcp``: the MCP server over streamable HTTP beside the gateway."""
 RUN_OPTIONS = (
     *CONNECTION_OPTIONS,
     Option(
@@ -412,6 +432,7 @@ RUN_OPTIONS = (
         "serve /healthz, /readyz and /metrics on this port (0: any free port; unset: no HTTP server)",
     ),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
+    *MCP_HTTP_OPTIONS,
     Option("--log-level", _level, "info", "debug, info, warning or error"),
 )
 
@@ -462,6 +483,14 @@ TAIL_OPTIONS = (
     Option("--color", _color, "auto", "auto, always or never"),
     _CONNECT_TIMEOUT,
 )
+MCP_OPTIONS = (
+    *_REMOTE_CONNECTION_OPTIONS,
+    Option("--stream-name", str, _default(StreamSpec, "name"), "stream holding the gateway's batches"),
+    Option("--archive-dir", Path, None, _QUERY_ARCHIVE),
+    _CONNECT_TIMEOUT,
+    Option("--log-level", _level, "warning", "debug, info, warning or error (to stderr: stdout is MCP's)"),
+)
+"""``log-gateway mcp``: the MCP server over stdio, for an agent host that starts it."""
 
 
 def _shown(value: Any) -> str | None:
@@ -797,7 +826,28 @@ def run_settings(values: Mapping[str, Any]) -> tuple[GatewayConfig, ConnectionSe
     if values["workers"] < 1:
         raise SettingError(f"--workers must be at least 1, got {values['workers']}")
     _check_connect_timeout(values)
+    if mcp_http_settings(values) is not None and values["workers"] > 1:
+        raise SettingError("--mcp serves from one gateway process: use it with --workers 1")
     return config, connection
+
+
+def mcp_http_settings(values: Mapping[str, Any]) -> McpHttpSettings | None:
+    """The ``/mcp`` listener of ``run --mcp``; None without ``--mcp``.
+
+    Raises:
+        SettingError: a bad port, or no token for an address that is not loopback.
+    """
+    if not values["mcp"]:
+        return None
+    try:
+        return McpHttpSettings(
+            host=values["mcp_host"],
+            port=values["mcp_port"],
+            token=values["mcp_token"],
+            archive_dir=values["mcp_archive_dir"],
+        )
+    except ValueError as exc:
+        raise _named(exc, values) from None
 
 
 def _check_connect_timeout(values: Mapping[str, Any]) -> None:
