@@ -55,6 +55,11 @@ RULES = (
         (*_RUNTIME, "gateway.config"),
         "consumer tools run elsewhere: contracts, the core and NATS only",
     ),
+    Rule(
+        "gateway.mcp",
+        ("gateway.ingest", "gateway.spool", "gateway.sender", "gateway.service", "gateway.process"),
+        "the MCP server reaches a gateway over NATS, as any agent would",
+    ),
     Rule("gateway.ingest.wire", ("nats",), "the wire splitter is pure: bytes in, frames out"),
     Rule(
         "gateway.config",
