@@ -15,10 +15,12 @@ __all__ = [
     "MAX_LIMIT",
     "Limit",
     "LogMessageResult",
+    "Order",
     "PlatformLevel",
     "QueryLogsResult",
     "TimeRange",
     "entry_level",
+    "query_data",
 ]
 
 DEFAULT_LIMIT = 100
@@ -33,6 +35,9 @@ Limit = Annotated[
 ]
 
 
+Order = Literal["oldest", "newest"]
+
+
 def entry_level(level: PlatformLevel) -> LogLevel:
     """The entry contract's level for the platform's ``level`` (``trace`` -> ``debug``)."""
     return "debug" if level == "trace" else level
@@ -43,8 +48,34 @@ class TimeRange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    start: str | None = Field(default=None, description="RFC 3339, inclusive, e.g. 2025-10-13T08:00:00Z")
-    end: str | None = Field(default=None, description="RFC 3339, exclusive")
+    start: str | None = Field(default=None, description="RFC 3339, inclusive, e.g. 2025-10-13T08:00:00.000Z")
+    end: str | None = Field(default=None, description="RFC 3339, inclusive")
+
+
+def query_data(
+    *,
+    level: PlatformLevel | None,
+    min_level: PlatformLevel | None,
+    time_range: TimeRange | None,
+    text: str | None,
+    limit: int,
+    cursor: str | None,
+    source: str | None,
+    trace_id: str | None,
+    order: Order,
+) -> dict[str, Any]:
+    """The gateway's query (``contracts.query.LogQuery`` fields) for ``query_logs``' arguments."""
+    data: dict[str, Any] = {
+        "level": None if level is None else entry_level(level),
+        "min_level": None if min_level is None else entry_level(min_level),
+        "start": None if time_range is None else time_range.start,
+        "end": None if time_range is None else time_range.end,
+        "filter": text,
+        "cursor": cursor,
+        "source": source,
+        "traceId": trace_id,
+    }
+    return {key: value for key, value in data.items() if value is not None} | {"limit": limit, "order": order}
 
 
 class QueryLogsResult(BaseModel):
