@@ -54,7 +54,9 @@ class Archiver:
         self._nc = nc
         self.config = config
         self._clock = clock
-        self.writer = SegmentWriter(config.directory, compression=config.compression, fsync=config.fsync)
+        self.writer = SegmentWriter(
+            config.directory, compression=config.compression, fsync=config.fsync, stream=config.stream
+        )
         self.segments: list[SegmentInfo] = []
         self._pending: list[Delivery] = []
 
@@ -111,8 +113,7 @@ class Archiver:
 
     async def _take(self, delivery: Delivery) -> None:
         now = self._clock()
-        for entry in delivery.batch.entries:
-            self.writer.write(entry, now)
+        self.writer.write_batch(delivery.batch.entries, now, seq=delivery.stream_sequence)
         self._pending.append(delivery)
         if self.writer.size >= self.config.max_segment_bytes or self._segment_expired():
             await self._finish()

@@ -1,0 +1,225 @@
+"""Ask the logs: paging over the real stream and real segments, cursors, time seeks, overlap."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+
+from contracts.models import LogBatchCreated
+from contracts.query import CursorError, LogQuery, Order, QueryError
+from contracts.timestamps import format_timestamp, now_timestamp
+from gateway.consumers.archiver import ArchiveConfig, Archiver
+from gateway.consumers.query import QueryStats, query_entries, query_page
+from gateway.core.limits import BatchLimits
+from gateway.process.natsserver import NatsServer
+from gateway.service import Gateway
+from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches, until
+
+
+@asynccontextmanager
+async def gateway_of(url: str) -> AsyncIterator[tuple[Gateway, str]]:
+    """A gateway making batches of 10 into a stream of its own."""
+    cfg = config(batch=BatchLimits(max_entries=10, max_delay_ms=5))
+    async with running_gateway(url, cfg) as (gateway, _):
+        yield gateway, cfg.stream.name
+
+
+async def send(nc: Client, gateway: Gateway, batch: list[dict[str, Any]]) -> None:
+    """Publish entries and wait until the gateway has stored them."""
+    want = gateway.stats.published + len(batch)
+    await publish_entries(nc, batch)
+    await until(lambda: gateway.stats.published >= want)
+
+
+async def in_stream(nc: Client, stream: str, keep: Any = None) -> list[str]:
+    """The logIds of the stream's entries, in stream order (only those ``keep`` passes)."""
+    stored = await stored_batches(nc.jetstream(), stream)
+    return [e.logId for s in stored for e in s.batch.entries if keep is None or keep(e)]
+
+
+def warn_up(entry: Any) -> bool:
+    return entry.level in ("warn", "error", "fatal")
+
+
+async def page_all(nc: Client, query: LogQuery, stream: str, between: Any = None, **kw: Any) -> list[str]:
+    """Every page of ``query`` to the last, calling ``between()`` after each page."""
+    got: list[str] = []
+    while True:
+        page = await query_page(nc, query, stream=stream, **kw)
+        assert len(page.entries) <= query.limit
+        got.extend(e.logId for e in page.entries)
+        if page.nextCursor is None:
+            return got
+        assert len(page.entries) == query.limit
+        if between is not None:
+            await between()
+        query = query.model_copy(update={"cursor": page.nextCursor})
+
+
+@pytest.mark.parametrize("order", ["oldest", "newest"])
+async def test_paging_while_entries_arrive_returns_each_once_in_order(
+    nats_server: NatsServer, nc: Client, order: Order
+) -> None:
+    async with gateway_of(nats_server.url) as (gateway, stream):
+        await send(nc, gateway, entries(200))
+        before = await in_stream(nc, stream, warn_up)
+        chunks = [entries(20, start=1000 + 20 * i) for i in range(10)]
+
+        async def more() -> None:  # new entries arrive between every two pages
+            if chunks:
+                await send(nc, gateway, chunks.pop(0))
+
+        query = LogQuery(min_level="warn", limit=7, order=order)
+        got = await page_all(nc, query, stream, more)
+        assert not chunks  # entries did arrive while paging
+        after = await in_stream(nc, stream, warn_up)
+    assert len(got) == len(set(got))
+    if order == "oldest":
+        assert got == after  # the ones that arrived meanwhile too, in stream order
+        assert len(after) == len(before) + 10 * 20 * 3 // 5
+    else:
+        assert got == before[::-1]  # newest first, from where the first page stood
+
+
+async def test_a_cursor_with_other_filters_or_garbage_is_refused(nats_server: NatsServer, nc: Client) -> None:
+    async with gateway_of(nats_server.url) as (gateway, stream):
+        await send(nc, gateway, entries(30))
+        page = await query_page(nc, LogQuery(level="error", limit=2), stream=stream)
+        assert page.nextCursor is not None
+        others: list[dict[str, Any]] = [
+            {"level": "warn"},
+            {"filter": "x"},
+            {"order": "newest"},
+            {"source": "s"},
+        ]
+        for other in others:
+            query = LogQuery.parse({"cursor": page.nextCursor, "limit": 2, **other})
+            with pytest.raises(CursorError, match="other filters"):
+                await query_page(nc, query, stream=stream)
+        same = await query_page(nc, LogQuery(level="error", limit=5, cursor=page.nextCursor), stream=stream)
+        assert same.entries  # a different limit is the same query
+        for garbage in ("nope", "e30", page.nextCursor[:-4]):
+            with pytest.raises(CursorError):
+                await query_page(nc, LogQuery(level="error", cursor=garbage), stream=stream)
+
+
+@pytest.mark.parametrize("order", ["oldest", "newest"])
+async def test_a_time_range_query_does_not_read_the_stream_from_its_start(
+    nats_server: NatsServer, nc: Client, order: Order
+) -> None:
+    async with gateway_of(nats_server.url) as (gateway, stream):
+        await send(nc, gateway, entries(400))  # 40 batches of entries from 2025
+        boundary = format_timestamp(datetime.now(UTC))
+        recent = entries(20, start=5000, createdAt=now_timestamp())
+        await send(nc, gateway, recent)
+        stats = QueryStats()
+        query = LogQuery(start=boundary, order=order)
+        page = await query_page(nc, query, stream=stream, stats=stats, clock_skew_s=0.0)
+    want = [e["logId"] for e in recent]
+    assert [e.logId for e in page.entries] == (want if order == "oldest" else want[::-1])
+    assert page.nextCursor is None
+    assert stats.stream_messages <= 4  # the 2-3 recent batches (and one older batch going backwards)
+    assert stats.stream_probes <= 7  # a binary search over 42 sequences
+    assert stats.entries_scanned <= 40
+
+
+async def test_archive_and_stream_overlap_each_entry_once(
+    nats_server: NatsServer, nc: Client, tmp_path: Path
+) -> None:
+    async with gateway_of(nats_server.url) as (gateway, stream):
+        await send(nc, gateway, entries(150))
+        await archive_all(nc, stream, tmp_path, 150)
+        await send(nc, gateway, entries(50, start=500))
+        everything = await in_stream(nc, stream)
+        for order in ("oldest", "newest"):
+            query = LogQuery(limit=13, order=order)
+            got = await page_all(nc, query, stream, archive_dir=tmp_path)
+            assert got == (everything if order == "oldest" else everything[::-1])
+        # The stream forgets its first 8 batches (alerts and announcements share it): the archive has them.
+        js = nc.jetstream()
+        seq = (await js.stream_info(stream)).state.first_seq
+        for _ in range(8):
+            msg = await js.get_msg(stream, seq, subject=LogBatchCreated.EVENT_TYPE, next=True)
+            seq = (msg.seq or 0) + 1
+        assert await js.purge_stream(stream, seq=seq)
+        stats = QueryStats()
+        got = [
+            e.logId
+            async for e in query_entries(nc, LogQuery(), stream=stream, archive_dir=tmp_path, stats=stats)
+        ]
+        assert got == everything
+        assert stats.segments_opened >= 1
+        newest = await page_all(nc, LogQuery(limit=9, order="newest"), stream, archive_dir=tmp_path)
+        assert newest == everything[::-1]
+
+
+async def archive_all(nc: Client, stream: str, directory: Path, count: int) -> None:
+    """Archive the stream's first ``count`` entries into small segments (with manifests)."""
+    archiver = Archiver(
+        nc, ArchiveConfig(directory=directory, stream=stream, max_segment_bytes=8_000, fsync=False)
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(archiver.run(stop))
+    await until(lambda: sum(s.entry_count for s in archiver.segments) + archiver.writer.entries >= count)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert len(archiver.segments) > 2
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"level": "loud"}, "level"),
+        ({"level": "warn", "min_level": "error"}, "not both"),
+        ({"start": "yesterday"}, "RFC 3339"),
+        ({"start": "2025-10-13T09:00:00Z", "end": "2025-10-13T08:00:00Z"}, "after end"),
+        ({"filter": "(", "regex": True}, "regular expression"),
+        ({"order": "sideways"}, "order"),
+        ({"levle": "warn"}, "levle"),
+    ],
+)
+def test_bad_queries_are_refused_with_a_reason(data: dict[str, Any], says: str) -> None:
+    with pytest.raises(QueryError, match=says):
+        LogQuery.parse(data)
+
+
+def test_limit_defaults_to_100_and_accepts_1_to_1000() -> None:
+    assert LogQuery().limit == 100
+    assert LogQuery.parse({"limit": 1}).limit == 1
+    assert LogQuery.parse({"limit": 1000}).limit == 1000
+
+
+async def test_no_stream_and_no_archive_is_a_clear_error(nc: Client) -> None:
+    with pytest.raises(QueryError, match="no stream 'NOPE'"):
+        await query_page(nc, LogQuery(), stream="NOPE")
+    with pytest.raises(QueryError, match="does not exist"):
+        await query_page(nc, LogQuery(), stream="NOPE", archive_dir=Path("/nonexistent/archive"))
+
+
+async def test_filters_select_entries(nats_server: NatsServer, nc: Client) -> None:
+    sent = entries(60, component="charge") + entries(5, start=100, traceId="t-1", message="Card DECLINED x")
+    async with gateway_of(nats_server.url) as (gateway, stream):
+        await send(nc, gateway, sent)
+
+        async def ids(**q: Any) -> list[str]:
+            return [e.logId for e in (await query_page(nc, LogQuery(**q), stream=stream)).entries]
+
+        assert await ids(filter="declined") == [e["logId"] for e in sent[60:]]
+        assert await ids(filter=r"card\s+dec", regex=True) == [e["logId"] for e in sent[60:]]
+        assert await ids(traceId="t-1", level="error") == [
+            e["logId"] for e in sent[60:] if e["level"] == "error"
+        ]
+        assert await ids(source="svc-1", component="charge") == [
+            e["logId"] for e in sent[:60] if e["source"] == "svc-1"
+        ]
+        assert await ids(end="2025-10-13T08:00:09.999Z") == [e["logId"] for e in sent[:10]]
+        assert log_ids(await stored_batches(nc.jetstream(), stream))
