@@ -6,18 +6,25 @@ from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 
 from contracts.errors import ContractError
 from contracts.events import subject_for
-from contracts.models import LogEntryCreated
-from gateway.mcp.tools import LogMessageResult, PlatformLevel, entry_level
+from contracts.models import LogBatchCreated, LogEntryCreated
+from contracts.query import CursorError, LogQuery, QueryError
+from gateway.consumers.query import query_page
+from gateway.mcp.tools import LogMessageResult, PlatformLevel, QueryLogsResult, entry_level
 from publishers.emit import EventPublisher
 
-__all__ = ["Backend", "ToolFailed"]
+__all__ = ["Backend", "BadCursor", "ToolFailed"]
 
 
 class ToolFailed(Exception):
     """A tool cannot do what was asked; the message tells a person what to change."""
+
+
+class BadCursor(ToolFailed):
+    """The cursor is not one of this query's (an invalid-params error in MCP)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,6 +44,32 @@ class Backend:
     subject_prefix: str = ""
     archive_dir: Path | None = None
     timeout_s: float = 5.0
+
+    async def query(self, data: Mapping[str, Any]) -> QueryLogsResult:
+        """One page of the query ``data`` (``LogQuery`` fields) over the stream and the archive.
+
+        Raises:
+            BadCursor: the cursor is malformed or belongs to a query with other filters.
+            ToolFailed: the query is not valid, or the stream cannot be read.
+        """
+        try:
+            query = LogQuery.parse(dict(data))
+            page = await query_page(
+                self.nc,
+                query,
+                stream=self.stream,
+                archive_dir=self.archive_dir,
+                subject=subject_for(LogBatchCreated.EVENT_TYPE, self.subject_prefix),
+            )
+        except CursorError as exc:
+            raise BadCursor(str(exc)) from None
+        except QueryError as exc:
+            raise ToolFailed(str(exc)) from None
+        except NatsError as exc:
+            raise ToolFailed(
+                f"cannot read the stream {self.stream} on NATS: {exc or type(exc).__name__}"
+            ) from None
+        return QueryLogsResult.model_validate(page.to_data())
 
     async def log(
         self,

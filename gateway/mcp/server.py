@@ -13,11 +13,21 @@ from typing import Annotated, Any, TypeVar
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, ToolAnnotations
 from pydantic import Field
 
-from gateway.mcp.backend import Backend, ToolFailed
-from gateway.mcp.tools import LogMessageResult, PlatformLevel
+from gateway.mcp.backend import Backend, BadCursor, ToolFailed
+from gateway.mcp.tools import (
+    DEFAULT_LIMIT,
+    Limit,
+    LogMessageResult,
+    Order,
+    PlatformLevel,
+    QueryLogsResult,
+    TimeRange,
+    query_data,
+)
 
 __all__ = ["build_server"]
 
@@ -33,6 +43,8 @@ async def _tool_errors(work: Awaitable[_T]) -> _T:
     """Run ``work``; a failure the caller can act on becomes a tool error with its message."""
     try:
         return await work
+    except BadCursor as exc:
+        raise MCPError(code=INVALID_PARAMS, message=f"invalid cursor: {exc}") from None
     except ToolFailed as exc:
         raise ToolError(str(exc)) from None
 
@@ -41,6 +53,16 @@ def build_server(backend: Backend) -> MCPServer[Any]:
     """An ``MCPServer`` whose tools act through ``backend``; serve it over stdio or streamable HTTP."""
     server: MCPServer[Any] = MCPServer(
         "cortex-log-gateway", version=version("cortex-log-gateway"), instructions=_INSTRUCTIONS
+    )
+    server.add_tool(
+        _query_logs(backend),
+        name="query_logs",
+        title="Query logs",
+        description="Stored log entries matching the filters, a page at a time (oldest first unless "
+        "order is 'newest'). Give the returned nextCursor back as cursor, with the same filters, for the "
+        "next page; there is none on the last page. level keeps exactly that level, minLevel that level and "
+        "above; trace is taken as debug.",
+        annotations=ToolAnnotations(read_only_hint=True),
     )
     server.add_tool(
         _log_message(backend),
@@ -53,8 +75,40 @@ def build_server(backend: Backend) -> MCPServer[Any]:
     return server
 
 
+def _query_logs(backend: Backend) -> Callable[..., Awaitable[QueryLogsResult]]:
+    async def query_logs(
+        *,
+        level: Annotated[PlatformLevel | None, Field(description="exactly this level")] = None,
+        timeRange: TimeRange | None = None,
+        filter: Annotated[
+            str | None, Field(min_length=1, description="text in the message, case-insensitive")
+        ] = None,
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Annotated[str | None, Field(description="nextCursor of the previous page")] = None,
+        source: Annotated[str | None, Field(min_length=1, description="only this source")] = None,
+        traceId: Annotated[str | None, Field(min_length=1, description="only this trace")] = None,
+        minLevel: Annotated[PlatformLevel | None, Field(description="this level and above")] = None,
+        order: Annotated[Order, Field(description="oldest or newest first")] = "oldest",
+    ) -> QueryLogsResult:
+        data = query_data(
+            level=level,
+            min_level=minLevel,
+            time_range=timeRange,
+            text=filter,
+            limit=limit,
+            cursor=cursor,
+            source=source,
+            trace_id=traceId,
+            order=order,
+        )
+        return await _tool_errors(backend.query(data))
+
+    return query_logs
+
+
 def _log_message(backend: Backend) -> Callable[..., Awaitable[LogMessageResult]]:
     async def log_message(
+        *,
         logger: Annotated[str, Field(min_length=1, description="the emitting logger; the entry's source")],
         level: Annotated[PlatformLevel, Field(description="trace is published as debug")],
         message: Annotated[str, Field(description="the log message")],
