@@ -13,13 +13,14 @@ from typing import Any
 
 import httpx2
 import pytest
-from mcp import ClientSession, StdioServerParameters
+from mcp import ClientSession, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import INVALID_PARAMS
 from nats.aio.client import Client
 
 from gateway.process.natsserver import NatsServer
-from tests.helpers import config, running_gateway, stored_batches
+from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches
 from tests.test_cli import clean_env, gateway_process, run_cli
 
 TOOLS = {"query_logs", "log_message", "configure_gateway", "gateway_status"}
@@ -50,7 +51,19 @@ async def http_session(url: str, token: str | None) -> AsyncIterator[ClientSessi
 
 
 async def logged(session: ClientSession, **arguments: Any) -> dict[str, Any]:
-    result = await session.call_tool("log_message", arguments)
+    return await called(session, "log_message", arguments)
+
+
+async def pages(session: ClientSession, **arguments: Any) -> list[dict[str, Any]]:
+    """Every page of ``query_logs`` with ``arguments``, following nextCursor to the end."""
+    got = [await called(session, "query_logs", arguments)]
+    while got[-1]["nextCursor"] is not None:
+        got.append(await called(session, "query_logs", arguments | {"cursor": got[-1]["nextCursor"]}))
+    return got
+
+
+async def called(session: ClientSession, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    result = await session.call_tool(tool, arguments)
     assert not result.is_error, result.content
     content: dict[str, Any] | None = result.structured_content
     assert content is not None
@@ -82,46 +95,104 @@ async def test_stdio_log_message_reaches_the_gateway_and_a_bad_level_is_refused(
     assert stored.model_extra == {"traceId": "t-1"}
 
 
+async def test_stdio_query_logs_pages_to_the_end_and_refuses_a_bad_cursor_and_limit(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    cfg = config()
+    source = "svc-" + uuid.uuid4().hex[:8]
+    sent = entries(230, source=source, level="error") + entries(20, start=230, source=source, level="info")
+    async with running_gateway(nats_server.url, cfg) as (_, gateway_nc):
+        await publish_entries(gateway_nc, sent)
+        stored: list[str] = []
+
+        async def all_stored() -> None:
+            stored[:] = log_ids(await stored_batches(nc.jetstream(), cfg.stream.name))
+
+        await until_async(all_stored, lambda: len(stored) == len(sent))
+        async with stdio_session("--nats-url", nats_server.url, "--stream-name", cfg.stream.name) as session:
+            got = await pages(session, source=source, level="error", limit=100)
+            assert [len(page["entries"]) for page in got] == [100, 100, 30]
+            assert [e["logId"] for page in got for e in page["entries"]] == [e["logId"] for e in sent[:230]]
+            with pytest.raises(MCPError) as refused:  # the cursor of another query: invalid params
+                await session.call_tool("query_logs", {"source": source, "cursor": got[0]["nextCursor"]})
+            assert refused.value.code == INVALID_PARAMS
+            assert "same filters" in refused.value.message
+            too_many = await session.call_tool("query_logs", {"limit": 5000})
+            assert "limit" in error_text(too_many)
+            assert "less than or equal to 1000" in error_text(too_many)
+            bad_time = await session.call_tool("query_logs", {"timeRange": {"start": "yesterday"}})
+            assert "RFC 3339" in error_text(bad_time)
+
+
+async def until_async(refresh: Any, predicate: Any, timeout_s: float = 30) -> None:
+    """Call ``refresh()`` until ``predicate()`` holds."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            await refresh()
+            if predicate():
+                return
+            await asyncio.sleep(0.05)
+
+
 async def test_http_at_mcp_in_a_running_gateway_enforces_its_bearer_token(
     nats_server: NatsServer, nc: Client
 ) -> None:
     stream = "T" + uuid.uuid4().hex[:12].upper()
     token = uuid.uuid4().hex
-    args = ("--nats-url", nats_server.url, "--stream-name", stream, "--queue-group", stream)
+    source = "agent-" + uuid.uuid4().hex[:8]
+    args = ("--nats-url", nats_server.url, "--stream-name", stream, "--queue-group", stream, "--mcp")
     env = clean_env(LOG_GATEWAY_MCP_TOKEN=token)  # (a secret: in the environment, not on a command line)
-    async with gateway_process(*args, "--mcp", "--mcp-port", "0", "--log-level", "warning", env=env) as (
-        _,
-        lines,
-    ):
-        url = re.search(r" mcp=(http://\S+/mcp)", "".join(lines))
-        assert url is not None, lines
-        async with httpx2.AsyncClient() as http:
-            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
-                refused = await http.post(url.group(1), json={}, headers=headers)
-                assert refused.status_code == 401, refused.text
-                assert "bearer token" in refused.json()["detail"]
-        async with http_session(url.group(1), token) as session:
-            assert {"log_message"} <= {tool.name for tool in (await session.list_tools()).tools}
-            sent = await logged(
-                session, logger="agents", level="error", message="tool failed", metadata={"k": 1}
-            )
-            stored = await stored_entry(nc, stream, sent["logId"])
-    assert (stored.source, stored.level, stored.metadata) == ("agents", "error", {"k": 1})
+    async with gateway_process(*args, "--mcp-port", "0", "--log-level", "warning", env=env) as (_, lines):
+        found = re.search(r" mcp=(http://\S+/mcp)", "".join(lines))
+        assert found is not None, lines
+        url = found.group(1)
+        await refused_without_the_token(url, token)
+        async with http_session(url, token) as session:
+            assert {"log_message", "query_logs"} <= {tool.name for tool in (await session.list_tools()).tools}
+            sent = [
+                await logged(
+                    session, logger=source, level="error", message=f"tool failed {i}", metadata={"i": i}
+                )
+                for i in range(3)
+            ]
+            stored = await stored_entry(nc, stream, sent[-1]["logId"])
+            got = await pages(session, source=source, limit=2)
+    assert (stored.source, stored.level, stored.metadata) == (source, "error", {"i": 2})
+    assert [len(page["entries"]) for page in got] == [2, 1]
+    assert [e["logId"] for page in got for e in page["entries"]] == [s["logId"] for s in sent]
+
+
+async def refused_without_the_token(url: str, token: str) -> None:
+    async with httpx2.AsyncClient() as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+            refused = await http.post(url, json={}, headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            assert "bearer token" in refused.json()["detail"]
+    with pytest.raises(BaseExceptionGroup) as failed:  # the SDK's own client, with a wrong token
+        async with http_session(url, "wrong"):
+            pass
+    # (the SDK reports an HTTP error status as this one JSON-RPC error; the 401 itself is checked above)
+    assert [type(exc) for exc in leaves(failed.value)] == [MCPError], leaves(failed.value)
+
+
+def leaves(group: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups."""
+    if isinstance(group, BaseExceptionGroup):
+        return [leaf for exc in group.exceptions for leaf in leaves(exc)]
+    return [group]
 
 
 async def stored_entry(nc: Client, stream: str, log_id: str) -> Any:
     """The entry ``log_id`` once the gateway has stored it in ``stream``."""
-    async with asyncio.timeout(30):
-        while True:
-            found = [
-                entry
-                for stored in await stored_batches(nc.jetstream(), stream)
-                for entry in stored.batch.entries
-                if entry.logId == log_id
-            ]
-            if found:
-                return found[0]
-            await asyncio.sleep(0.05)  # (a batch is stored within max_batch_delay_ms: ask again)
+    found: list[Any] = []
+
+    async def look() -> None:
+        batches = await stored_batches(nc.jetstream(), stream)
+        found[:] = [entry for b in batches for entry in b.batch.entries if entry.logId == log_id]
+
+    await until_async(look, lambda: bool(found))
+    return found[0]
 
 
 @pytest.mark.parametrize(
