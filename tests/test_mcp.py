@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -208,3 +209,47 @@ def test_a_bad_mcp_setting_exits_2_naming_it(args: list[str], needle: str) -> No
     result = run_cli(*args)
     assert result.returncode == 2, result.stderr
     assert needle in result.stderr
+
+
+async def test_the_stdio_server_exits_0_when_the_host_closes_stdin(nats_server: NatsServer) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "gateway.process.cli", "mcp", "--nats-url", nats_server.url),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=clean_env(),
+    )
+    assert proc.stdin is not None
+    proc.stdin.close()
+    async with asyncio.timeout(30):
+        assert await proc.wait() == 0
+    assert proc.stdout is not None
+    assert await proc.stdout.read() == b""  # stdout is the MCP channel: nothing else is written there
+
+
+def test_without_the_mcp_extra_the_commands_exit_2_naming_it() -> None:
+    hide = "import sys; sys.modules['mcp.server'] = None; from gateway.process.cli import main; "
+    for args in (
+        ["mcp", "--nats-url", "nats://127.0.0.1:1"],
+        ["run", "--mcp", "--nats-url", "nats://127.0.0.1:1"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", hide + f"sys.exit(main({args!r}))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=clean_env(),
+        )
+        assert done.returncode == 2, done.stderr
+        assert "pip install 'cortex-log-gateway[mcp]'" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_run_without_mcp_does_not_load_the_sdk() -> None:
+    """(FastStream itself imports uvicorn whenever it is installed; the MCP SDK is ours to keep lazy.)"""
+    code = "import sys, gateway.process.app, gateway.process.settings; print('mcp' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"

@@ -1,7 +1,5 @@
 """Serving the MCP server: over stdio for a host that starts ``log-gateway mcp``, or over HTTP in ``run``."""
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 from nats.aio.client import Client
@@ -16,20 +14,11 @@ __all__ = ["serve_stdio", "start_http"]
 
 
 async def serve_stdio(
-    nc: Client, stop: asyncio.Event, *, stream: str, subject_prefix: str = "", archive_dir: Path | None = None
+    nc: Client, *, stream: str, subject_prefix: str = "", archive_dir: Path | None = None
 ) -> None:
-    """Serve MCP on stdin/stdout until the host closes stdin or ``stop`` is set."""
-    server = build_server(
-        Backend(nc=nc, stream=stream, subject_prefix=subject_prefix, archive_dir=archive_dir)
-    )
-    serving = asyncio.create_task(server.run_stdio_async(), name="mcp-stdio")
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (serving, stopped):
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await serving  # (raises what serving raised, if it failed)
-    await asyncio.gather(stopped, return_exceptions=True)
+    """Serve MCP on stdin/stdout until the host closes stdin."""
+    backend = Backend(nc=nc, stream=stream, subject_prefix=subject_prefix, archive_dir=archive_dir)
+    await build_server(backend).run_stdio_async()
 
 
 async def start_http(

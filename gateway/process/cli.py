@@ -261,17 +261,29 @@ def _mcp(args: argparse.Namespace) -> int:
 
 async def _mcp_main(connection: Any, values: dict[str, Any]) -> int:
     from gateway.mcp.serve import serve_stdio
+    from gateway.process.connection import ConnectFailed, connect_within
 
-    def serve(nc: Any, stop: asyncio.Event) -> Any:
-        return serve_stdio(
+    # The SDK reads stdin in a thread that no cancellation interrupts, so a handler that
+    # stops gracefully would wait for the host's next line: SIGTERM and SIGINT keep their
+    # default action and end the process. Nothing answered is lost (log_message answers
+    # once its entry is on the server); the host's usual stop, closing stdin, exits 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    try:
+        nc = await connect_within(connection, values["connect_timeout_s"])
+    except ConnectFailed as exc:
+        print(f"log-gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        await serve_stdio(
             nc,
-            stop,
             stream=values["stream_name"],
             subject_prefix=values["subject_prefix"],
             archive_dir=values["archive_dir"],
         )
-
-    return await _connected_until_signalled(connection, values["connect_timeout_s"], serve)
+    finally:
+        await nc.drain()
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
