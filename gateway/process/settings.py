@@ -56,6 +56,7 @@ __all__ = [
     "connection_settings",
     "effective_settings",
     "gateway_config",
+    "parse_setting",
     "read_options",
     "read_sourced",
     "required_connection",
@@ -582,6 +583,17 @@ def _file_text(opt: Option, value: Any, where: str) -> str:
     if isinstance(value, list):
         return ",".join(value)
     return str(value)
+
+
+def parse_setting(opt: Option, value: Any, where: str) -> Any:
+    """``opt``'s value from text (as its flag or variable takes it) or from a config-file type
+    (an integer, a number, a boolean, an array of strings: JSON gives the same).
+
+    Raises:
+        SettingError: the value does not parse or has the wrong type; names ``where``.
+    """
+    text = value if isinstance(value, str) else _file_text(opt, value, where)
+    return _parse(opt, text, where)
 
 
 def check_config(path: Path) -> int:
