@@ -19,7 +19,9 @@ import asyncio
 import gc
 import logging
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -29,6 +31,9 @@ from nats.errors import SlowConsumerError
 
 from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
 from gateway.config import GatewayConfig
+from gateway.control.apply import Reconfigurer
+from gateway.control.hangup import watch_sighup
+from gateway.control.service import ControlService
 from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
 from gateway.process.metrics import render_metrics
@@ -65,6 +70,8 @@ class GatewayApp:
     health: HealthServer | None
     report: ShutdownReport | None = None
     ingest: NatsBroker | None = None  # the core-ingest connection's broker (None with durable ingest)
+    reconfigurer: Reconfigurer | None = None  # live changes (once started, when given the settings)
+    control: ControlService | None = None  # the control service on NATS (once started, when on)
 
     @property
     def is_ready(self) -> bool:
@@ -75,6 +82,8 @@ class GatewayApp:
 
     async def stopping(self) -> None:
         """Stop the gateway (flushing what it holds), then its ingest connection and the health server."""
+        if self.control is not None:
+            await self.control.stop()
         try:
             self.report = await self.gateway.stop()
         finally:
@@ -162,23 +171,21 @@ def build_app(
     *,
     http_port: int | None = None,
     http_host: str = "127.0.0.1",
+    values: Mapping[str, Any] | None = None,
+    reread: Callable[[], Mapping[str, Any]] | None = None,
 ) -> GatewayApp:
-    """The runnable application; nothing connects until FastStream starts it."""
+    """The runnable application; nothing connects until FastStream starts it.
+
+    ``values`` (``run``'s settings) enable live changes: the control service when
+    ``values["control"]`` is on, and ``SIGHUP``, which applies ``reread()``.
+    """
     gateway = Gateway(config)
     broker = _broker(connection, gateway)
     _declare_channels(broker, config, with_ingest=False)
     ingest = None
     if config.durable_ingest is None:  # durable ingest fetches on the broker's connection
         ingest = _broker(connection, gateway, name=f"{config.gateway_id}-ingest")
-    health = None
-    if http_port is not None:
-        health = HealthServer(
-            port=http_port,
-            host=http_host,
-            ready=lambda: holder.is_ready,
-            metrics=lambda: render_metrics(gateway),
-            failed=lambda: gateway.failed,
-        )
+    health = None if http_port is None else _health(http_port, http_host, gateway, lambda: holder.is_ready)
     holder = GatewayApp(
         FastStream(broker, specification=_spec(broker)), broker, gateway, health, ingest=ingest
     )
@@ -186,6 +193,8 @@ def build_app(
     async def started() -> None:
         ingest_nc = None if ingest is None else await ingest.connect()
         await gateway.start(broker.connection, ingest_nc=ingest_nc)
+        if values is not None:
+            await _start_control(holder, values, reread)
         _tune_collector()
         if health is not None:
             await health.start()
@@ -196,6 +205,29 @@ def build_app(
     holder.app.after_startup(started)
     holder.app.on_shutdown(holder.stopping)
     return holder
+
+
+def _health(port: int, host: str, gateway: Gateway, ready: Callable[[], bool]) -> HealthServer:
+    return HealthServer(
+        port=port,
+        host=host,
+        ready=ready,
+        metrics=lambda: render_metrics(gateway),
+        failed=lambda: gateway.failed,
+    )
+
+
+async def _start_control(
+    holder: GatewayApp, values: Mapping[str, Any], reread: Callable[[], Mapping[str, Any]] | None
+) -> None:
+    """Live changes for the started gateway: the one path, the control service, SIGHUP."""
+    nc: Client = holder.broker.connection
+    holder.reconfigurer = Reconfigurer(holder.gateway, values, nc)
+    if values.get("control", True):
+        holder.control = ControlService(nc, holder.gateway, holder.reconfigurer, version=VERSION)
+        await holder.control.start()
+    if reread is not None:
+        watch_sighup(holder.reconfigurer, reread)
 
 
 def _connected(broker: NatsBroker) -> bool:

@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     values = read_options(args, RUN_OPTIONS)
     config, connection = run_settings(values)
     _configure_logging(values["log_level"])
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the gateway is up and reloads on it
     from gateway.process import supervisor
     from gateway.process.natsserver import NatsServer
 
@@ -76,13 +77,13 @@ def _run(args: argparse.Namespace) -> int:
                 )
             )
         supervisor.die_with_supervisor()
-        return asyncio.run(_serve(config, connection, values))
+        return asyncio.run(_serve(config, connection, values, args))
     finally:
         if server is not None:
             server.stop()
 
 
-async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
+async def _serve(config: Any, connection: Any, values: dict[str, Any], args: argparse.Namespace) -> int:
     from nats.errors import Error as NatsError
 
     from contracts.errors import GatewayError
@@ -90,7 +91,14 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
     from gateway.process.app import build_app
     from gateway.process.connection import redact_url
 
-    holder = build_app(config, connection, http_port=values["http_port"], http_host=values["http_host"])
+    holder = build_app(
+        config,
+        connection,
+        http_port=values["http_port"],
+        http_host=values["http_host"],
+        values=values,
+        reread=lambda: read_options(args, RUN_OPTIONS),
+    )
     try:
         if not await _started_in_time(holder, values["connect_timeout_s"]):
             servers = ", ".join(redact_url(url) for url in connection.servers)

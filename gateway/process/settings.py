@@ -414,6 +414,12 @@ RUN_OPTIONS = (
     ),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
     Option("--log-level", _level, "info", "debug, info, warning or error"),
+    Option(
+        "--control",
+        _bool,
+        True,
+        "answer the control service on NATS (log-gateway ctl; status, config get/set)",
+    ),
 )
 
 
@@ -454,6 +460,12 @@ ARCHIVE_OPTIONS = (
     Option("--fsync", _bool, _default(ArchiveConfig, "fsync"), "fsync each finished segment"),
     _CONNECT_TIMEOUT,
     Option("--log-level", _level, "info", "debug, info, warning or error"),
+    Option(
+        "--control",
+        _bool,
+        True,
+        "answer the control service on NATS (log-gateway ctl; status, config get/set)",
+    ),
 )
 TAIL_OPTIONS = (
     *_REMOTE_CONNECTION_OPTIONS,
