@@ -19,6 +19,7 @@ import asyncio
 import gc
 import logging
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,9 @@ from nats.errors import SlowConsumerError
 
 from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
 from gateway.config import GatewayConfig
+from gateway.control.apply import Reconfigurer
+from gateway.control.hangup import watch_sighup
+from gateway.control.service import ControlService
 from gateway.mcp.config import McpHttpSettings
 from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
@@ -70,6 +74,8 @@ class GatewayApp:
     health: HealthServer | None
     report: ShutdownReport | None = None
     ingest: NatsBroker | None = None  # the core-ingest connection's broker (None with durable ingest)
+    reconfigurer: Reconfigurer | None = None  # live changes (once started, when given the settings)
+    control: ControlService | None = None  # the control service on NATS (once started, when on)
     mcp: McpHttp | None = None  # the /mcp listener (run --mcp), once started
     mcp_failed: list[str] = field(default_factory=list)  # its task, should it die
 
@@ -89,9 +95,12 @@ class GatewayApp:
         self.mcp_failed.append(task.get_name())
 
     async def stopping(self) -> None:
-        """Stop the /mcp listener, the gateway (flushing what it holds), the ingest connection, health."""
+        """Stop the /mcp listener and the control service, the gateway (flushing what it holds),
+        then its ingest connection and the health server."""
         if self.mcp is not None:
             await self.mcp.stop()
+        if self.control is not None:
+            await self.control.stop()
         try:
             self.report = await self.gateway.stop()
         finally:
@@ -179,24 +188,22 @@ def build_app(
     *,
     http_port: int | None = None,
     http_host: str = "127.0.0.1",
+    values: Mapping[str, Any] | None = None,
+    reread: Callable[[], Mapping[str, Any]] | None = None,
     mcp: McpHttpSettings | None = None,
 ) -> GatewayApp:
-    """The runnable application; nothing connects until FastStream starts it."""
+    """The runnable application; nothing connects until FastStream starts it.
+
+    ``values`` (``run``'s settings) enable live changes: the control service when
+    ``values["control"]`` is on, and ``SIGHUP``, which applies ``reread()``.
+    """
     gateway = Gateway(config)
     broker = _broker(connection, gateway)
     _declare_channels(broker, config, with_ingest=False)
     ingest = None
     if config.durable_ingest is None:  # durable ingest fetches on the broker's connection
         ingest = _broker(connection, gateway, name=f"{config.gateway_id}-ingest")
-    health = None
-    if http_port is not None:
-        health = HealthServer(
-            port=http_port,
-            host=http_host,
-            ready=lambda: holder.is_ready,
-            metrics=lambda: render_metrics(gateway),
-            failed=lambda: holder.failed,
-        )
+    health = None if http_port is None else _health(http_port, http_host, lambda: holder)
     holder = GatewayApp(
         FastStream(broker, specification=_spec(broker)), broker, gateway, health, ingest=ingest
     )
@@ -204,6 +211,8 @@ def build_app(
     async def started() -> None:
         ingest_nc = None if ingest is None else await ingest.connect()
         await gateway.start(broker.connection, ingest_nc=ingest_nc)
+        if values is not None:
+            await _start_control(holder, values, reread)
         _tune_collector()
         if health is not None:
             await health.start()
@@ -240,6 +249,29 @@ async def _start_mcp(holder: GatewayApp, config: GatewayConfig, settings: McpHtt
         subject_prefix=config.subjects.prefix,
         on_death=holder.mcp_died,
     )
+
+
+def _health(port: int, host: str, app: Callable[[], GatewayApp]) -> HealthServer:
+    return HealthServer(
+        port=port,
+        host=host,
+        ready=lambda: app().is_ready,
+        metrics=lambda: render_metrics(app().gateway),
+        failed=lambda: app().failed,
+    )
+
+
+async def _start_control(
+    holder: GatewayApp, values: Mapping[str, Any], reread: Callable[[], Mapping[str, Any]] | None
+) -> None:
+    """Live changes for the started gateway: the one path, the control service, SIGHUP."""
+    nc: Client = holder.broker.connection
+    holder.reconfigurer = Reconfigurer(holder.gateway, values, nc)
+    if values.get("control", True):
+        holder.control = ControlService(nc, holder.gateway, holder.reconfigurer, version=VERSION)
+        await holder.control.start()
+    if reread is not None:
+        watch_sighup(holder.reconfigurer, reread)
 
 
 def _connected(broker: NatsBroker) -> bool:

@@ -60,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     if values["mcp"]:
         _require_mcp("run --mcp")
     _configure_logging(values["log_level"])
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the gateway is up and reloads on it
     from gateway.process import supervisor
     from gateway.process.natsserver import NatsServer
 
@@ -81,13 +82,13 @@ def _run(args: argparse.Namespace) -> int:
                 )
             )
         supervisor.die_with_supervisor()
-        return asyncio.run(_serve(config, connection, values))
+        return asyncio.run(_serve(config, connection, values, args))
     finally:
         if server is not None:
             server.stop()
 
 
-async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
+async def _serve(config: Any, connection: Any, values: dict[str, Any], args: argparse.Namespace) -> int:
     from nats.errors import Error as NatsError
 
     from contracts.errors import GatewayError
@@ -100,6 +101,8 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
         connection,
         http_port=values["http_port"],
         http_host=values["http_host"],
+        values=values,
+        reread=lambda: read_options(args, RUN_OPTIONS),
         mcp=mcp_http_settings(values),
     )
     try:

@@ -60,6 +60,7 @@ __all__ = [
     "effective_settings",
     "gateway_config",
     "mcp_http_settings",
+    "parse_setting",
     "read_options",
     "read_sourced",
     "required_connection",
@@ -434,6 +435,12 @@ RUN_OPTIONS = (
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
     *MCP_HTTP_OPTIONS,
     Option("--log-level", _level, "info", "debug, info, warning or error"),
+    Option(
+        "--control",
+        _bool,
+        True,
+        "answer the control service on NATS (log-gateway ctl; status, config get/set)",
+    ),
 )
 
 
@@ -474,6 +481,12 @@ ARCHIVE_OPTIONS = (
     Option("--fsync", _bool, _default(ArchiveConfig, "fsync"), "fsync each finished segment"),
     _CONNECT_TIMEOUT,
     Option("--log-level", _level, "info", "debug, info, warning or error"),
+    Option(
+        "--control",
+        _bool,
+        True,
+        "answer the control service on NATS (log-gateway ctl; status, config get/set)",
+    ),
 )
 TAIL_OPTIONS = (
     *_REMOTE_CONNECTION_OPTIONS,
@@ -611,6 +624,17 @@ def _file_text(opt: Option, value: Any, where: str) -> str:
     if isinstance(value, list):
         return ",".join(value)
     return str(value)
+
+
+def parse_setting(opt: Option, value: Any, where: str) -> Any:
+    """``opt``'s value from text (as its flag or variable takes it) or from a config-file type
+    (an integer, a number, a boolean, an array of strings: JSON gives the same).
+
+    Raises:
+        SettingError: the value does not parse or has the wrong type; names ``where``.
+    """
+    text = value if isinstance(value, str) else _file_text(opt, value, where)
+    return _parse(opt, text, where)
 
 
 def check_config(path: Path) -> int:
