@@ -23,6 +23,8 @@ from nats.aio.client import Client
 from gateway.process.natsserver import NatsServer
 from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches
 from tests.test_cli import clean_env, gateway_process, run_cli
+from tests.test_control import controlled
+from tests.test_reconfigure import run_values
 
 TOOLS = {"query_logs", "log_message", "configure_gateway", "gateway_status"}
 
@@ -85,7 +87,7 @@ async def test_stdio_log_message_reaches_the_gateway_and_a_bad_level_is_refused(
         stdio_session("--nats-url", nats_server.url, "--stream-name", cfg.stream.name) as session,
     ):
         names = {tool.name for tool in (await session.list_tools()).tools}
-        assert {"log_message"} <= names <= TOOLS
+        assert names == TOOLS
         sent = await logged(session, logger="billing", level="trace", message="hello", traceId="t-1")
         assert sent["level"] == "debug"  # the entry contract has no trace: published as debug
         bad = await session.call_tool("log_message", {"logger": "billing", "level": "loud", "message": "m"})
@@ -125,6 +127,40 @@ async def test_stdio_query_logs_pages_to_the_end_and_refuses_a_bad_cursor_and_li
             assert "RFC 3339" in error_text(bad_time)
 
 
+async def test_stdio_gateway_status_and_configure_gateway_through_the_control_service(
+    nats_server: NatsServer,
+) -> None:
+    values = run_values()
+    args = ("--nats-url", nats_server.url, "--stream-name", values["stream_name"])
+    async with controlled(nats_server.url, values) as (gateway, _), stdio_session(*args) as session:
+        [status] = (await called(session, "gateway_status", {"includeConfig": True}))["gateways"]
+        dry = await called(
+            session, "configure_gateway", {"changes": {"max_batch_delay_ms": 7}, "dryRun": True}
+        )
+        assert gateway.config.batch.max_delay_ms == 100  # (a dry run applies nothing)
+        done = await called(session, "configure_gateway", {"changes": {"max_batch_delay_ms": 7}})
+        refused = await session.call_tool(
+            "configure_gateway", {"changes": {"spool_dir": "x", "max_in_flight": 2}}
+        )
+        invalid = await session.call_tool("configure_gateway", {"changes": {"max_batch_entries": 0}})
+        nobody = await session.call_tool("gateway_status", {"gateway": "gw-nobody"})
+        empty = await session.call_tool("configure_gateway", {"changes": {}})
+    assert status["gatewayId"] == values["gateway_id"]
+    assert status["connection"]["connected"] is True
+    assert status["config"]["settings"]["max_batch_delay_ms"] == 100
+    assert "max_batch_delay_ms" in status["config"]["live"]
+    assert [(r["dryRun"], r["applied"]) for r in dry["gateways"] + done["gateways"]] == [
+        (True, False),
+        (False, True),
+    ]
+    assert gateway.config.batch.max_delay_ms == 7
+    assert "spool_dir cannot change" in error_text(refused)
+    assert gateway.config.throttle.max_in_flight != 2  # refused as a whole
+    assert "max_batch_entries" in error_text(invalid)
+    assert "no gateway answers" in error_text(nobody)
+    assert "changes" in error_text(empty)
+
+
 async def until_async(refresh: Any, predicate: Any, timeout_s: float = 30) -> None:
     """Call ``refresh()`` until ``predicate()`` holds."""
     async with asyncio.timeout(timeout_s):
@@ -149,7 +185,7 @@ async def test_http_at_mcp_in_a_running_gateway_enforces_its_bearer_token(
         url = found.group(1)
         await refused_without_the_token(url, token)
         async with http_session(url, token) as session:
-            assert {"log_message", "query_logs"} <= {tool.name for tool in (await session.list_tools()).tools}
+            assert {tool.name for tool in (await session.list_tools()).tools} == TOOLS
             sent = [
                 await logged(
                     session, logger=source, level="error", message=f"tool failed {i}", metadata={"i": i}
@@ -158,9 +194,14 @@ async def test_http_at_mcp_in_a_running_gateway_enforces_its_bearer_token(
             ]
             stored = await stored_entry(nc, stream, sent[-1]["logId"])
             got = await pages(session, source=source, limit=2)
+            [status] = (await called(session, "gateway_status", {}))["gateways"]
+            change = {"changes": {"max_batch_entries": 50}, "gateway": status["gatewayId"]}
+            [applied] = (await called(session, "configure_gateway", change))["gateways"]
     assert (stored.source, stored.level, stored.metadata) == (source, "error", {"i": 2})
     assert [len(page["entries"]) for page in got] == [2, 1]
     assert [e["logId"] for page in got for e in page["entries"]] == [s["logId"] for s in sent]
+    assert status["counts"]["published"] >= 3  # (this gateway's own control service answered)
+    assert applied["applied"] is True
 
 
 async def refused_without_the_token(url: str, token: str) -> None:

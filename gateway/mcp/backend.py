@@ -7,13 +7,15 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
+from pydantic import JsonValue, ValidationError
 
 from contracts.errors import ContractError
 from contracts.events import subject_for
 from contracts.models import LogBatchCreated, LogEntryCreated
 from contracts.query import CursorError, LogQuery, QueryError
 from gateway.consumers.query import query_page
-from gateway.mcp.tools import LogMessageResult, PlatformLevel, QueryLogsResult, entry_level
+from gateway.control.client import ControlClient, ControlError
+from gateway.mcp.tools import GatewayReplies, LogMessageResult, PlatformLevel, QueryLogsResult, entry_level
 from publishers.emit import EventPublisher
 
 __all__ = ["Backend", "BadCursor", "ToolFailed"]
@@ -43,7 +45,7 @@ class Backend:
     stream: str
     subject_prefix: str = ""
     archive_dir: Path | None = None
-    timeout_s: float = 5.0
+    timeout_s: float = 2.0
 
     async def query(self, data: Mapping[str, Any]) -> QueryLogsResult:
         """One page of the query ``data`` (``LogQuery`` fields) over the stream and the archive.
@@ -70,6 +72,42 @@ class Backend:
                 f"cannot read the stream {self.stream} on NATS: {exc or type(exc).__name__}"
             ) from None
         return QueryLogsResult.model_validate(page.to_data())
+
+    async def status(self, *, gateway: str | None, include_config: bool) -> GatewayReplies:
+        """Each gateway's status (``gateway``: that one only), with its settings if asked.
+
+        Raises:
+            ToolFailed: no gateway answered.
+        """
+        control = self._control()
+        try:
+            replies = await control.status(gateway)
+            if include_config:
+                settings = {r["gatewayId"]: r for r in await control.config_get(gateway)}
+                replies = [r | {"config": settings.get(r["gatewayId"])} for r in replies]
+        except ControlError as exc:
+            raise ToolFailed(str(exc)) from None
+        return GatewayReplies(gateways=replies)
+
+    async def configure(
+        self, changes: Mapping[str, JsonValue], *, gateway: str | None, dry_run: bool
+    ) -> GatewayReplies:
+        """Change settings of the running gateways (``gateway``: that one only) as ``run`` validates them.
+
+        Raises:
+            ToolFailed: the change is refused (the message names the setting and why), or no gateway answered.
+        """
+        try:
+            replies = await self._control().config_set(changes, gateway=gateway, dry_run=dry_run)
+        except ControlError as exc:
+            raise ToolFailed(f"not applied: {exc}") from None
+        except ValidationError as exc:  # (the request itself: a setting name that is none)
+            said = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ToolFailed(f"not applied: {said}") from None
+        return GatewayReplies(gateways=replies)
+
+    def _control(self) -> ControlClient:
+        return ControlClient(self.nc, timeout_s=self.timeout_s, client="mcp", prefix=self.subject_prefix)
 
     async def log(
         self,

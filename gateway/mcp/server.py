@@ -15,11 +15,12 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, ToolAnnotations
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from gateway.mcp.backend import Backend, BadCursor, ToolFailed
 from gateway.mcp.tools import (
     DEFAULT_LIMIT,
+    GatewayReplies,
     Limit,
     LogMessageResult,
     Order,
@@ -72,7 +73,59 @@ def build_server(backend: Backend) -> MCPServer[Any]:
         "The level 'trace' is published as 'debug': the entry contract has no trace level.",
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
     )
+    _add_control_tools(server, backend)
     return server
+
+
+def _add_control_tools(server: MCPServer[Any], backend: Backend) -> None:
+    server.add_tool(
+        _gateway_status(backend),
+        name="gateway_status",
+        title="Gateway status",
+        description="What each running gateway holds and has done: counts received, published, dropped "
+        "and rejected by reason, buffered, in flight, spooled, its NATS connection, uptime, version. "
+        "includeConfig adds its effective settings and which of them configure_gateway may change.",
+        annotations=ToolAnnotations(read_only_hint=True),
+    )
+    server.add_tool(
+        _configure_gateway(backend),
+        name="configure_gateway",
+        title="Configure the gateway",
+        description="Change settings of the running gateways (this gateway's configure_logger): names "
+        "as in the config file (max_batch_entries, overflow, max_publish_rate, ...), values as JSON "
+        "(null restores the default). The change is validated as a whole by the rules of 'log-gateway "
+        "run' and applied from the next batch, or refused with the reason; dryRun only checks it.",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True),
+    )
+
+
+_GATEWAY = Field(min_length=1, description="one gateway's id (gatewayId); every gateway when left out")
+
+
+def _gateway_status(backend: Backend) -> Callable[..., Awaitable[GatewayReplies]]:
+    async def gateway_status(
+        *,
+        gateway: Annotated[str | None, _GATEWAY] = None,
+        includeConfig: Annotated[bool, Field(description="add each gateway's settings")] = False,
+    ) -> GatewayReplies:
+        return await _tool_errors(backend.status(gateway=gateway, include_config=includeConfig))
+
+    return gateway_status
+
+
+def _configure_gateway(backend: Backend) -> Callable[..., Awaitable[GatewayReplies]]:
+    async def configure_gateway(
+        *,
+        changes: Annotated[
+            dict[str, JsonValue],
+            Field(min_length=1, description='setting name -> new value, e.g. {"max_batch_entries": 200}'),
+        ],
+        gateway: Annotated[str | None, _GATEWAY] = None,
+        dryRun: Annotated[bool, Field(description="validate only, apply nothing")] = False,
+    ) -> GatewayReplies:
+        return await _tool_errors(backend.configure(changes, gateway=gateway, dry_run=dryRun))
+
+    return configure_gateway
 
 
 def _query_logs(backend: Backend) -> Callable[..., Awaitable[QueryLogsResult]]:

@@ -13,6 +13,7 @@ from contracts.models import LogLevel
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
+    "GatewayReplies",
     "Limit",
     "LogMessageResult",
     "Order",
@@ -85,6 +86,12 @@ class QueryLogsResult(BaseModel):
     nextCursor: str | None = Field(
         default=None, description="give as cursor, with the same filters, for the next page; none at the end"
     )
+
+
+class GatewayReplies(BaseModel):
+    """What each gateway answered (``gateway_status``, ``configure_gateway``), one reply per gateway."""
+
+    gateways: list[dict[str, Any]]
 
 
 class LogMessageResult(BaseModel):
