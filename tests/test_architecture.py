@@ -57,8 +57,16 @@ RULES = (
     ),
     Rule(
         "gateway.mcp",
-        ("gateway.ingest", "gateway.spool", "gateway.sender", "gateway.service", "gateway.process"),
-        "the MCP server reaches a gateway over NATS, as any agent would",
+        (
+            "gateway.ingest",
+            "gateway.spool",
+            "gateway.sender",
+            "gateway.service",
+            "gateway.process",
+            "gateway.control",
+        ),
+        "the MCP server reaches a gateway over NATS, as any agent would (the control service's client)",
+        allow=("gateway.control.client", "gateway.control.subjects"),
     ),
     Rule("gateway.ingest.wire", ("nats",), "the wire splitter is pure: bytes in, frames out"),
     Rule(
