@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -24,6 +25,7 @@ from gateway.process.natsserver import NatsServer
 from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches
 from tests.test_cli import clean_env, gateway_process, run_cli
 from tests.test_control import controlled
+from tests.test_query import archive_all, gateway_of, in_stream, send
 from tests.test_reconfigure import run_values
 
 TOOLS = {"query_logs", "log_message", "configure_gateway", "gateway_status"}
@@ -159,6 +161,26 @@ async def test_stdio_gateway_status_and_configure_gateway_through_the_control_se
     assert "max_batch_entries" in error_text(invalid)
     assert "no gateway answers" in error_text(nobody)
     assert "changes" in error_text(empty)
+
+
+async def test_stdio_query_logs_reads_the_archive_given_and_keeps_to_the_time_range(
+    nats_server: NatsServer, nc: Client, tmp_path: Path
+) -> None:
+    async with gateway_of(nats_server.url) as (gateway, stream):
+        await send(nc, gateway, entries(150))
+        await archive_all(nc, stream, tmp_path, 150)
+    await nc.jetstream().purge_stream(stream)  # the stream forgot them: only the archive has them
+    assert await in_stream(nc, stream) == []
+    args = ("--nats-url", nats_server.url, "--stream-name", stream)
+    window = {"timeRange": {"start": "2025-10-13T08:00:10.000Z", "end": "2025-10-13T08:00:19.999Z"}}
+    async with stdio_session(*args, "--archive-dir", str(tmp_path)) as session:
+        archived = await pages(session, limit=1000)
+        in_window = await pages(session, **window)
+        warn_up = await pages(session, minLevel="warn", limit=40)
+    assert [e["logId"] for e in archived[0]["entries"]] == [e["logId"] for e in entries(150)]
+    assert [e["logId"] for e in in_window[0]["entries"]] == [f"log-{n:08d}" for n in range(10, 20)]
+    assert {e["level"] for page in warn_up for e in page["entries"]} == {"warn", "error", "fatal"}
+    assert sum(len(page["entries"]) for page in warn_up) == 90
 
 
 async def until_async(refresh: Any, predicate: Any, timeout_s: float = 30) -> None:
