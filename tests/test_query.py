@@ -12,11 +12,14 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
+from contracts import LogEntryCreated
 from contracts.models import LogBatchCreated
 from contracts.query import CursorError, LogQuery, Order, QueryError
 from contracts.timestamps import format_timestamp, now_timestamp
 from gateway.consumers.archiver import ArchiveConfig, Archiver
+from gateway.consumers.manifest import manifest_path
 from gateway.consumers.query import QueryStats, query_entries, query_page
+from gateway.consumers.segments import Compression, SegmentWriter
 from gateway.core.limits import BatchLimits
 from gateway.process.natsserver import NatsServer
 from gateway.service import Gateway
@@ -223,3 +226,28 @@ async def test_filters_select_entries(nats_server: NatsServer, nc: Client) -> No
         ]
         assert await ids(end="2025-10-13T08:00:09.999Z") == [e["logId"] for e in sent[:10]]
         assert log_ids(await stored_batches(nc.jetstream(), stream))
+
+
+async def test_manifests_let_a_query_skip_segments_and_old_segments_still_count(tmp_path: Path) -> None:
+    def segment(batch: list[dict[str, Any]], seq: int | None) -> None:
+        writer = SegmentWriter(tmp_path, compression=Compression.ZSTD, fsync=False, stream="S")
+        writer.write_batch([LogEntryCreated.parse(e) for e in batch], 0.0, seq=seq)
+        info = writer.finish()
+        assert info is not None
+        if seq is None:  # a segment from before manifests
+            manifest_path(info.path).unlink()
+
+    segment(entries(10, source="old"), None)
+    for i in range(4):
+        segment(entries(10, start=100 + 10 * i, source=f"svc-{i}", level="error"), seq=i + 1)
+    stats = QueryStats()
+    page = await query_page(None, LogQuery(source="svc-2"), stream="S", archive_dir=tmp_path, stats=stats)
+    assert [e.logId for e in page.entries] == [e["logId"] for e in entries(10, start=120)]
+    assert (stats.segments_opened, stats.segments_skipped) == (2, 3)  # the one of svc-2 and the old one
+    old = await query_page(None, LogQuery(source="old", order="newest"), stream="S", archive_dir=tmp_path)
+    assert [e.logId for e in old.entries] == [e["logId"] for e in entries(10)][::-1]
+    stats = QueryStats()
+    await query_page(None, LogQuery(level="warn"), stream="S", archive_dir=tmp_path, stats=stats)
+    assert stats.segments_skipped == 4  # every sequenced segment holds errors only
+    everything = await query_page(None, LogQuery(), stream="S", archive_dir=tmp_path)
+    assert [e.logId for e in everything.entries] == [e["logId"] for e in entries(10) + entries(40, start=100)]

@@ -18,6 +18,7 @@ from typing import Any
 from gateway.process.settings import (
     ARCHIVE_OPTIONS,
     ASYNCAPI_OPTIONS,
+    QUERY_OPTIONS,
     RUN_OPTIONS,
     TAIL_OPTIONS,
     SettingError,
@@ -28,6 +29,7 @@ from gateway.process.settings import (
     check_bench,
     check_config,
     effective_settings,
+    query_settings,
     read_options,
     required_connection,
     run_settings,
@@ -40,7 +42,8 @@ __all__ = ["DESCRIPTION", "build_parser", "main"]
 DESCRIPTION = (
     "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
     "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
-    "archive batches to files and read them back (archive, archive-read), watch entries live (tail) "
+    "archive batches to files and read them back (archive, archive-read), watch entries live (tail), "
+    "ask for past entries (query) "
     "and measure it (bench). 'log-gateway COMMAND --help' lists a command's flags."
 )
 
@@ -215,6 +218,39 @@ async def _tail_main(connection: Any, options: Any, timeout_s: float) -> int:
     return await _connected_until_signalled(connection, timeout_s, lambda nc, stop: tail(nc, options, stop))
 
 
+def _query(args: argparse.Namespace) -> int:
+    """One page, or with ``--all`` the whole result; a query that cannot run is one line and status 2."""
+    values = read_options(args, QUERY_OPTIONS)
+    query, output, connection = query_settings(values, isatty=sys.stdout.isatty)
+    try:
+        return asyncio.run(_query_main(query, output, connection, values["connect_timeout_s"]))
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+async def _query_main(query: Any, output: Any, connection: Any, timeout_s: float) -> int:
+    from contracts.query import QueryError
+    from gateway.consumers.querycli import run_query
+    from gateway.process.connection import ConnectFailed, connect_within
+
+    nc = None
+    try:
+        if connection is not None:
+            nc = await connect_within(connection, timeout_s)
+        await run_query(nc, query, output)
+    except ConnectFailed as exc:
+        print(f"log-gateway: cannot query: {exc}", file=sys.stderr)
+        return 1
+    except QueryError as exc:
+        print(f"log-gateway: query: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if nc is not None:
+            await nc.close()
+    return 0
+
+
 class MissingExtra(Exception):
     """A command needs an optional dependency that is not installed."""
 
@@ -337,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     tail = commands.add_parser("tail", help="show batched entries and alerts as they arrive")
     add_options(tail, TAIL_OPTIONS)
     tail.set_defaults(func=_tail)
+    query = commands.add_parser(
+        "query", help="ask the stream and the archive for entries: a page, or the whole result"
+    )
+    add_options(query, QUERY_OPTIONS)
+    query.set_defaults(func=_query)
     _add_bench_command(commands)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")
