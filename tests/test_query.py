@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from nats.aio.client import Client
 
@@ -18,6 +19,7 @@ from contracts.query import CursorError, LogQuery, Order, QueryError
 from contracts.timestamps import format_timestamp, now_timestamp
 from gateway.consumers.archiver import ArchiveConfig, Archiver
 from gateway.consumers.manifest import manifest_path
+from gateway.consumers.match import Matcher
 from gateway.consumers.query import QueryStats, query_entries, query_page
 from gateway.consumers.segments import Compression, SegmentWriter
 from gateway.core.limits import BatchLimits
@@ -251,3 +253,20 @@ async def test_manifests_let_a_query_skip_segments_and_old_segments_still_count(
     assert stats.segments_skipped == 4  # every sequenced segment holds errors only
     everything = await query_page(None, LogQuery(), stream="S", archive_dir=tmp_path)
     assert [e.logId for e in everything.entries] == [e["logId"] for e in entries(10) + entries(40, start=100)]
+
+
+def test_the_raw_prefilter_never_hides_a_match() -> None:
+    compact = [
+        b'{"logId":"a","level":"error","message":"Card TIMEOUT","source":"s1","createdAt":"x"}',
+        b'{"logId":"b","level":"info","message":"timeout","source":"s1","createdAt":"x"}',
+        b'{"logId":"c","level":"error","message":"ok","source":"s1","createdAt":"x"}',
+        b'{"logId":"d","level":"error","message":"timeout","source":"s2","createdAt":"x"}',
+    ]
+    spaced = b'{"logId": "e", "level": "error", "message": "timeout", "source": "s1", "createdAt": "x"}'
+    matcher = Matcher(LogQuery(level="error", source="s1", filter="timeout"))
+    lines, keep = matcher.candidates(b"\n".join([*compact, spaced]) + b"\n")
+    assert len(lines) == 5
+    assert keep == [0, 4]  # the spaced line is let through to be parsed and checked
+    assert [i for i in keep if matcher.keep(orjson.loads(lines[i]))] == [0, 4]
+    only_text = Matcher(LogQuery(filter="TimeOut"))
+    assert only_text.candidates(b"\n".join(compact))[1] == [0, 1, 3]

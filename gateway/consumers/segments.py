@@ -34,6 +34,7 @@ __all__ = [
     "archived_event_data",
     "is_segment_name",
     "read_segment",
+    "segment_chunks",
     "segment_lines",
 ]
 
@@ -59,6 +60,10 @@ class SegmentInfo:
     compressed_size: int
     start: str
     end: str
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class _Sink(Protocol):
@@ -243,3 +248,33 @@ def segment_lines(path: Path) -> Iterator[bytes]:
             yield from stream
         except (zstandard.ZstdError, gzip.BadGzipFile, EOFError) as exc:
             raise ValueError(f"{path} is not a segment: {exc or type(exc).__name__}") from None
+
+
+def segment_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """A segment's decompressed bytes in pieces of about ``size`` that end at a line's end.
+
+    Cheaper than line by line for a scan: a piece is split (and searched) at C speed.
+
+    Raises:
+        OSError: the file cannot be opened or read.
+        ValueError: the file's compressed data is broken; the message names the file.
+    """
+    with path.open("rb") as raw:
+        stream: _Readable
+        if path.name.endswith(".zst"):
+            stream = zstandard.ZstdDecompressor().stream_reader(raw)
+        else:
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        rest = b""
+        try:
+            while piece := stream.read(size):
+                cut = piece.rfind(b"\n")
+                if cut == -1:
+                    rest += piece
+                    continue
+                yield rest + piece[: cut + 1]
+                rest = piece[cut + 1 :]
+        except (zstandard.ZstdError, gzip.BadGzipFile, EOFError) as exc:
+            raise ValueError(f"{path} is not a segment: {exc or type(exc).__name__}") from None
+        if rest:
+            yield rest

@@ -271,7 +271,30 @@ def _require(what: str, extra: str, modules: dict[str, str]) -> None:
             ) from None
 
 
+def _bench_query(args: argparse.Namespace) -> int:
+    """``bench --query``: the query engine over an archive it writes, against DuckDB's read_json."""
+    _require("bench --query", "bench", {"duckdb": "duckdb"})
+    import json
+    import tempfile
+
+    from gateway.bench.querybench import QueryBenchConfig, format_query_results, run_query_bench
+
+    out = Path(args.out)
+    entries = args.entries or (20_000 if args.quick else 1_000_000)
+    check_bench(entries, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix="query-archive-") as archive:
+        results = run_query_bench(QueryBenchConfig(directory=Path(archive), entries=entries))
+    (out / "query-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "query-results.md").write_text(format_query_results(results) + "\n")
+    print(format_query_results(results))
+    print(f"log-gateway: results in {out}/query-results.json and query-results.md")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.query:
+        return _bench_query(args)
     _require("bench", "bench", {"opentelemetry.sdk._logs": "opentelemetry-sdk", "matplotlib": "matplotlib"})
     from gateway.bench import BenchConfig, run_bench
 
@@ -345,6 +368,11 @@ def _add_bench_command(commands: Any) -> None:
     )
     bench.add_argument("--entries", type=int, help="entries per measurement")
     bench.add_argument("--rounds", type=int, help="rounds per measurement")
+    bench.add_argument(
+        "--query",
+        action="store_true",
+        help="instead: query 1,000,000 archived entries (--entries), against DuckDB's read_json",
+    )
     bench.set_defaults(func=_bench)
 
 
