@@ -4,9 +4,10 @@ A cursor is opaque to callers: base64url of a small versioned JSON naming the
 query it came from (a hash of the filters) and a *position* (the last entry
 handed over), never an offset into a result, so it stays valid while new
 entries arrive. Positions order the whole result: archive segments without a
-manifest first (``(0, segment name, line)``), then every entry by its place in
-the stream (``(1, stream sequence, index in the batch)``), from the stream while
-it still holds that sequence and from the archive once it no longer does.
+manifest (or from an earlier life of the stream) first, at ``(0, the segment's
+order key, line)``, then every entry by its place in the stream, at ``(1,
+stream sequence, index in the batch)``, read from the stream while it still
+holds that sequence and from the archive once it no longer does.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ __all__ = [
 MAX_LIMIT = 1000
 Order = Literal["oldest", "newest"]
 Position = tuple[int, int | str, int]
-"""``(0, segment name, line)`` for a segment without a manifest, ``(1, stream seq, index in batch)``."""
+"""``(0, segment's order key, line)`` off the stream's sequences, else ``(1, stream seq, index)``."""
 _CURSOR_VERSION = 1
 
 

@@ -163,6 +163,14 @@ async def test_archive_and_stream_overlap_each_entry_once(
         assert stats.segments_opened >= 1
         newest = await page_all(nc, LogQuery(limit=9, order="newest"), stream, archive_dir=tmp_path)
         assert newest == everything[::-1]
+        # The stream made again numbers from 1 anew: the archive of its first life comes first, whole.
+        info = await js.stream_info(stream)
+        await js.delete_stream(stream)
+        await js.add_stream(info.config)
+        later = entries(20, start=900)
+        await send(nc, gateway, later)
+        got = [e.logId async for e in query_entries(nc, LogQuery(), stream=stream, archive_dir=tmp_path)]
+        assert got == everything[:150] + [e["logId"] for e in later]
 
 
 async def archive_all(nc: Client, stream: str, directory: Path, count: int) -> None:

@@ -40,11 +40,27 @@ class Segment:
     path: Path
     manifest: Manifest | None
 
-    def sequenced(self, stream: str) -> bool:
-        """Are this segment's entries placed by ``stream``'s sequences?"""
-        return (
-            self.manifest is not None and self.manifest.batches is not None and self.manifest.stream == stream
-        )
+    def sequenced(self, stream: str, created: str | None = None) -> bool:
+        """Are this segment's entries placed by the sequences of ``stream`` (created at ``created``)?
+
+        A segment of an earlier life of the stream (deleted, made again, numbered anew) is not.
+        """
+        m = self.manifest
+        if m is None or m.batches is None or m.stream != stream:
+            return False
+        return created is None or m.stream_created is None or m.stream_created == created
+
+    @property
+    def order_key(self) -> str:
+        """Where the segment stands among those not placed by the queried stream's sequences.
+
+        Segments without a manifest first (by name), then those of an earlier life of a stream,
+        by when it was created and by sequence.
+        """
+        m = self.manifest
+        if m is None or m.seq_first is None:
+            return f"/{0:020d}/{self.path.name}"
+        return f"{m.stream_created or ''}/{m.seq_first:020d}/{self.path.name}"
 
     def may_match(self, matcher: Matcher) -> bool:
         """False when the manifest shows no entry of this segment can match."""
@@ -103,12 +119,13 @@ def _loads(line: bytes, stats: QueryStats) -> Any:
 def legacy_entries(
     segments: list[Segment], matcher: Matcher, stats: QueryStats, *, newest: bool
 ) -> Iterator[Found]:
-    """Matching entries of segments without stream sequences, at ``(0, name, line)``."""
-    for seg in reversed(segments) if newest else segments:
+    """Matching entries of segments not placed by stream sequences, at ``(0, order key, line)``."""
+    ordered = sorted(segments, key=lambda s: s.order_key)
+    for seg in reversed(ordered) if newest else ordered:
         if not seg.may_match(matcher):
             stats.segments_skipped += 1
             continue
-        found = [((0, seg.path.name, n), data) for n, data in _matching_lines(seg, matcher, stats)]
+        found = [((0, seg.order_key, n), data) for n, data in _matching_lines(seg, matcher, stats)]
         yield from reversed(found) if newest else found
 
 

@@ -172,14 +172,15 @@ async def _plan(nc: Client | None, query: LogQuery, where: _Where) -> _Plan:
     if view is None and archive_dir is None:
         raise QueryError(f"there is no stream {stream!r} to query (and no archive directory was given)")
     segments = await asyncio.to_thread(list_segments, archive_dir) if archive_dir is not None else []
+    created = None if view is None else view.created
     return _Plan(
         query=query,
         matcher=Matcher(query),
         after=after,
         newest=query.order == "newest",
         view=view,
-        legacy=[s for s in segments if not s.sequenced(stream)],
-        placed=[s for s in segments if s.sequenced(stream)],
+        legacy=[s for s in segments if not s.sequenced(stream, created)],
+        placed=[s for s in segments if s.sequenced(stream, created)],
         stats=where.stats,
         clock_skew_s=where.clock_skew_s,
     )

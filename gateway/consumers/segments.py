@@ -32,6 +32,7 @@ __all__ = [
     "SegmentInfo",
     "SegmentWriter",
     "archived_event_data",
+    "created_text",
     "is_segment_name",
     "read_segment",
     "segment_chunks",
@@ -93,6 +94,8 @@ class SegmentWriter:
     ) -> None:
         self.directory = directory
         self.stream = stream
+        self.stream_created: str | None = None
+        """When ``stream`` was created (UTC ISO 8601), recorded in each manifest when known."""
         self.compression = compression
         self.fsync = fsync
         directory.mkdir(parents=True, exist_ok=True)
@@ -145,9 +148,8 @@ class SegmentWriter:
             stream = zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False)
         else:
             stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
-        self._open = _Open(
-            path, raw, stream, now, moment, moment, manifest=ManifestBuilder(stream=self.stream)
-        )
+        manifest = ManifestBuilder(stream=self.stream, stream_created=self.stream_created)
+        self._open = _Open(path, raw, stream, now, moment, moment, manifest=manifest)
         return self._open
 
     def finish(self) -> SegmentInfo | None:
@@ -170,6 +172,11 @@ class SegmentWriter:
         return SegmentInfo(
             final.name.split(".")[0], final, seg.entries, final.stat().st_size, seg.first[1], seg.last[1]
         )
+
+
+def created_text(moment: datetime | None) -> str | None:
+    """A stream's creation time as manifests record it (UTC ISO 8601), None when not known."""
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def _fsync_dir(directory: Path) -> None:
