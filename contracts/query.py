@@ -4,9 +4,10 @@ A cursor is opaque to callers: base64url of a small versioned JSON naming the
 query it came from (a hash of the filters) and a *position* (the last entry
 handed over), never an offset into a result, so it stays valid while new
 entries arrive. Positions order the whole result: archive segments without a
-manifest first (``(0, segment name, line)``), then every entry by its place in
-the stream (``(1, stream sequence, index in the batch)``), from the stream while
-it still holds that sequence and from the archive once it no longer does.
+manifest (or from an earlier life of the stream) first, at ``(0, the segment's
+order key, line)``, then every entry by its place in the stream, at ``(1,
+stream sequence, index in the batch)``, read from the stream while it still
+holds that sequence and from the archive once it no longer does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
 import orjson
@@ -34,12 +36,13 @@ __all__ = [
     "QueryPage",
     "decode_cursor",
     "encode_cursor",
+    "explain",
 ]
 
 MAX_LIMIT = 1000
 Order = Literal["oldest", "newest"]
 Position = tuple[int, int | str, int]
-"""``(0, segment name, line)`` for a segment without a manifest, ``(1, stream seq, index in batch)``."""
+"""``(0, segment's order key, line)`` off the stream's sequences, else ``(1, stream seq, index)``."""
 _CURSOR_VERSION = 1
 
 
@@ -79,7 +82,9 @@ class LogQuery(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.level is not None and self.min_level is not None:
-            raise ValueError("give level (exactly that level) or min_level (that level and above), not both")
+            raise ValueError(
+                "give level or min_level, not both: the first keeps one, the second it and above"
+            )
         if self.start and self.end and parse_timestamp(self.start) > parse_timestamp(self.end):
             raise ValueError(f"start {self.start} is after end {self.end}")
         if self.regex:
@@ -101,8 +106,7 @@ class LogQuery(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            detail = "; ".join(str(err) for err in contract_errors(exc))
-            raise QueryError(f"invalid query: {detail}") from None
+            raise QueryError(f"invalid query: {explain(exc)}") from None
 
     @property
     def levels(self) -> frozenset[str] | None:
@@ -130,6 +134,21 @@ class QueryPage(BaseModel):
     def to_data(self) -> dict[str, Any]:
         """The page as JSON-ready data, each entry with exactly the fields it was given."""
         return {"entries": [e.to_data() for e in self.entries], "nextCursor": self.nextCursor}
+
+
+def explain(exc: ValidationError, names: Mapping[str, str] | None = None) -> str:
+    """A query's validation errors in one line, each field under ``names`` (e.g. its CLI flag)."""
+    names = names or {}
+    problems = []
+    for err in contract_errors(exc):
+        message = err.message.removeprefix("Value error, ")
+        if err.field != "(root)":
+            problems.append(f"{names.get(err.field, err.field)}: {message}")
+            continue
+        for field, name in names.items():  # a rule across fields names them in its message
+            message = re.sub(rf"\b{field}\b", name, message)
+        problems.append(message)
+    return "; ".join(problems)
 
 
 def encode_cursor(query: LogQuery, position: Position) -> str:

@@ -9,14 +9,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from nats.aio.client import Client
 
+from contracts import LogEntryCreated
 from contracts.models import LogBatchCreated
 from contracts.query import CursorError, LogQuery, Order, QueryError
 from contracts.timestamps import format_timestamp, now_timestamp
 from gateway.consumers.archiver import ArchiveConfig, Archiver
+from gateway.consumers.manifest import manifest_path
+from gateway.consumers.match import Matcher
 from gateway.consumers.query import QueryStats, query_entries, query_page
+from gateway.consumers.segments import Compression, SegmentWriter
 from gateway.core.limits import BatchLimits
 from gateway.process.natsserver import NatsServer
 from gateway.service import Gateway
@@ -158,6 +163,14 @@ async def test_archive_and_stream_overlap_each_entry_once(
         assert stats.segments_opened >= 1
         newest = await page_all(nc, LogQuery(limit=9, order="newest"), stream, archive_dir=tmp_path)
         assert newest == everything[::-1]
+        # The stream made again numbers from 1 anew: the archive of its first life comes first, whole.
+        info = await js.stream_info(stream)
+        await js.delete_stream(stream)
+        await js.add_stream(info.config)
+        later = entries(20, start=900)
+        await send(nc, gateway, later)
+        got = [e.logId async for e in query_entries(nc, LogQuery(), stream=stream, archive_dir=tmp_path)]
+        assert got == everything[:150] + [e["logId"] for e in later]
 
 
 async def archive_all(nc: Client, stream: str, directory: Path, count: int) -> None:
@@ -223,3 +236,45 @@ async def test_filters_select_entries(nats_server: NatsServer, nc: Client) -> No
         ]
         assert await ids(end="2025-10-13T08:00:09.999Z") == [e["logId"] for e in sent[:10]]
         assert log_ids(await stored_batches(nc.jetstream(), stream))
+
+
+async def test_manifests_let_a_query_skip_segments_and_old_segments_still_count(tmp_path: Path) -> None:
+    def segment(batch: list[dict[str, Any]], seq: int | None) -> None:
+        writer = SegmentWriter(tmp_path, compression=Compression.ZSTD, fsync=False, stream="S")
+        writer.write_batch([LogEntryCreated.parse(e) for e in batch], 0.0, seq=seq)
+        info = writer.finish()
+        assert info is not None
+        if seq is None:  # a segment from before manifests
+            manifest_path(info.path).unlink()
+
+    segment(entries(10, source="old"), None)
+    for i in range(4):
+        segment(entries(10, start=100 + 10 * i, source=f"svc-{i}", level="error"), seq=i + 1)
+    stats = QueryStats()
+    page = await query_page(None, LogQuery(source="svc-2"), stream="S", archive_dir=tmp_path, stats=stats)
+    assert [e.logId for e in page.entries] == [e["logId"] for e in entries(10, start=120)]
+    assert (stats.segments_opened, stats.segments_skipped) == (2, 3)  # the one of svc-2 and the old one
+    old = await query_page(None, LogQuery(source="old", order="newest"), stream="S", archive_dir=tmp_path)
+    assert [e.logId for e in old.entries] == [e["logId"] for e in entries(10)][::-1]
+    stats = QueryStats()
+    await query_page(None, LogQuery(level="warn"), stream="S", archive_dir=tmp_path, stats=stats)
+    assert stats.segments_skipped == 4  # every sequenced segment holds errors only
+    everything = await query_page(None, LogQuery(), stream="S", archive_dir=tmp_path)
+    assert [e.logId for e in everything.entries] == [e["logId"] for e in entries(10) + entries(40, start=100)]
+
+
+def test_the_raw_prefilter_never_hides_a_match() -> None:
+    compact = [
+        b'{"logId":"a","level":"error","message":"Card TIMEOUT","source":"s1","createdAt":"x"}',
+        b'{"logId":"b","level":"info","message":"timeout","source":"s1","createdAt":"x"}',
+        b'{"logId":"c","level":"error","message":"ok","source":"s1","createdAt":"x"}',
+        b'{"logId":"d","level":"error","message":"timeout","source":"s2","createdAt":"x"}',
+    ]
+    spaced = b'{"logId": "e", "level": "error", "message": "timeout", "source": "s1", "createdAt": "x"}'
+    matcher = Matcher(LogQuery(level="error", source="s1", filter="timeout"))
+    lines, keep = matcher.candidates(b"\n".join([*compact, spaced]) + b"\n")
+    assert len(lines) == 5
+    assert keep == [0, 4]  # the spaced line is let through to be parsed and checked
+    assert [i for i in keep if matcher.keep(orjson.loads(lines[i]))] == [0, 4]
+    only_text = Matcher(LogQuery(filter="TimeOut"))
+    assert only_text.candidates(b"\n".join(compact))[1] == [0, 1, 3]

@@ -14,7 +14,13 @@ from nats.aio.client import Client
 
 from contracts.cloudevents import encode_structured, make_attributes
 from contracts.models import LogArchived
-from gateway.consumers.segments import Compression, SegmentInfo, SegmentWriter, archived_event_data
+from gateway.consumers.segments import (
+    Compression,
+    SegmentInfo,
+    SegmentWriter,
+    archived_event_data,
+    created_text,
+)
 from gateway.consumers.subscribe import BatchSubscriber, Delivery, SubscriberConfig
 from gateway.core.announce import stream_started
 
@@ -78,6 +84,8 @@ class Archiver:
         """Archive until ``stop`` is set; then finish the open segment."""
         await self._announce()
         async with self._subscriber() as sub:
+            info = await self._nc.jetstream().stream_info(self.config.stream)
+            self.writer.stream_created = created_text(info.created)
             deliveries = sub.deliveries()
             next_one: asyncio.Task[Delivery] | None = None
             try:

@@ -11,6 +11,8 @@ first) or after (newest first) the sequenced entries.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ import orjson
 from contracts.query import Position, QueryError
 from gateway.consumers.manifest import Manifest, read_manifest
 from gateway.consumers.match import Matcher, QueryStats, time_key
-from gateway.consumers.segments import is_segment_name, segment_lines
+from gateway.consumers.segments import is_segment_name, segment_chunks
 
 __all__ = ["Found", "Segment", "legacy_entries", "list_segments", "sequenced_entries"]
 
@@ -38,11 +40,27 @@ class Segment:
     path: Path
     manifest: Manifest | None
 
-    def sequenced(self, stream: str) -> bool:
-        """Are this segment's entries placed by ``stream``'s sequences?"""
-        return (
-            self.manifest is not None and self.manifest.batches is not None and self.manifest.stream == stream
-        )
+    def sequenced(self, stream: str, created: str | None = None) -> bool:
+        """Are this segment's entries placed by the sequences of ``stream`` (created at ``created``)?
+
+        A segment of an earlier life of the stream (deleted, made again, numbered anew) is not.
+        """
+        m = self.manifest
+        if m is None or m.batches is None or m.stream != stream:
+            return False
+        return created is None or m.stream_created is None or m.stream_created == created
+
+    @property
+    def order_key(self) -> str:
+        """Where the segment stands among those not placed by the queried stream's sequences.
+
+        Segments without a manifest first (by name), then those of an earlier life of a stream,
+        by when it was created and by sequence.
+        """
+        m = self.manifest
+        if m is None or m.seq_first is None:
+            return f"/{0:020d}/{self.path.name}"
+        return f"{m.stream_created or ''}/{m.seq_first:020d}/{self.path.name}"
 
     def may_match(self, matcher: Matcher) -> bool:
         """False when the manifest shows no entry of this segment can match."""
@@ -75,32 +93,39 @@ def _matching_lines(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line index, entry data)`` of each matching entry (blank lines count as lines)."""
     stats.segments_opened += 1
+    base = 0
     try:
-        for number, line in enumerate(segment_lines(seg.path)):
-            stats.entries_scanned += 1
-            if not matcher.raw_may_match(line):
-                continue
-            try:
-                data = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                stats.invalid += line.strip() != b""
-                continue
-            if matcher.keep(data):
-                yield number, data
+        for chunk in segment_chunks(seg.path):
+            lines, candidates = matcher.candidates(chunk)
+            stats.entries_scanned += len(lines)
+            for index in candidates:
+                data = _loads(lines[index], stats)
+                if data is not None and matcher.keep(data):
+                    yield base + index, data
+            base += len(lines)
     except (OSError, ValueError) as exc:
         stats.invalid += 1
         log.warning("query: could not read segment %s: %s", seg.path, exc)
 
 
+def _loads(line: bytes, stats: QueryStats) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        stats.invalid += line.strip() != b""
+        return None
+
+
 def legacy_entries(
     segments: list[Segment], matcher: Matcher, stats: QueryStats, *, newest: bool
 ) -> Iterator[Found]:
-    """Matching entries of segments without stream sequences, at ``(0, name, line)``."""
-    for seg in reversed(segments) if newest else segments:
+    """Matching entries of segments not placed by stream sequences, at ``(0, order key, line)``."""
+    ordered = sorted(segments, key=lambda s: s.order_key)
+    for seg in reversed(ordered) if newest else ordered:
         if not seg.may_match(matcher):
             stats.segments_skipped += 1
             continue
-        found = [((0, seg.path.name, n), data) for n, data in _matching_lines(seg, matcher, stats)]
+        found = [((0, seg.order_key, n), data) for n, data in _matching_lines(seg, matcher, stats)]
         yield from reversed(found) if newest else found
 
 
@@ -108,13 +133,13 @@ def _placed(seg: Segment, matcher: Matcher, stats: QueryStats, lo: int, hi: int)
     """Matching entries of a sequenced segment at ``(1, seq, index)``, in line order, within lo..hi."""
     assert seg.manifest is not None  # noqa: S101 - sequenced() held
     assert seg.manifest.batches is not None  # noqa: S101
-    places: list[tuple[int, int]] = []
-    for seq, count in seg.manifest.batches:
-        places.extend((seq, i) for i in range(count))
+    seqs = [seq for seq, _ in seg.manifest.batches]
+    ends = list(itertools.accumulate(count for _, count in seg.manifest.batches))
     for number, data in _matching_lines(seg, matcher, stats):
-        if number < len(places) and lo <= places[number][0] <= hi:
-            seq, index = places[number]
-            yield (1, seq, index), data
+        batch = bisect.bisect_right(ends, number)
+        if batch < len(seqs) and lo <= seqs[batch] <= hi:
+            index = number - (ends[batch - 1] if batch else 0)
+            yield (1, seqs[batch], index), data
 
 
 def _groups(segments: list[Segment]) -> list[list[Segment]]:
@@ -149,9 +174,18 @@ def sequenced_entries(
         chosen.append(seg)
     groups = _groups(chosen)
     for group in reversed(groups) if newest else groups:
+        if not newest and len(group) == 1 and _ascending(group[0]):
+            yield from _placed(group[0], matcher, stats, lo, hi)  # read as it goes: a quick first page
+            continue
         found = sorted(
             (f for seg in group for f in _placed(seg, matcher, stats, lo, hi)),
             key=lambda f: f[0],
             reverse=newest,
         )
         yield from found
+
+
+def _ascending(seg: Segment) -> bool:
+    """Are the segment's batches in stream order (as one archiver writes them)?"""
+    batches = seg.manifest.batches if seg.manifest is not None else None
+    return batches is not None and all(a[0] < b[0] for a, b in itertools.pairwise(batches))

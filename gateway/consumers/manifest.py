@@ -6,7 +6,8 @@ written (and fsynced) before the segment is renamed into place, so a finished
 segment with a manifest always has the right one. It holds the entry count,
 the earliest and latest ``createdAt``, the count per level, the sources (up to
 :data:`MAX_SOURCES`; beyond that ``null``: any), the stream the batches came
-from and each batch's stream sequence and entry count in line order. Segments
+from (and when that stream was created: a stream made again numbers from 1 anew) and
+each batch's stream sequence and entry count in line order. Segments
 without one (written before manifests existed) are still read, only never
 skipped.
 """
@@ -51,6 +52,8 @@ class Manifest:
     stream: str | None
     batches: tuple[tuple[int, int], ...] | None
     """``(stream sequence, entries)`` per batch in line order; None when not known."""
+    stream_created: str | None = None
+    """When the stream was created (UTC ISO 8601), telling one life of a stream name from the next."""
 
     @property
     def seq_first(self) -> int | None:
@@ -70,6 +73,7 @@ class Manifest:
             "levels": self.levels,
             "sources": None if self.sources is None else sorted(self.sources),
             "stream": self.stream,
+            "streamCreated": self.stream_created,
             "seqFirst": self.seq_first,
             "seqLast": self.seq_last,
             "batches": None if self.batches is None else [list(b) for b in self.batches],
@@ -81,6 +85,7 @@ class ManifestBuilder:
     """Collects a segment's manifest as its entries are written."""
 
     stream: str | None = None
+    stream_created: str | None = None
     levels: dict[str, int] = field(default_factory=dict)
     sources: set[str] | None = field(default_factory=set)
     batches: list[tuple[int, int]] | None = field(default_factory=list)
@@ -109,6 +114,7 @@ class ManifestBuilder:
             levels=dict(self.levels),
             sources=None if self.sources is None else frozenset(self.sources),
             stream=self.stream if known else None,
+            stream_created=self.stream_created if known else None,
             batches=tuple(self.batches) if known and self.batches is not None else None,
         )
 
@@ -164,5 +170,6 @@ def _from_data(data: dict[str, Any]) -> Manifest:
         levels={str(k): int(v) for k, v in data["levels"].items()},
         sources=None if sources is None else frozenset(str(s) for s in sources),
         stream=None if data.get("stream") is None else str(data["stream"]),
+        stream_created=None if data.get("streamCreated") is None else str(data["streamCreated"]),
         batches=None if batches is None else tuple((int(s), int(n)) for s, n in batches),
     )

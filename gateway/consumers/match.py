@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import UTC
@@ -56,6 +58,7 @@ class Matcher:
         self.end = time_key(query.end) if query.end else None
         self._needle: str | None = None
         self._raw: bytes | None = None
+        self._raw_fields = _raw_fields(self.levels, self.source)
         self._pattern: re.Pattern[str] | None = None
         if query.filter is not None and query.regex:
             self._pattern = re.compile(query.filter, re.IGNORECASE)
@@ -70,8 +73,48 @@ class Matcher:
                 self._raw = self._needle.encode()
 
     def raw_may_match(self, line: bytes) -> bool:
-        """A cheap necessary condition on an entry's JSON line (False: it cannot match)."""
+        """A cheap necessary condition on an entry's JSON line (False: it cannot match).
+
+        Segments hold entries as the contract writes them (compact JSON): where a
+        line has the compact ``"level":"`` key, one of the wanted ``"level":"x"``
+        must be in it too (a line written otherwise is parsed and checked in full).
+        """
+        for marker, options in self._raw_fields:
+            if marker in line and not any(option in line for option in options):
+                return False
         return self._raw is None or self._raw in line.lower()
+
+    def candidates(self, chunk: bytes) -> tuple[list[bytes], list[int]]:
+        """A segment piece's lines, and the indexes of those that may match (the rest cannot).
+
+        The wanted ``"level":"x"`` / ``"source":"s"`` pairs and the lowered text are
+        searched for in the whole piece (C speed) and mapped to lines, rather than
+        looking at every line in Python. A line without the compact key (not written
+        by the contract's encoder) is let through, to be parsed and checked in full;
+        such lines are noticed by counting the key in the piece, so a piece where one
+        line lacks the key and another holds it twice (in its metadata) would hide one.
+        """
+        lines = chunk.split(b"\n")
+        if chunk.endswith(b"\n"):
+            lines.pop()
+        if not self._raw_fields and self._raw is None:
+            return lines, list(range(len(lines)))
+        starts = list(itertools.accumulate(map((1).__add__, map(len, lines)), initial=0))
+        if self._raw_fields:  # the first pair found in the piece, the rest checked on those lines
+            (marker, options), rest = self._raw_fields[0], self._raw_fields[1:]
+            found = _lines_with(chunk, starts, options)
+            if chunk.count(marker) < len(lines):
+                found |= {i for i, line in enumerate(lines) if marker not in line}
+            keep = sorted(found)
+        else:
+            assert self._raw is not None  # noqa: S101 - checked above
+            keep, rest = sorted(_lines_with(chunk.lower(), starts, [self._raw])), []
+        for marker, options in rest:
+            keep = [i for i in keep if any(o in lines[i] for o in options) or marker not in lines[i]]
+        if self._raw is not None and self._raw_fields:
+            raw = self._raw
+            keep = [i for i in keep if raw in lines[i].lower()]
+        return lines, keep
 
     def spans(self, first: str | None, last: str | None) -> bool:
         """Can entries created between ``first`` and ``last`` (time keys) match the time range?"""
@@ -117,6 +160,33 @@ class Matcher:
         if self._pattern is not None:
             return self._pattern.search(message) is not None
         return self._needle is not None and self._needle in message.lower()
+
+
+def _lines_with(chunk: bytes, starts: list[int], tokens: list[bytes]) -> set[int]:
+    """The indexes of the lines (starting at ``starts``) of ``chunk`` that hold one of ``tokens``."""
+    found: set[int] = set()
+    for token in tokens:
+        at = chunk.find(token)
+        while at != -1:
+            line = bisect.bisect_right(starts, at) - 1
+            found.add(line)
+            at = chunk.find(token, starts[line + 1] if line + 1 < len(starts) else len(chunk))
+    return found
+
+
+def _raw_fields(levels: frozenset[str] | None, source: str | None) -> list[tuple[bytes, list[bytes]]]:
+    """``(key marker, wanted key-value pairs)`` for the compact-JSON prefilter."""
+    fields = []
+    if levels is not None:
+        fields.append((b'"level":"', [b'"level":"%s"' % level.encode() for level in sorted(levels)]))
+    if (
+        source is not None
+        and source.isascii()
+        and source.isprintable()
+        and not any(c in source for c in '"\\')
+    ):
+        fields.append((b'"source":"', [b'"source":"%s"' % source.encode()]))
+    return fields
 
 
 def _trace_id(data: dict[str, Any]) -> Any:

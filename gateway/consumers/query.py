@@ -85,7 +85,7 @@ class _Plan:
 
 
 async def query_page(
-    nc: Client,
+    nc: Client | None,
     query: LogQuery,
     *,
     stream: str,
@@ -95,6 +95,8 @@ async def query_page(
     clock_skew_s: float = CLOCK_SKEW_S,
 ) -> QueryPage:
     """One page of at most ``query.limit`` entries, and the cursor of the next (None on the last).
+
+    ``nc`` None reads the archive alone (``archive_dir`` is then required).
 
     Raises:
         QueryError: there is nothing to ask (no such stream and no archive).
@@ -116,7 +118,7 @@ async def query_page(
 
 
 async def query_entries(
-    nc: Client,
+    nc: Client | None,
     query: LogQuery,
     *,
     stream: str,
@@ -141,7 +143,7 @@ async def query_entries(
 
 
 async def _results(
-    nc: Client, query: LogQuery, where: _Where
+    nc: Client | None, query: LogQuery, where: _Where
 ) -> AsyncGenerator[tuple[Position, LogEntryCreated], None]:
     plan = await _plan(nc, query, where)
     stats = where.stats
@@ -163,27 +165,28 @@ async def _results(
         yield position, entry
 
 
-async def _plan(nc: Client, query: LogQuery, where: _Where) -> _Plan:
+async def _plan(nc: Client | None, query: LogQuery, where: _Where) -> _Plan:
     after = decode_cursor(query)
     stream, archive_dir = where.stream, where.archive_dir
-    view = await open_view(nc, stream, where.subject)
+    view = None if nc is None else await open_view(nc, stream, where.subject)
     if view is None and archive_dir is None:
         raise QueryError(f"there is no stream {stream!r} to query (and no archive directory was given)")
     segments = await asyncio.to_thread(list_segments, archive_dir) if archive_dir is not None else []
+    created = None if view is None else view.created
     return _Plan(
         query=query,
         matcher=Matcher(query),
         after=after,
         newest=query.order == "newest",
         view=view,
-        legacy=[s for s in segments if not s.sequenced(stream)],
-        placed=[s for s in segments if s.sequenced(stream)],
+        legacy=[s for s in segments if not s.sequenced(stream, created)],
+        placed=[s for s in segments if s.sequenced(stream, created)],
         stats=where.stats,
         clock_skew_s=where.clock_skew_s,
     )
 
 
-async def _found(nc: Client, plan: _Plan) -> AsyncIterator[Found]:
+async def _found(nc: Client | None, plan: _Plan) -> AsyncIterator[Found]:
     """Matching entries' data at their positions, in the query's order, after the cursor."""
     parts: list[AsyncIterator[Found]] = [
         _from_sync(legacy_entries(plan.legacy, plan.matcher, plan.stats, newest=plan.newest)),
@@ -227,9 +230,9 @@ async def _from_sync(found: Iterator[Found]) -> AsyncIterator[Found]:
         yield item
 
 
-async def _from_stream(nc: Client, plan: _Plan) -> AsyncGenerator[Found, None]:
+async def _from_stream(nc: Client | None, plan: _Plan) -> AsyncGenerator[Found, None]:
     view = plan.view
-    if view is None or view.empty:
+    if nc is None or view is None or view.empty:
         return
     low, high = _seq_bounds(plan)
     low, high = max(low, view.first_seq), min(high, view.last_seq)

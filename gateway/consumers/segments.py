@@ -32,8 +32,10 @@ __all__ = [
     "SegmentInfo",
     "SegmentWriter",
     "archived_event_data",
+    "created_text",
     "is_segment_name",
     "read_segment",
+    "segment_chunks",
     "segment_lines",
 ]
 
@@ -59,6 +61,10 @@ class SegmentInfo:
     compressed_size: int
     start: str
     end: str
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class _Sink(Protocol):
@@ -88,6 +94,8 @@ class SegmentWriter:
     ) -> None:
         self.directory = directory
         self.stream = stream
+        self.stream_created: str | None = None
+        """When ``stream`` was created (UTC ISO 8601), recorded in each manifest when known."""
         self.compression = compression
         self.fsync = fsync
         directory.mkdir(parents=True, exist_ok=True)
@@ -140,9 +148,8 @@ class SegmentWriter:
             stream = zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False)
         else:
             stream = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
-        self._open = _Open(
-            path, raw, stream, now, moment, moment, manifest=ManifestBuilder(stream=self.stream)
-        )
+        manifest = ManifestBuilder(stream=self.stream, stream_created=self.stream_created)
+        self._open = _Open(path, raw, stream, now, moment, moment, manifest=manifest)
         return self._open
 
     def finish(self) -> SegmentInfo | None:
@@ -165,6 +172,11 @@ class SegmentWriter:
         return SegmentInfo(
             final.name.split(".")[0], final, seg.entries, final.stat().st_size, seg.first[1], seg.last[1]
         )
+
+
+def created_text(moment: datetime | None) -> str | None:
+    """A stream's creation time as manifests record it (UTC ISO 8601), None when not known."""
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -243,3 +255,33 @@ def segment_lines(path: Path) -> Iterator[bytes]:
             yield from stream
         except (zstandard.ZstdError, gzip.BadGzipFile, EOFError) as exc:
             raise ValueError(f"{path} is not a segment: {exc or type(exc).__name__}") from None
+
+
+def segment_chunks(path: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """A segment's decompressed bytes in pieces of about ``size`` that end at a line's end.
+
+    Cheaper than line by line for a scan: a piece is split (and searched) at C speed.
+
+    Raises:
+        OSError: the file cannot be opened or read.
+        ValueError: the file's compressed data is broken; the message names the file.
+    """
+    with path.open("rb") as raw:
+        stream: _Readable
+        if path.name.endswith(".zst"):
+            stream = zstandard.ZstdDecompressor().stream_reader(raw)
+        else:
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        rest = b""
+        try:
+            while piece := stream.read(size):
+                cut = piece.rfind(b"\n")
+                if cut == -1:
+                    rest += piece
+                    continue
+                yield rest + piece[: cut + 1]
+                rest = piece[cut + 1 :]
+        except (zstandard.ZstdError, gzip.BadGzipFile, EOFError) as exc:
+            raise ValueError(f"{path} is not a segment: {exc or type(exc).__name__}") from None
+        if rest:
+            yield rest

@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from gateway.consumers.match import QueryStats
+from gateway.consumers.segments import created_text
 
 __all__ = ["StoredBatch", "StreamView", "open_view", "read_backward", "read_forward", "seq_at_time"]
 
@@ -38,6 +39,8 @@ class StreamView:
     subject: str
     first_seq: int
     last_seq: int
+    created: str | None = None
+    """When the stream was created (as manifests record it)."""
 
     @property
     def empty(self) -> bool:
@@ -59,7 +62,7 @@ async def open_view(nc: Client, stream: str, subject: str) -> StreamView | None:
         info = await nc.jetstream().stream_info(stream)
     except NotFoundError:
         return None
-    return StreamView(stream, subject, info.state.first_seq, info.state.last_seq)
+    return StreamView(stream, subject, info.state.first_seq, info.state.last_seq, created_text(info.created))
 
 
 async def seq_at_time(nc: Client, view: StreamView, moment: datetime, stats: QueryStats) -> int:

@@ -19,6 +19,7 @@ from gateway.process.settings import (
     ARCHIVE_OPTIONS,
     ASYNCAPI_OPTIONS,
     MCP_OPTIONS,
+    QUERY_OPTIONS,
     RUN_OPTIONS,
     TAIL_OPTIONS,
     SettingError,
@@ -30,6 +31,7 @@ from gateway.process.settings import (
     check_config,
     effective_settings,
     mcp_http_settings,
+    query_settings,
     read_options,
     required_connection,
     run_settings,
@@ -42,8 +44,8 @@ __all__ = ["DESCRIPTION", "build_parser", "main"]
 DESCRIPTION = (
     "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
     "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
-    "archive batches to files and read them back (archive, archive-read), watch entries live (tail) "
-    "and measure it (bench), serve the platform's MCP tools to agents (mcp). "
+    "archive batches to files and read them back (archive, archive-read), watch entries live (tail), "
+    "ask for past entries (query), measure it (bench) and serve the platform's MCP tools to agents (mcp). "
     "'log-gateway COMMAND --help' lists a command's flags."
 )
 
@@ -229,6 +231,39 @@ async def _tail_main(connection: Any, options: Any, timeout_s: float) -> int:
     return await _connected_until_signalled(connection, timeout_s, lambda nc, stop: tail(nc, options, stop))
 
 
+def _query(args: argparse.Namespace) -> int:
+    """One page, or with ``--all`` the whole result; a query that cannot run is one line and status 2."""
+    values = read_options(args, QUERY_OPTIONS)
+    query, output, connection = query_settings(values, isatty=sys.stdout.isatty)
+    try:
+        return asyncio.run(_query_main(query, output, connection, values["connect_timeout_s"]))
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+async def _query_main(query: Any, output: Any, connection: Any, timeout_s: float) -> int:
+    from contracts.query import QueryError
+    from gateway.consumers.querycli import run_query
+    from gateway.process.connection import ConnectFailed, connect_within
+
+    nc = None
+    try:
+        if connection is not None:
+            nc = await connect_within(connection, timeout_s)
+        await run_query(nc, query, output)
+    except ConnectFailed as exc:
+        print(f"log-gateway: cannot query: {exc}", file=sys.stderr)
+        return 1
+    except QueryError as exc:
+        print(f"log-gateway: query: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if nc is not None:
+            await nc.close()
+    return 0
+
+
 class MissingExtra(Exception):
     """A command needs an optional dependency that is not installed."""
 
@@ -289,7 +324,30 @@ async def _mcp_main(connection: Any, values: dict[str, Any]) -> int:
     return 0
 
 
+def _bench_query(args: argparse.Namespace) -> int:
+    """``bench --query``: the query engine over an archive it writes, against DuckDB's read_json."""
+    _require("bench --query", "bench", {"duckdb": "duckdb"})
+    import json
+    import tempfile
+
+    from gateway.bench.querybench import QueryBenchConfig, format_query_results, run_query_bench
+
+    out = Path(args.out)
+    entries = args.entries or (20_000 if args.quick else 1_000_000)
+    check_bench(entries, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix="query-archive-") as archive:
+        results = run_query_bench(QueryBenchConfig(directory=Path(archive), entries=entries))
+    (out / "query-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "query-results.md").write_text(format_query_results(results) + "\n")
+    print(format_query_results(results))
+    print(f"log-gateway: results in {out}/query-results.json and query-results.md")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.query:
+        return _bench_query(args)
     _require("bench", "bench", {"opentelemetry.sdk._logs": "opentelemetry-sdk", "matplotlib": "matplotlib"})
     from gateway.bench import BenchConfig, run_bench
 
@@ -363,7 +421,20 @@ def _add_bench_command(commands: Any) -> None:
     )
     bench.add_argument("--entries", type=int, help="entries per measurement")
     bench.add_argument("--rounds", type=int, help="rounds per measurement")
+    bench.add_argument(
+        "--query",
+        action="store_true",
+        help="instead: query 1,000,000 archived entries (--entries), against DuckDB's read_json",
+    )
     bench.set_defaults(func=_bench)
+
+
+def _add_mcp_command(commands: Any) -> None:
+    mcp = commands.add_parser(
+        "mcp", help="serve the MCP tools (query_logs, log_message, ...) over stdio, for an agent host"
+    )
+    add_options(mcp, MCP_OPTIONS)
+    mcp.set_defaults(func=_mcp)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -391,12 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
     tail = commands.add_parser("tail", help="show batched entries and alerts as they arrive")
     add_options(tail, TAIL_OPTIONS)
     tail.set_defaults(func=_tail)
-    _add_bench_command(commands)
-    mcp = commands.add_parser(
-        "mcp", help="serve the MCP tools (query_logs, log_message, ...) over stdio, for an agent host"
+    query = commands.add_parser(
+        "query", help="ask the stream and the archive for entries: a page, or the whole result"
     )
-    add_options(mcp, MCP_OPTIONS)
-    mcp.set_defaults(func=_mcp)
+    add_options(query, QUERY_OPTIONS)
+    query.set_defaults(func=_query)
+    _add_bench_command(commands)
+    _add_mcp_command(commands)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")
     schemas.set_defaults(func=_schemas)

@@ -18,7 +18,10 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from contracts.errors import GatewayError
+from contracts.query import LogQuery, explain
 from gateway.config import (
     AlertConfig,
     DurableIngest,
@@ -29,6 +32,7 @@ from gateway.config import (
     default_gateway_id,
 )
 from gateway.consumers.archiver import ArchiveConfig
+from gateway.consumers.querycli import QueryOutput
 from gateway.consumers.segments import Compression
 from gateway.consumers.tail import TailOptions
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
@@ -46,6 +50,7 @@ __all__ = [
     "CONNECTION_OPTIONS",
     "MCP_HTTP_OPTIONS",
     "MCP_OPTIONS",
+    "QUERY_OPTIONS",
     "RUN_OPTIONS",
     "TAIL_OPTIONS",
     "Option",
@@ -61,6 +66,7 @@ __all__ = [
     "gateway_config",
     "mcp_http_settings",
     "parse_setting",
+    "query_settings",
     "read_options",
     "read_sourced",
     "required_connection",
@@ -506,6 +512,52 @@ MCP_OPTIONS = (
 """``log-gateway mcp``: the MCP server over stdio, for an agent host that starts it."""
 
 
+def _order(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("oldest", "newest"):
+        raise ValueError(f"expected oldest or newest, got {text!r}")
+    return value
+
+
+QUERY_OPTIONS = (
+    Option("--nats-url", _servers, (), "NATS server URL(s), comma-separated (none: the archive alone)"),
+    *_CREDENTIALS,
+    Option("--stream-name", str, "CORTEX_LOGGING", "JetStream stream holding the batches"),
+    Option("--archive-dir", Path, None, "also read the archive's segments in this directory"),
+    Option("--level", _level_name, None, "exactly this level"),
+    Option("--min-level", _level_name, None, "this level and above"),
+    Option("--start", str, None, "entries created at or after this RFC 3339 time"),
+    Option("--end", str, None, "entries created at or before this RFC 3339 time"),
+    Option("--source", str, None, "entries of this source"),
+    Option("--component", str, None, "entries of this component"),
+    Option("--trace-id", str, None, "entries of this traceId"),
+    Option("--filter", str, None, "text in the message (case-insensitive substring)"),
+    Option("--regex", _bool, False, "--filter is a regular expression (case-insensitive)"),
+    Option("--limit", int, 100, "entries per page (1..1000)"),
+    Option("--cursor", str, None, "continue after the page that printed this cursor"),
+    Option("--order", _order, "oldest", "oldest or newest first"),
+    Option("--json", _bool, False, "one JSON entry per line, for piping"),
+    Option("--all", _bool, False, "stream the whole result as NDJSON (no pages)"),
+    Option("--color", _color, "auto", "auto, always or never"),
+    _CONNECT_TIMEOUT,
+)
+"""``log-gateway query``: the query's filters (the fields of ``contracts.query.LogQuery``) and its output."""
+_QUERY_FIELDS = {
+    "level": "level",
+    "min_level": "min_level",
+    "start": "start",
+    "end": "end",
+    "source": "source",
+    "component": "component",
+    "trace_id": "traceId",
+    "filter": "filter",
+    "regex": "regex",
+    "limit": "limit",
+    "cursor": "cursor",
+    "order": "order",
+}
+
+
 def _shown(value: Any) -> str | None:
     """A default as a person types it on the command line; None when there is none to show."""
     if value is None or value in ((), "", frozenset()):
@@ -945,3 +997,36 @@ def check_bench(entries: int, rounds: int) -> None:
     """
     if entries < 100 or rounds < 1:
         raise SettingError("--entries must be at least 100 and --rounds at least 1")
+
+
+def query_settings(
+    values: Mapping[str, Any], *, isatty: Callable[[], bool], environ: Mapping[str, str] = os.environ
+) -> tuple[LogQuery, QueryOutput, ConnectionSettings | None]:
+    """The query, its output and its connection (None: the archive alone).
+
+    Raises:
+        SettingError: a bad filter or setting, named by its flag; neither a URL nor an archive.
+    """
+    data = {field: values[dest] for dest, field in _QUERY_FIELDS.items() if values[dest] is not None}
+    try:
+        query = LogQuery.model_validate(data)
+    except ValidationError as exc:
+        flags = {field: "--" + dest.replace("_", "-") for dest, field in _QUERY_FIELDS.items()}
+        raise SettingError(explain(exc, flags)) from None
+    connection = connection_settings(values) if values["nats_url"] else None
+    if connection is None and values["archive_dir"] is None:
+        raise SettingError("give --nats-url (the stream) or --archive-dir (the archive), or both")
+    _check_connect_timeout(values)
+    plain = values["json"] or values["all"]
+    color = values["color"] == "always" or (
+        values["color"] == "auto" and isatty() and "NO_COLOR" not in environ
+    )
+    output = QueryOutput(
+        stream=values["stream_name"],
+        archive_dir=values["archive_dir"],
+        subject_prefix=values["subject_prefix"],
+        as_json=plain,
+        all=values["all"],
+        color=color and not plain,
+    )
+    return query, output, connection
