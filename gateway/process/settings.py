@@ -43,6 +43,7 @@ __all__ = [
     "ARCHIVE_OPTIONS",
     "ASYNCAPI_OPTIONS",
     "CONNECTION_OPTIONS",
+    "CTL_OPTIONS",
     "RUN_OPTIONS",
     "TAIL_OPTIONS",
     "Option",
@@ -475,6 +476,13 @@ TAIL_OPTIONS = (
     Option("--color", _color, "auto", "auto, always or never"),
     _CONNECT_TIMEOUT,
 )
+CTL_OPTIONS = (
+    *_REMOTE_CONNECTION_OPTIONS,
+    Option("--json", _bool, False, "JSON replies (one list per command), for piping"),
+    Option("--timeout-s", float, 2.0, "wait this long for the gateways' replies"),
+    _CONNECT_TIMEOUT,
+)
+"""``log-gateway ctl``: a server to reach, how long to wait, how to print."""
 
 
 def _shown(value: Any) -> str | None:
