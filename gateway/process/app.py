@@ -29,7 +29,7 @@ from faststream.specification import AsyncAPI
 from nats.aio.client import Client
 from nats.errors import SlowConsumerError
 
-from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
+from contracts.models import EntryRejected, GatewayConfigured, LogBatchCreated, LogEntryCreated
 from gateway.config import GatewayConfig
 from gateway.control.apply import Reconfigurer
 from gateway.control.hangup import watch_sighup
@@ -110,6 +110,13 @@ def _declare_channels(broker: NatsBroker, config: GatewayConfig, *, with_ingest:
         schema=EntryRejected,
         title="entryRejected",
         description="Messages the gateway could not accept, with the reason and the original payload.",
+    )
+    broker.publisher(
+        subjects.configured,
+        schema=GatewayConfigured,
+        title="gatewayConfigured",
+        description="A running gateway applied a live configuration change: each setting's old and new "
+        "value, and who asked (sighup, control:<client>, mcp).",
     )
     if not with_ingest:
         return
