@@ -41,8 +41,9 @@ __all__ = ["DESCRIPTION", "build_parser", "main"]
 DESCRIPTION = (
     "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
     "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
-    "archive batches to files and read them back (archive, archive-read), watch entries live (tail) "
-    "and measure it (bench). 'log-gateway COMMAND --help' lists a command's flags."
+    "archive batches to files and read them back (archive, archive-read), watch entries live (tail), "
+    "steer running gateways (ctl) and measure it (bench). "
+    "'log-gateway COMMAND --help' lists a command's flags."
 )
 
 log = logging.getLogger("log_gateway")
