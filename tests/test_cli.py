@@ -91,6 +91,9 @@ def test_asyncapi_names_every_subject_with_its_schema() -> None:
         "cortex_logging.batch.created",
         "cortex_logging.entry.rejected",
         "cortex_logging.gateway.configured",
+        "log_gateway.control.all.status",
+        "log_gateway.control.all.config_get",
+        "log_gateway.control.all.config_set",
     }
     schemas = set(doc["components"]["schemas"])
     assert {"LogEntryCreated", "LogBatchCreated", "EntryRejected", "GatewayConfigured"} <= schemas
