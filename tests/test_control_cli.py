@@ -10,11 +10,12 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from contracts import LogBatchCreated
-from gateway.control.client import ControlClient
+from gateway.control.client import ControlClient, ControlError
 from gateway.process.natsserver import NatsServer
 from tests.helpers import entries, publish_entries
 from tests.test_cli import LOG_GATEWAY, clean_env, gateway_process
@@ -144,3 +145,14 @@ async def test_ctl_status_get_and_set_as_a_command(nats_server: NatsServer) -> N
     assert "no gateway answers" in nobody[2]
     assert bad[0] == 2
     assert "expected SETTING=VALUE" in bad[2]
+
+
+async def test_control_false_runs_no_control_service(nats_server: NatsServer, nc: Client) -> None:
+    args = ["--nats-url", nats_server.url, "--control", "false", "--stream-name", "NOCTL"]
+    async with gateway_process(*args) as (proc, lines):
+        gateway_id = "".join(lines).split("gateway_id=", 1)[1].split()[0]
+        with pytest.raises(ControlError) as refused:
+            await ControlClient(nc, timeout_s=1).status(gateway_id)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    assert "no gateway answers" in str(refused.value)
