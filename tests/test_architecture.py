@@ -75,6 +75,18 @@ RULES = (
         "config classes import no runtime code",
     ),
     Rule(
+        "gateway.control.client",
+        ("gateway", "publishers", "faststream"),
+        "the control client is for tools that only ask gateways: contracts and nats",
+        allow=("gateway.control.client", "gateway.control.subjects"),
+    ),
+    Rule(
+        "gateway.control.subjects",
+        ("gateway", "publishers", "faststream", "nats"),
+        "the control subjects are names only",
+        allow=("gateway.control.subjects",),
+    ),
+    Rule(
         "gateway.spool",
         ("gateway.ingest", "gateway.sender", "gateway.service", "gateway.process"),
         "the spool stores",

@@ -29,11 +29,13 @@ from faststream.specification import AsyncAPI
 from nats.aio.client import Client
 from nats.errors import SlowConsumerError
 
-from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
+from contracts.control import ConfigGetRequest, ConfigSetRequest, StatusRequest
+from contracts.models import EntryRejected, GatewayConfigured, LogBatchCreated, LogEntryCreated
 from gateway.config import GatewayConfig
 from gateway.control.apply import Reconfigurer
 from gateway.control.hangup import watch_sighup
 from gateway.control.service import ControlService
+from gateway.control.subjects import control_subject
 from gateway.mcp.config import McpHttpSettings
 from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
@@ -128,14 +130,43 @@ def _declare_channels(broker: NatsBroker, config: GatewayConfig, *, with_ingest:
         title="entryRejected",
         description="Messages the gateway could not accept, with the reason and the original payload.",
     )
+    broker.publisher(
+        subjects.configured,
+        schema=GatewayConfigured,
+        title="gatewayConfigured",
+        description="A running gateway applied a live configuration change: each setting's old and new "
+        "value, and who asked (sighup, control:<client>, mcp).",
+    )
     if not with_ingest:
         return
+    _declare_control(broker, config)
     for subject in (subjects.entry, subjects.entry_children):
 
         async def entry_created(body: LogEntryCreated) -> None:  # pragma: no cover - documentation only
             """Per-entry events (structured or binary CloudEvents, or bare JSON)."""
 
         broker.subscriber(subject, queue=config.queue_group, title=f"ingest:{subject}")(entry_created)
+
+
+def _declare_control(broker: NatsBroker, config: GatewayConfig) -> None:
+    """The control service's requests (documentation only: the service runs on nats.micro)."""
+    prefix, also = (
+        config.subjects.prefix,
+        "also on log_gateway.control.gw.<gatewayId>.<endpoint> for one gateway",
+    )
+
+    async def status(body: StatusRequest) -> None:  # pragma: no cover - documentation only
+        """Ask every gateway for counts, buffers, connection, uptime and version (a StatusReply each)."""
+
+    async def config_get(body: ConfigGetRequest) -> None:  # pragma: no cover - documentation only
+        """Ask every gateway for its effective settings (a ConfigReply each)."""
+
+    async def config_set(body: ConfigSetRequest) -> None:  # pragma: no cover - documentation only
+        """Change settings live on every gateway (a ConfigSetReply or an ErrorReply each)."""
+
+    for handler in (status, config_get, config_set):
+        subject = control_subject(handler.__name__, None, prefix)
+        broker.subscriber(subject, title=f"control:{handler.__name__}", description=also)(handler)
 
 
 def _broker(

@@ -18,6 +18,7 @@ from typing import Any
 from gateway.process.settings import (
     ARCHIVE_OPTIONS,
     ASYNCAPI_OPTIONS,
+    CTL_OPTIONS,
     MCP_OPTIONS,
     QUERY_OPTIONS,
     RUN_OPTIONS,
@@ -45,7 +46,8 @@ DESCRIPTION = (
     "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
     "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
     "archive batches to files and read them back (archive, archive-read), watch entries live (tail), "
-    "ask for past entries (query), measure it (bench) and serve the platform's MCP tools to agents (mcp). "
+    "ask for past entries (query), steer running gateways (ctl), measure it (bench) "
+    "and serve the platform's MCP tools to agents (mcp). "
     "'log-gateway COMMAND --help' lists a command's flags."
 )
 
@@ -401,6 +403,66 @@ def _add_config_command(commands: Any) -> None:
     show.set_defaults(func=_config_show)
 
 
+def _ctl(args: argparse.Namespace) -> int:
+    from gateway.control.ctl import parse_assignments
+
+    values = read_options(args, CTL_OPTIONS)
+    connection = required_connection(values)
+    action = args.action if args.action == "status" else f"config {args.config_action}"
+    try:
+        changes = parse_assignments(args.changes) if action == "config set" else None
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+    return asyncio.run(_ctl_main(connection, values, action, args, changes))
+
+
+async def _ctl_main(connection: Any, values: dict[str, Any], action: str, args: Any, changes: Any) -> int:
+    from gateway.control.ctl import run_ctl
+    from gateway.process.connection import ConnectFailed, connect_within
+
+    try:
+        nc = await connect_within(connection, values["connect_timeout_s"])
+    except ConnectFailed as exc:
+        print(f"log-gateway: ctl: cannot connect: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return await run_ctl(
+            nc,
+            action,
+            gateway=args.gateway,
+            changes=changes,
+            dry_run=getattr(args, "dry_run", False),
+            as_json=values["json"],
+            timeout_s=values["timeout_s"],
+            prefix=values["subject_prefix"],
+        )
+    finally:
+        await nc.close()
+
+
+def _ctl_target(parser: argparse.ArgumentParser) -> None:
+    add_options(parser, CTL_OPTIONS)
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--gateway", metavar="ID", help="ask only the gateway with this id")
+    target.add_argument(
+        "--all", action="store_true", help="ask every gateway; each answers for itself (the default)"
+    )
+    parser.set_defaults(func=_ctl)
+
+
+def _add_ctl_command(commands: Any) -> None:
+    ctl = commands.add_parser("ctl", help="steer running gateways over NATS: status, config get, config set")
+    actions = ctl.add_subparsers(dest="action", required=True)
+    _ctl_target(actions.add_parser("status", help="counts, buffers, connection, uptime and version"))
+    config = actions.add_parser("config", help="the effective settings, or change them live")
+    config_actions = config.add_subparsers(dest="config_action", required=True)
+    _ctl_target(config_actions.add_parser("get", help="each gateway's settings; which may change live"))
+    change = config_actions.add_parser("set", help="change settings live (NAME= restores the default)")
+    change.add_argument("changes", nargs="+", metavar="SETTING=VALUE", help="e.g. max_batch_delay_ms=50")
+    change.add_argument("--dry-run", action="store_true", help="validate only; change nothing")
+    _ctl_target(change)
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from contracts.schemas import export_schemas
 
@@ -473,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("dir", metavar="DIR")
     schemas.set_defaults(func=_schemas)
     _add_config_command(commands)
+    _add_ctl_command(commands)
     return parser
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "ARCHIVE_OPTIONS",
     "ASYNCAPI_OPTIONS",
     "CONNECTION_OPTIONS",
+    "CTL_OPTIONS",
     "MCP_HTTP_OPTIONS",
     "MCP_OPTIONS",
     "QUERY_OPTIONS",
@@ -556,6 +557,15 @@ _QUERY_FIELDS = {
     "cursor": "cursor",
     "order": "order",
 }
+
+
+CTL_OPTIONS = (
+    *_REMOTE_CONNECTION_OPTIONS,
+    Option("--json", _bool, False, "JSON replies (one list per command), for piping"),
+    Option("--timeout-s", float, 2.0, "wait this long for the gateways' replies"),
+    _CONNECT_TIMEOUT,
+)
+"""``log-gateway ctl``: a server to reach, how long to wait, how to print."""
 
 
 def _shown(value: Any) -> str | None:
