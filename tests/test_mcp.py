@@ -14,17 +14,25 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import nats
 import pytest
+from mcp import Client as McpClient
 from mcp import ClientSession, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import INVALID_PARAMS
 from nats.aio.client import Client
 
+from gateway.control.apply import Reconfigurer
+from gateway.control.service import ControlService
+from gateway.mcp.backend import Backend
+from gateway.mcp.server import build_server
 from gateway.process.natsserver import NatsServer
-from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches
+from gateway.process.settings import gateway_config
+from tests.helpers import config, entries, log_ids, publish_entries, running_gateway, stored_batches, until
 from tests.test_cli import clean_env, gateway_process, run_cli
 from tests.test_control import controlled
+from tests.test_deploy import _permissions_config
 from tests.test_query import archive_all, gateway_of, in_stream, send
 from tests.test_reconfigure import run_values
 
@@ -32,10 +40,10 @@ TOOLS = {"query_logs", "log_message", "configure_gateway", "gateway_status"}
 
 
 @asynccontextmanager
-async def stdio_session(*args: str) -> AsyncIterator[ClientSession]:
+async def stdio_session(*args: str, **env: str) -> AsyncIterator[ClientSession]:
     """``log-gateway mcp ARGS`` started by the SDK's stdio client, as an agent host would."""
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "gateway.process.cli", "mcp", *args], env=clean_env()
+        command=sys.executable, args=["-m", "gateway.process.cli", "mcp", *args], env=clean_env(**env)
     )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
@@ -316,3 +324,46 @@ def test_run_without_mcp_does_not_load_the_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+async def test_stdio_as_the_shipped_log_operator_user_every_tool_works(tmp_path: Path) -> None:
+    """``deploy/nats/permissions.conf``: the operator user may query, log and steer, nothing else."""
+    values = run_values(stream_name="CORTEX_LOGGING")
+    source = "ops-" + uuid.uuid4().hex[:8]
+    with NatsServer(store_dir=tmp_path, config=_permissions_config()) as server:
+        host = server.url.removeprefix("nats://")
+        gw_url = f"nats://log-gateway:gw-pass@{host}"
+        cfg = gateway_config(values)
+        async with running_gateway(gw_url, cfg, inbox_prefix="_INBOX_log_gateway") as (gateway, gw_nc):
+            service = ControlService(gw_nc, gateway, Reconfigurer(gateway, values, gw_nc), version="0.1.0")
+            await service.start()
+            operator = {"LOG_GATEWAY_NATS_URL": f"nats://log-operator:op-pass@{host}"}
+            try:
+                async with stdio_session(**operator) as session:
+                    sent = await logged(session, logger=source, level="warn", message="from an agent")
+                    await until(lambda: gateway.stats.published >= 1)
+                    found = await pages(session, source=source)
+                    [status] = (await called(session, "gateway_status", {}))["gateways"]
+                    dry = {"changes": {"max_batch_entries": 9}, "dryRun": True}
+                    [checked] = (await called(session, "configure_gateway", dry))["gateways"]
+            finally:
+                await service.stop()
+    assert [e["logId"] for e in found[0]["entries"]] == [sent["logId"]]
+    assert status["gatewayId"] == values["gateway_id"]
+    assert checked["dryRun"] is True
+
+
+async def test_an_entry_the_server_refuses_is_a_tool_error_not_a_silent_loss(tmp_path: Path) -> None:
+    deny = 'publish: { deny: ["cortex_logging.entry.created"] }'
+    denied = f"authorization {{ users = [{{ user: agent, password: pw, permissions: {{ {deny} }} }}] }}"
+    with NatsServer(store_dir=tmp_path, config=denied) as server:
+        nc = await nats.connect(server.url.replace("nats://", "nats://agent:pw@"))
+        try:
+            async with McpClient(build_server(Backend(nc=nc, stream="CORTEX_LOGGING"))) as client:
+                refused = await client.call_tool(
+                    "log_message", {"logger": "a", "level": "info", "message": "m"}
+                )
+        finally:
+            await nc.close()
+    said = 'refused the entry: nats: permissions violation for publish to "cortex_logging.entry.created"'
+    assert said in error_text(refused)

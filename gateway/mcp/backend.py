@@ -121,22 +121,24 @@ class Backend:
         """Publish one ``LogEntryCreated`` CloudEvent on the entry subject, as a service would.
 
         Raises:
-            ToolFailed: the entry is not valid (the message names the field).
+            ToolFailed: the entry is not valid (the message names the field), or the server refused it.
         """
         publisher = EventPublisher(self.nc, source=logger, subject_prefix=self.subject_prefix)
         fields = {} if trace_id is None else {"traceId": trace_id}
+        subject = subject_for(LogEntryCreated.EVENT_TYPE, self.subject_prefix)
+        before = self.nc.last_error
         try:
             entry: LogEntryCreated = await publisher.log(
                 entry_level(level), message, metadata=metadata, **fields
             )
         except ContractError as exc:
             raise ToolFailed(str(exc)) from None
-        await self.nc.flush(
-            timeout=max(1, round(self.timeout_s))
-        )  # on the server before we say it was published
+        # The server answers the flush after it has taken (or refused) the entry: a refusal by
+        # permissions comes before that answer, as the connection's last error.
+        await self.nc.flush(timeout=max(1, round(self.timeout_s)))
+        error = self.nc.last_error
+        if error is not before and error is not None and f'"{subject}"' in str(error):
+            raise ToolFailed(f"the NATS server refused the entry: {error} (this user may not publish there)")
         return LogMessageResult(
-            logId=entry.logId,
-            subject=subject_for(LogEntryCreated.EVENT_TYPE, self.subject_prefix),
-            level=entry.level,
-            createdAt=entry.createdAt,
+            logId=entry.logId, subject=subject, level=entry.level, createdAt=entry.createdAt
         )
