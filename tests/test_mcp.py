@@ -26,6 +26,8 @@ from nats.aio.client import Client
 from gateway.control.apply import Reconfigurer
 from gateway.control.service import ControlService
 from gateway.mcp.backend import Backend
+from gateway.mcp.config import McpHttpSettings
+from gateway.mcp.http import McpHttp
 from gateway.mcp.server import build_server
 from gateway.process.natsserver import NatsServer
 from gateway.process.settings import gateway_config
@@ -367,3 +369,16 @@ async def test_an_entry_the_server_refuses_is_a_tool_error_not_a_silent_loss(tmp
             await nc.close()
     said = 'refused the entry: nats: permissions violation for publish to "cortex_logging.entry.created"'
     assert said in error_text(refused)
+
+
+async def test_an_http_listener_that_ends_by_itself_is_reported(nc: Client) -> None:
+    died: list[str] = []
+    listener = McpHttp(build_server(Backend(nc=nc, stream="S")), McpHttpSettings(port=0))
+    await listener.start(lambda task, _exc: died.append(task.get_name()))
+    try:
+        async with http_session(listener.url, None) as session:
+            assert {tool.name for tool in (await session.list_tools()).tools} == TOOLS
+        listener._uvicorn.should_exit = True  # uvicorn stops serving, as it would after a fatal error
+        await until(lambda: died == ["mcp-http"], timeout_s=10)
+    finally:
+        await listener.stop()

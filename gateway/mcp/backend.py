@@ -68,8 +68,10 @@ class Backend:
         except QueryError as exc:
             raise ToolFailed(str(exc)) from None
         except NatsError as exc:
+            what = str(exc) or type(exc).__name__
             raise ToolFailed(
-                f"cannot read the stream {self.stream} on NATS: {exc or type(exc).__name__}"
+                f"cannot read the stream {self.stream} on NATS: {what} "
+                "(is JetStream up, and may this user use the stream's JetStream API?)"
             ) from None
         return QueryLogsResult.model_validate(page.to_data())
 
