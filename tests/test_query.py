@@ -272,9 +272,12 @@ def test_the_raw_prefilter_never_hides_a_match() -> None:
     ]
     spaced = b'{"logId": "e", "level": "error", "message": "timeout", "source": "s1", "createdAt": "x"}'
     matcher = Matcher(LogQuery(level="error", source="s1", filter="timeout"))
-    lines, keep = matcher.candidates(b"\n".join([*compact, spaced]) + b"\n")
-    assert len(lines) == 5
-    assert keep == [0, 4]  # the spaced line is let through to be parsed and checked
-    assert [i for i in keep if matcher.keep(orjson.loads(lines[i]))] == [0, 4]
-    only_text = Matcher(LogQuery(filter="TimeOut"))
-    assert only_text.candidates(b"\n".join(compact))[1] == [0, 1, 3]
+    count, found = matcher.candidates(b"\n".join([*compact, spaced]) + b"\n")
+    assert count == 5
+    assert [i for i, _ in found] == [0, 4]  # the spaced line is let through to be parsed and checked
+    assert [i for i, line in found if matcher.keep(orjson.loads(line))] == [0, 4]
+    count, found = Matcher(LogQuery(filter="TimeOut")).candidates(b"\n".join(compact))
+    assert count == 4
+    assert found == [(0, compact[0]), (1, compact[1]), (3, compact[3])]
+    count, found = Matcher(LogQuery(min_level="error", source="s1")).candidates(b"\n".join(compact))
+    assert [i for i, _ in found] == [0, 2]

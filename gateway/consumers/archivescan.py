@@ -96,13 +96,13 @@ def _matching_lines(
     base = 0
     try:
         for chunk in segment_chunks(seg.path):
-            lines, candidates = matcher.candidates(chunk)
-            stats.entries_scanned += len(lines)
-            for index in candidates:
-                data = _loads(lines[index], stats)
+            count, candidates = matcher.candidates(chunk)
+            stats.entries_scanned += count
+            for index, line in candidates:
+                data = _loads(line, stats)
                 if data is not None and matcher.keep(data):
                     yield base + index, data
-            base += len(lines)
+            base += count
     except (OSError, ValueError) as exc:
         stats.invalid += 1
         log.warning("query: could not read segment %s: %s", seg.path, exc)
