@@ -281,3 +281,10 @@ def test_the_raw_prefilter_never_hides_a_match() -> None:
     assert found == [(0, compact[0]), (1, compact[1]), (3, compact[3])]
     count, found = Matcher(LogQuery(min_level="error", source="s1")).candidates(b"\n".join(compact))
     assert [i for i, _ in found] == [0, 2]
+
+
+def test_the_readme_example_compiles_and_names_the_real_api() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("### Ask the logs", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    names = set(compile(block, "README example", "exec").co_names)
+    assert {"LogQuery", "query_page", "query_entries"} <= names
