@@ -113,6 +113,8 @@ async def test_a_cursor_with_other_filters_or_garbage_is_refused(nats_server: Na
         for garbage in ("nope", "e30", page.nextCursor[:-4]):
             with pytest.raises(CursorError):
                 await query_page(nc, LogQuery(level="error", cursor=garbage), stream=stream)
+        # Pages that stopped early (a full page) left no consumer behind.
+        assert (await nc.jetstream().stream_info(stream)).state.consumer_count == 0
 
 
 @pytest.mark.parametrize("order", ["oldest", "newest"])

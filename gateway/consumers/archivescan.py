@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,7 @@ def _loads(line: bytes, stats: QueryStats) -> Any:
 
 def legacy_entries(
     segments: list[Segment], matcher: Matcher, stats: QueryStats, *, newest: bool
-) -> Iterator[Found]:
+) -> Generator[Found, None, None]:
     """Matching entries of segments not placed by stream sequences, at ``(0, order key, line)``."""
     ordered = sorted(segments, key=lambda s: s.order_key)
     for seg in reversed(ordered) if newest else ordered:
@@ -160,7 +160,7 @@ def _groups(segments: list[Segment]) -> list[list[Segment]]:
 
 def sequenced_entries(
     segments: list[Segment], matcher: Matcher, stats: QueryStats, *, lo: int, hi: int, newest: bool
-) -> Iterator[Found]:
+) -> Generator[Found, None, None]:
     """Matching entries of sequenced segments placed within stream sequences ``lo..hi``, in order."""
     chosen = []
     for seg in segments:
