@@ -113,6 +113,8 @@ async def test_a_cursor_with_other_filters_or_garbage_is_refused(nats_server: Na
         for garbage in ("nope", "e30", page.nextCursor[:-4]):
             with pytest.raises(CursorError):
                 await query_page(nc, LogQuery(level="error", cursor=garbage), stream=stream)
+        # Pages that stopped early (a full page) left no consumer behind.
+        assert (await nc.jetstream().stream_info(stream)).state.consumer_count == 0
 
 
 @pytest.mark.parametrize("order", ["oldest", "newest"])
@@ -272,9 +274,19 @@ def test_the_raw_prefilter_never_hides_a_match() -> None:
     ]
     spaced = b'{"logId": "e", "level": "error", "message": "timeout", "source": "s1", "createdAt": "x"}'
     matcher = Matcher(LogQuery(level="error", source="s1", filter="timeout"))
-    lines, keep = matcher.candidates(b"\n".join([*compact, spaced]) + b"\n")
-    assert len(lines) == 5
-    assert keep == [0, 4]  # the spaced line is let through to be parsed and checked
-    assert [i for i in keep if matcher.keep(orjson.loads(lines[i]))] == [0, 4]
-    only_text = Matcher(LogQuery(filter="TimeOut"))
-    assert only_text.candidates(b"\n".join(compact))[1] == [0, 1, 3]
+    count, found = matcher.candidates(b"\n".join([*compact, spaced]) + b"\n")
+    assert count == 5
+    assert [i for i, _ in found] == [0, 4]  # the spaced line is let through to be parsed and checked
+    assert [i for i, line in found if matcher.keep(orjson.loads(line))] == [0, 4]
+    count, found = Matcher(LogQuery(filter="TimeOut")).candidates(b"\n".join(compact))
+    assert count == 4
+    assert found == [(0, compact[0]), (1, compact[1]), (3, compact[3])]
+    count, found = Matcher(LogQuery(min_level="error", source="s1")).candidates(b"\n".join(compact))
+    assert [i for i, _ in found] == [0, 2]
+
+
+def test_the_readme_example_compiles_and_names_the_real_api() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = readme.split("### Ask the logs", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    names = set(compile(block, "README example", "exec").co_names)
+    assert {"LogQuery", "query_page", "query_entries"} <= names

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,13 +96,13 @@ def _matching_lines(
     base = 0
     try:
         for chunk in segment_chunks(seg.path):
-            lines, candidates = matcher.candidates(chunk)
-            stats.entries_scanned += len(lines)
-            for index in candidates:
-                data = _loads(lines[index], stats)
+            count, candidates = matcher.candidates(chunk)
+            stats.entries_scanned += count
+            for index, line in candidates:
+                data = _loads(line, stats)
                 if data is not None and matcher.keep(data):
                     yield base + index, data
-            base += len(lines)
+            base += count
     except (OSError, ValueError) as exc:
         stats.invalid += 1
         log.warning("query: could not read segment %s: %s", seg.path, exc)
@@ -118,7 +118,7 @@ def _loads(line: bytes, stats: QueryStats) -> Any:
 
 def legacy_entries(
     segments: list[Segment], matcher: Matcher, stats: QueryStats, *, newest: bool
-) -> Iterator[Found]:
+) -> Generator[Found, None, None]:
     """Matching entries of segments not placed by stream sequences, at ``(0, order key, line)``."""
     ordered = sorted(segments, key=lambda s: s.order_key)
     for seg in reversed(ordered) if newest else ordered:
@@ -160,7 +160,7 @@ def _groups(segments: list[Segment]) -> list[list[Segment]]:
 
 def sequenced_entries(
     segments: list[Segment], matcher: Matcher, stats: QueryStats, *, lo: int, hi: int, newest: bool
-) -> Iterator[Found]:
+) -> Generator[Found, None, None]:
     """Matching entries of sequenced segments placed within stream sequences ``lo..hi``, in order."""
     chosen = []
     for seg in segments:

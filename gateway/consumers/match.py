@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import re
 from dataclasses import dataclass
 from datetime import UTC
@@ -84,37 +82,36 @@ class Matcher:
                 return False
         return self._raw is None or self._raw in line.lower()
 
-    def candidates(self, chunk: bytes) -> tuple[list[bytes], list[int]]:
-        """A segment piece's lines, and the indexes of those that may match (the rest cannot).
+    def candidates(self, chunk: bytes) -> tuple[int, list[tuple[int, bytes]]]:
+        """A segment piece's line count, and ``(line index, line)`` of the lines that may match.
 
         The wanted ``"level":"x"`` / ``"source":"s"`` pairs and the lowered text are
-        searched for in the whole piece (C speed) and mapped to lines, rather than
-        looking at every line in Python. A line without the compact key (not written
-        by the contract's encoder) is let through, to be parsed and checked in full;
-        such lines are noticed by counting the key in the piece, so a piece where one
-        line lacks the key and another holds it twice (in its metadata) would hide one.
+        searched for in the whole piece (C speed), rather than looking at every line
+        in Python. A line without the compact key (not written by the contract's
+        encoder) is let through, to be parsed and checked in full; such lines are
+        noticed by counting the key in the piece, so a piece where one line lacks
+        the key and another holds it twice (in its metadata) would hide one.
         """
-        lines = chunk.split(b"\n")
-        if chunk.endswith(b"\n"):
-            lines.pop()
+        total = chunk.count(b"\n") + (1 if chunk and not chunk.endswith(b"\n") else 0)
         if not self._raw_fields and self._raw is None:
-            return lines, list(range(len(lines)))
-        starts = list(itertools.accumulate(map((1).__add__, map(len, lines)), initial=0))
-        if self._raw_fields:  # the first pair found in the piece, the rest checked on those lines
-            (marker, options), rest = self._raw_fields[0], self._raw_fields[1:]
-            found = _lines_with(chunk, starts, options)
-            if chunk.count(marker) < len(lines):
-                found |= {i for i, line in enumerate(lines) if marker not in line}
-            keep = sorted(found)
-        else:
+            return total, list(enumerate(_split(chunk)))
+        rest = self._raw_fields[1:]
+        if not self._raw_fields:
             assert self._raw is not None  # noqa: S101 - checked above
-            keep, rest = sorted(_lines_with(chunk.lower(), starts, [self._raw])), []
+            found = _lines_with(chunk.lower(), [self._raw], chunk)
+        else:  # the first pair found in the piece, the rest checked on those lines
+            marker, options = self._raw_fields[0]
+            if chunk.count(marker) < total:  # some lines were written otherwise: look at each
+                rest = self._raw_fields
+                found = list(enumerate(_split(chunk)))
+            else:
+                found = _lines_with(chunk, options, chunk)
         for marker, options in rest:
-            keep = [i for i in keep if any(o in lines[i] for o in options) or marker not in lines[i]]
+            found = [(i, line) for i, line in found if any(o in line for o in options) or marker not in line]
         if self._raw is not None and self._raw_fields:
             raw = self._raw
-            keep = [i for i in keep if raw in lines[i].lower()]
-        return lines, keep
+            found = [(i, line) for i, line in found if raw in line.lower()]
+        return total, found
 
     def spans(self, first: str | None, last: str | None) -> bool:
         """Can entries created between ``first`` and ``last`` (time keys) match the time range?"""
@@ -162,15 +159,32 @@ class Matcher:
         return self._needle is not None and self._needle in message.lower()
 
 
-def _lines_with(chunk: bytes, starts: list[int], tokens: list[bytes]) -> set[int]:
-    """The indexes of the lines (starting at ``starts``) of ``chunk`` that hold one of ``tokens``."""
-    found: set[int] = set()
+def _split(chunk: bytes) -> list[bytes]:
+    lines = chunk.split(b"\n")
+    if chunk.endswith(b"\n"):
+        lines.pop()
+    return lines
+
+
+def _lines_with(chunk: bytes, tokens: list[bytes], source: bytes) -> list[tuple[int, bytes]]:
+    """``(index, line of source)`` of each line of ``chunk`` holding one of ``tokens``, in order.
+
+    ``source`` is the piece the lines are taken from (``chunk`` may be its lowered copy).
+    """
+    ends: dict[int, int] = {}
     for token in tokens:
         at = chunk.find(token)
         while at != -1:
-            line = bisect.bisect_right(starts, at) - 1
-            found.add(line)
-            at = chunk.find(token, starts[line + 1] if line + 1 < len(starts) else len(chunk))
+            begin = chunk.rfind(b"\n", 0, at) + 1
+            end = chunk.find(b"\n", at)
+            ends[begin] = len(chunk) if end == -1 else end
+            at = chunk.find(token, ends[begin])
+    found = []
+    index = previous = 0
+    for begin in sorted(ends):
+        index += chunk.count(b"\n", previous, begin)
+        previous = begin
+        found.append((index, source[begin : ends[begin]]))
     return found
 
 

@@ -20,8 +20,10 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -148,21 +150,29 @@ async def _results(
     plan = await _plan(nc, query, where)
     stats = where.stats
     seen: OrderedDict[str, None] = OrderedDict()
-    async for position, data in _found(nc, plan):
-        log_id = data.get("logId")
-        if isinstance(log_id, str) and log_id in seen:
-            stats.duplicates += 1
-            continue
-        try:
-            entry = LogEntryCreated.parse(data)
-        except ContractError:
-            stats.invalid += 1
-            continue
-        seen[entry.logId] = None
-        if len(seen) > _DEDUP_CAPACITY:
-            seen.popitem(last=False)
-        stats.entries_matched += 1
-        yield position, entry
+    async with contextlib.aclosing(_found(nc, plan)) as found:
+        async for position, data in found:
+            entry = _accept(data, seen, stats)
+            if entry is not None:
+                yield position, entry
+
+
+def _accept(data: dict[str, Any], seen: OrderedDict[str, None], stats: QueryStats) -> LogEntryCreated | None:
+    """The entry, unless its logId was handed over already in this call or it is no entry."""
+    log_id = data.get("logId")
+    if isinstance(log_id, str) and log_id in seen:
+        stats.duplicates += 1
+        return None
+    try:
+        entry = LogEntryCreated.parse(data)
+    except ContractError:
+        stats.invalid += 1
+        return None
+    seen[entry.logId] = None
+    if len(seen) > _DEDUP_CAPACITY:
+        seen.popitem(last=False)
+    stats.entries_matched += 1
+    return entry
 
 
 async def _plan(nc: Client | None, query: LogQuery, where: _Where) -> _Plan:
@@ -186,17 +196,21 @@ async def _plan(nc: Client | None, query: LogQuery, where: _Where) -> _Plan:
     )
 
 
-async def _found(nc: Client | None, plan: _Plan) -> AsyncIterator[Found]:
-    """Matching entries' data at their positions, in the query's order, after the cursor."""
-    parts: list[AsyncIterator[Found]] = [
-        _from_sync(legacy_entries(plan.legacy, plan.matcher, plan.stats, newest=plan.newest)),
-        _from_archive(plan),
-        _from_stream(nc, plan),
+async def _found(nc: Client | None, plan: _Plan) -> AsyncGenerator[Found, None]:
+    """Matching entries' data at their positions, in the query's order, after the cursor.
+
+    Each part is closed as soon as it is left (its file, or its consumer deleted).
+    """
+    parts: list[Callable[[], AsyncGenerator[Found, None]]] = [
+        lambda: _from_sync(legacy_entries(plan.legacy, plan.matcher, plan.stats, newest=plan.newest)),
+        lambda: _from_archive(plan),
+        lambda: _from_stream(nc, plan),
     ]
     for part in reversed(parts) if plan.newest else parts:
-        async for position, data in part:
-            if plan.wanted(position):
-                yield position, data
+        async with contextlib.aclosing(part()) as found:
+            async for position, data in found:
+                if plan.wanted(position):
+                    yield position, data
 
 
 def _seq_bounds(plan: _Plan) -> tuple[int, int]:
@@ -211,23 +225,39 @@ def _seq_bounds(plan: _Plan) -> tuple[int, int]:
     return low, high
 
 
-async def _from_archive(plan: _Plan) -> AsyncIterator[Found]:
+async def _from_archive(plan: _Plan) -> AsyncGenerator[Found, None]:
     low, high = _seq_bounds(plan)
     if plan.view is not None:
         high = min(high, plan.view.first_seq - 1)  # the stream still holds the rest
     if low > high or not plan.placed:
         return
     found = sequenced_entries(plan.placed, plan.matcher, plan.stats, lo=low, hi=high, newest=plan.newest)
-    async for item in _from_sync(found):
-        yield item
+    async with contextlib.aclosing(_from_sync(found)) as items:
+        async for item in items:
+            yield item
 
 
-async def _from_sync(found: Iterator[Found]) -> AsyncIterator[Found]:
-    """A file scan as an async iterator that lets the event loop run now and then."""
-    for count, item in enumerate(found):
-        if count % 512 == 511:
-            await asyncio.sleep(0)
-        yield item
+async def _from_sync(found: Generator[Found, None, None]) -> AsyncGenerator[Found, None]:
+    """A file scan as an async iterator, advanced in a worker thread so the event loop runs on.
+
+    It is taken in growing steps (a first page needs few matches, a long scan few hops),
+    and closed (its file with it) when the caller stops early.
+    """
+    step = 32
+    try:
+        while True:
+            taken = await asyncio.to_thread(_take, found, step)
+            for item in taken:
+                yield item
+            if len(taken) < step:
+                return
+            step = min(step * 2, 1024)
+    finally:
+        found.close()
+
+
+def _take(found: Iterator[Found], count: int) -> list[Found]:
+    return list(itertools.islice(found, count))
 
 
 async def _from_stream(nc: Client | None, plan: _Plan) -> AsyncGenerator[Found, None]:

@@ -245,6 +245,8 @@ def _query(args: argparse.Namespace) -> int:
 
 
 async def _query_main(query: Any, output: Any, connection: Any, timeout_s: float) -> int:
+    from nats.errors import Error as NatsError
+
     from contracts.query import QueryError
     from gateway.consumers.querycli import run_query
     from gateway.process.connection import ConnectFailed, connect_within
@@ -260,6 +262,9 @@ async def _query_main(query: Any, output: Any, connection: Any, timeout_s: float
     except QueryError as exc:
         print(f"log-gateway: query: {exc}", file=sys.stderr)
         return 2
+    except NatsError as exc:  # JetStream off, no permission, a timeout: say so, no traceback
+        print(f"log-gateway: query: NATS: {exc!r}", file=sys.stderr)
+        return 1
     finally:
         if nc is not None:
             await nc.close()
