@@ -89,7 +89,11 @@ class ControlService:
                     metadata={"target": "all" if target is None else "gateway"},
                 )
                 await service.add_endpoint(config)
-        await self._nc.flush()  # (the framework flushes only its own subscriptions: answer once started)
+        # Answer once started. Twice: nats-py 2.16 writes a flush's PING straight to the socket,
+        # ahead of SUBs still queued for its flusher; the first round trip lets the flusher send
+        # them, the second one's PONG comes back only after the server has them.
+        await self._nc.flush()
+        await self._nc.flush()
         self._service = service
 
     async def stop(self) -> None:
