@@ -382,3 +382,12 @@ async def test_an_http_listener_that_ends_by_itself_is_reported(nc: Client) -> N
         await until(lambda: died == ["mcp-http"], timeout_s=10)
     finally:
         await listener.stop()
+
+
+def test_config_show_masks_the_mcp_token() -> None:
+    token = uuid.uuid4().hex
+    shown = run_cli("config", "show", "--mcp", env=clean_env(LOG_GATEWAY_MCP_TOKEN=token))
+    assert shown.returncode == 0, shown.stderr
+    assert token not in shown.stdout
+    assert re.search(r"^mcp_token\s+\*\*\*\s+env$", shown.stdout, re.MULTILINE), shown.stdout
+    assert re.search(r"^mcp\s+true\s+flag$", shown.stdout, re.MULTILINE), shown.stdout
