@@ -129,12 +129,21 @@ async def test_a_time_range_query_does_not_read_the_stream_from_its_start(
         stats = QueryStats()
         query = LogQuery(start=boundary, order=order)
         page = await query_page(nc, query, stream=stream, stats=stats, clock_skew_s=0.0)
+        # Paged, the seek happens once: a cursor in the stream is a place already.
+        first = await query_page(nc, LogQuery(start=boundary, limit=10), stream=stream, clock_skew_s=0.0)
+        assert first.nextCursor is not None
+        paged = QueryStats()
+        more = LogQuery(start=boundary, limit=10, cursor=first.nextCursor)
+        second = await query_page(nc, more, stream=stream, stats=paged, clock_skew_s=0.0)
     want = [e["logId"] for e in recent]
     assert [e.logId for e in page.entries] == (want if order == "oldest" else want[::-1])
     assert page.nextCursor is None
     assert stats.stream_messages <= 4  # the 2-3 recent batches (and one older batch going backwards)
     assert stats.stream_probes <= 7  # a binary search over 42 sequences
     assert stats.entries_scanned <= 40
+    assert [e.logId for e in first.entries + second.entries] == want
+    assert paged.stream_probes == 0
+    assert paged.stream_messages <= 3
 
 
 async def test_archive_and_stream_overlap_each_entry_once(

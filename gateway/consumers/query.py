@@ -272,7 +272,8 @@ async def _from_stream(nc: Client | None, plan: _Plan) -> AsyncGenerator[Found, 
     if plan.newest:
         batches = read_backward(nc, view, high, low, plan.stats)
     else:
-        if floor is not None:
+        if floor is not None and (plan.after is None or plan.after[0] == 0):
+            # (a cursor in the stream already stands past where the first page sought)
             low = max(low, await seq_at_time(nc, view, floor, plan.stats))
         batches = read_forward(nc, view, low, high, plan.stats)
     try:

@@ -16,12 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from contracts.errors import GatewayError
-from contracts.query import LogQuery, explain
 from gateway.config import (
     AlertConfig,
     DurableIngest,
@@ -32,7 +29,6 @@ from gateway.config import (
     default_gateway_id,
 )
 from gateway.consumers.archiver import ArchiveConfig
-from gateway.consumers.querycli import QueryOutput
 from gateway.consumers.segments import Compression
 from gateway.consumers.tail import TailOptions
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
@@ -43,6 +39,10 @@ from gateway.process.configfile import read_config
 from gateway.process.connection import ConnectionSettings, redact_url
 from gateway.spool.store import FsyncPolicy
 from publishers.config import PublishPolicy, StreamSpec
+
+if TYPE_CHECKING:
+    from contracts.query import LogQuery
+    from gateway.consumers.querycli import QueryOutput
 
 __all__ = [
     "ARCHIVE_OPTIONS",
@@ -1017,6 +1017,12 @@ def query_settings(
     Raises:
         SettingError: a bad filter or setting, named by its flag; neither a URL nor an archive.
     """
+    # Imported here, not at the top: `run` reads this module at every start and needs neither.
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from contracts.query import LogQuery, explain  # noqa: PLC0415
+    from gateway.consumers.querycli import QueryOutput  # noqa: PLC0415
+
     data = {field: values[dest] for dest, field in _QUERY_FIELDS.items() if values[dest] is not None}
     try:
         query = LogQuery.model_validate(data)
