@@ -113,7 +113,10 @@ class ControlClient:
         subject = control_subject(request.ENDPOINT, gateway, self._prefix)
         messages = await (self._gather(subject, request) if gateway is None else self._one(subject, request))
         if not messages:
-            raise ControlError(f"no gateway answered on {subject} within {self._timeout_s:g}s")
+            raise ControlError(
+                f"no gateway answered on {subject} within {self._timeout_s:g}s: is one running "
+                "(with the control service on, and this subject prefix)?"
+            )
         replies = [_reply(request.ENDPOINT, msg) for msg in messages]
         errors = [r for r in replies if "error" in r]
         if errors:
