@@ -8,6 +8,7 @@ from contracts.models import (
     ContractModel,
     EntryRejected,
     ErrorPatternDetected,
+    GatewayConfigured,
     LogArchived,
     LogBatchCreated,
     LogEntryCreated,
@@ -30,6 +31,7 @@ CONTRACTS: tuple[type[ContractModel], ...] = (
     LogArchived,
     LogBatchCreated,
     EntryRejected,
+    GatewayConfigured,
 )
 ENTRY_REJECTED_SUBJECT = EntryRejected.EVENT_TYPE
 _BY_TYPE = {model.EVENT_TYPE: model for model in CONTRACTS}

@@ -29,11 +29,13 @@ __all__ = [
     "ContractModel",
     "EntryRejected",
     "ErrorPatternDetected",
+    "GatewayConfigured",
     "LogArchived",
     "LogBatchCreated",
     "LogEntryCreated",
     "LogLevel",
     "LogStreamStarted",
+    "SettingChange",
     "Severity",
     "StreamDestination",
     "StreamFormat",
@@ -262,6 +264,30 @@ class EntryRejected(ContractModel):
     headersTruncated: Annotated[bool | None, Opt] = None
     gatewayId: NonEmpty
     rejectedAt: Timestamp
+
+
+class SettingChange(ContractModel):
+    """One setting a live change moved: its name (the config file key) and its values."""
+
+    setting: NonEmpty
+    old: JsonValue
+    new: JsonValue
+
+
+class GatewayConfigured(ContractModel):
+    """A running gateway applied a configuration change (``cortex_logging.gateway.configured``).
+
+    ``origin`` says who asked, as the transport tells it: ``sighup`` (the config
+    file re-read), ``control:<client>`` (the control service on NATS; the client
+    names itself) or ``mcp``. Secrets show as ``***``.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "cortex_logging.gateway.configured"
+
+    gatewayId: NonEmpty
+    origin: NonEmpty
+    changes: Annotated[list[SettingChange], Field(min_length=1)]
+    configuredAt: Timestamp
 
 
 def _check_order(first: str, last: str, name: str) -> None:

@@ -60,6 +60,14 @@ class AlertPublisher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._warn = RateLimitedLog(log)
 
+    def retune(self, config: AlertConfig) -> None:
+        """New thresholds and alert rate from now on (see :meth:`PatternDetector.retune`)."""
+        self.detector.retune(config.limits)
+        if config.max_rate != self.config.max_rate:  # (what was spent stays spent)
+            self._bucket.burst = max(1.0, config.max_rate * 2)
+            self._bucket.set_rate(config.max_rate, self._clock())
+        self.config = config
+
     def observe(self, *, source: str, message: str, level: str, created: str, created_at: float) -> None:
         """Count an error or fatal entry; start publishing an alert if one is due.
 

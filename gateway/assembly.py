@@ -16,6 +16,7 @@ from nats.js.client import JetStreamContext
 from gateway.alerts import AlertPublisher
 from gateway.config import ConfigError, GatewayConfig
 from gateway.core import BatchEncoder, BatchLimits, Stats
+from gateway.core.accumulator import Accumulator
 from gateway.core.announce import stream_started
 from gateway.core.pipeline import BatchPipeline
 from gateway.core.redact import Redactor
@@ -163,9 +164,8 @@ def assemble(
     )
     decoder = _decoder(parts, limits, alerts)
     rejects = Rejects(nc, config.subjects.rejected, config.gateway_id, stats, parts.warn)
-    intake = _intake(
-        parts, nc=ingest_nc, js=js, pipeline=pipeline, decoder=decoder, gate=gate, rejects=rejects
-    )
+    room = _fetch_room(pipeline.acc, sender)
+    intake = _intake(parts, nc=ingest_nc, js=js, room=room, decoder=decoder, gate=gate, rejects=rejects)
     replayer = None if spooler is None else parts.tasks.spawn(spooler.run(), name="log-gateway-replay")
     return Rooms(pipeline, publisher, fate, sender, intake, spooler, replayer)
 
@@ -175,7 +175,7 @@ def _intake(
     *,
     nc: Client,
     js: JetStreamContext,
-    pipeline: BatchPipeline,
+    room: Callable[[], int],
     decoder: EntryDecoder,
     gate: Gate,
     rejects: Rejects,
@@ -195,9 +195,6 @@ def _intake(
             pending_msgs_limit=config.pending_msgs_limit,
             pending_bytes_limit=config.pending_bytes_limit,
         )
-    # The ingest stream is the buffer: hold only what keeps every publish slot busy twice
-    # over, so no entry waits here (under a throttle) until its ack_wait runs out.
-    enough = min(config.buffer.max_entries, 2 * config.throttle.max_in_flight * pipeline.limits.max_entries)
     return DurableIntake(
         js,
         spec,
@@ -206,8 +203,21 @@ def _intake(
         gate=gate,
         rejects=rejects,
         stats=parts.stats,
-        room=lambda: enough - pipeline.acc.held_entries,
+        room=room,
     )
+
+
+def _fetch_room(acc: Accumulator, sender: Sender) -> Callable[[], int]:
+    """How many more entries durable ingest may fetch now."""
+
+    def room() -> int:
+        # The ingest stream is the buffer: hold only what keeps every publish slot busy twice
+        # over, so no entry waits here (under a throttle) until its ack_wait runs out. Read
+        # each time: a live change may move the caps.
+        enough = min(acc.buffer.max_entries, 2 * sender.max_in_flight * acc.limits.max_entries)
+        return enough - acc.held_entries
+
+    return room
 
 
 def _decoder(parts: Parts, limits: BatchLimits, alerts: AlertPublisher | None) -> EntryDecoder:

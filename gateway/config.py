@@ -12,6 +12,7 @@ from contracts.errors import GatewayError
 from contracts.events import ENTRY_REJECTED_SUBJECT, subject_for, validate_subject, validate_subject_token
 from contracts.models import (
     ErrorPatternDetected,
+    GatewayConfigured,
     LogArchived,
     LogBatchCreated,
     LogEntryCreated,
@@ -90,9 +91,14 @@ class Subjects:
         return subject_for(LogArchived.EVENT_TYPE, self.prefix)
 
     @property
+    def configured(self) -> str:
+        """Where a running gateway announces a configuration change."""
+        return subject_for(GatewayConfigured.EVENT_TYPE, self.prefix)
+
+    @property
     def outputs(self) -> tuple[str, ...]:
         """The subjects the gateway's stream captures."""
-        return (self.batch, self.rejected, self.alerts, self.stream_started, self.archived)
+        return (self.batch, self.rejected, self.alerts, self.stream_started, self.archived, self.configured)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

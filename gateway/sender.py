@@ -30,7 +30,34 @@ from publishers.errors import PublishError, PublishFailedError
 from publishers.jetstream import JetStreamPublisher
 from publishers.ratelimit import TokenBucket
 
-__all__ = ["BatchMetrics", "Sender"]
+__all__ = ["BatchMetrics", "PublishSlots", "Sender"]
+
+
+class PublishSlots:
+    """Publishes in flight, at most ``limit``; the limit may change while batches are out.
+
+    A lower limit takes no slot back: it holds the next batch until enough settle.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    async def acquire(self) -> None:
+        """Wait for a free slot and take it."""
+        while self.used >= self.limit:
+            self._freed.clear()
+            await self._freed.wait()
+        self.used += 1
+
+    def release(self) -> None:
+        self.used -= 1
+        self._freed.set()
+
+    def resize(self, limit: int) -> None:
+        self.limit = limit
+        self._freed.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +127,8 @@ class Sender:
         now = clock()
         self._batch_bucket = TokenBucket.pacer(throttle.max_publish_rate, now=now)
         self._bytes_bucket = TokenBucket.pacer(throttle.max_publish_bytes_rate, now=now)
-        self._slots = asyncio.Semaphore(throttle.max_in_flight)
+        self._slots = PublishSlots(throttle.max_in_flight)
+        self._retuned = asyncio.Event()
         self._tasks: dict[asyncio.Task[None], None] = {}  # in the order batches were made
         self._turn: asyncio.Future[None] | None = None  # resolved once the newest batch is settled
         self._idle = asyncio.Event()
@@ -110,6 +138,26 @@ class Sender:
     def start(self, tasks: TaskWatch) -> None:
         """Start taking and publishing batches, in a task ``tasks`` watches (its death is reported)."""
         self._task = tasks.spawn(self._run(), name="log-gateway-sender")
+
+    @property
+    def max_in_flight(self) -> int:
+        """The publish slots in force."""
+        return self._slots.limit
+
+    @property
+    def in_flight(self) -> int:
+        """Batches being published (or spooled) now."""
+        return self._slots.used
+
+    def retune(self, throttle: ThrottleLimits) -> None:
+        """New rates and publish slots for the next batch; what is owed stays owed, so a
+        change never lets a burst through."""
+        now = self._clock()
+        self._batch_bucket.set_rate(throttle.max_publish_rate, now)
+        self._bytes_bucket.set_rate(throttle.max_publish_bytes_rate, now)
+        self._slots.resize(throttle.max_in_flight)
+        self._retuned.set()
+        self._freed()  # (durable ingest's fetch room follows the slots)
 
     # -- taking --------------------------------------------------------------
 
@@ -148,7 +196,9 @@ class Sender:
             wait = max(self._batch_bucket.wait_s(now), self._bytes_bucket.wait_s(now))
             if wait <= 0:
                 return
-            await asyncio.sleep(wait)
+            self._retuned.clear()  # (a new rate may allow the batch sooner: look again then)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._retuned.wait(), wait)
 
     def _take(self, now: float) -> ReadyBatch | None:
         batch = self._pipeline.take(now, now_timestamp())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,7 +32,8 @@ from gateway.assembly import (
     open_spooler,
 )
 from gateway.config import ConfigError, GatewayConfig
-from gateway.core import DropReason, Stats
+from gateway.control.live import retune
+from gateway.core import BatchLimits, DropReason, Stats
 from gateway.core.accumulator import Accumulator
 from gateway.core.redact import Redactor
 from gateway.ingest.decode import EntryDecoder
@@ -77,6 +79,8 @@ class Gateway:
         self.alerts: AlertPublisher | None = None
         self.redactor = Redactor(keys=config.redact_keys) if config.redact else None
         self.ready = False
+        self.config_changes: Counter[str] = Counter()  # live changes applied, by origin
+        self.config_refused: Counter[str] = Counter()  # refused ones, by origin
         self._parts = Parts(config, self.stats, self.metrics, self._warn, clock, self.redactor)
         self._rooms: Rooms | None = None
         self._stopped: asyncio.Future[ShutdownReport] | None = None
@@ -130,13 +134,7 @@ class Gateway:
         publisher = JetStreamPublisher(js, config.publish, self.watch, self._count_retry)
         spooler = open_spooler(config, self.stats, publisher)
         if config.alerts.enabled:
-            self.alerts = AlertPublisher(
-                config.alerts,
-                publisher,
-                subject=config.subjects.alerts,
-                gateway_id=config.gateway_id,
-                clock=self._clock,
-            )
+            self.alerts = self._alert_publisher(config, publisher)
         self._rooms = assemble(
             self._parts,
             self.alerts,
@@ -151,6 +149,42 @@ class Gateway:
         await announce(publisher, config, limits)
         await self._rooms.intake.start()
         self.ready = True
+
+    def _alert_publisher(self, config: GatewayConfig, publisher: JetStreamPublisher) -> AlertPublisher:
+        return AlertPublisher(
+            config.alerts,
+            publisher,
+            subject=config.subjects.alerts,
+            gateway_id=config.gateway_id,
+            clock=self._clock,
+        )
+
+    @property
+    def rooms(self) -> Rooms:
+        """The rooms of the started gateway.
+
+        Raises:
+            NotStartedError: before :meth:`start`.
+        """
+        return self._started
+
+    def retune(self, config: GatewayConfig, limits: BatchLimits) -> None:
+        """Run on ``config`` from the next batch on (``limits``: its batch limits fitted to the
+        server); see :func:`gateway.control.live.retune`. Validate ``config`` first: this
+        only applies it.
+
+        Raises:
+            NotStartedError: before :meth:`start`.
+        """
+        rooms, old = self._started, self.config
+        if config.alerts.enabled and self.alerts is None:
+            self.alerts = self._alert_publisher(config, rooms.publisher)
+        if config.redact and (self.redactor is None or config.redact_keys != old.redact_keys):
+            self.redactor = Redactor(keys=config.redact_keys)
+        elif not config.redact:
+            self.redactor = None
+        retune(rooms, self.alerts, old, config, limits, redactor=self.redactor)
+        self.config = config
 
     def on_error(self, exc: BaseException) -> None:
         """Feed the connections' ``error_cb`` here: permission denials and slow-consumer drops."""

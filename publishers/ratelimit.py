@@ -73,3 +73,19 @@ class TokenBucket:
         if self.rate is not None:
             self._refill(now)
             self._tokens -= amount
+
+    def set_rate(self, rate_per_s: float | None, now: float) -> None:
+        """Change the rate from ``now`` on, keeping what is owed (a debt still delays the next spend).
+
+        The balance up to ``now`` is settled at the old rate; a pacer (``burst == 0``) stays a pacer.
+
+        Raises:
+            ValueError: the rate is not positive.
+        """
+        if rate_per_s is not None and not rate_per_s > 0:  # NaN too
+            raise ValueError(f"rate must be positive, got {rate_per_s}")
+        self._refill(now)
+        if self.rate is None:
+            self._tokens = self.burst  # an unlimited bucket owed nothing
+        self.rate = rate_per_s
+        self._tokens = min(self._tokens, self.burst)

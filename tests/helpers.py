@@ -151,6 +151,7 @@ async def collect(nc: Client, subject: str) -> list[Msg]:
 
     await nc.subscribe(subject, cb=on_msg)
     await nc.flush()
+    await nc.flush()  # (twice: nats-py 2.16 can send the first PING ahead of the SUB)
     return got
 
 

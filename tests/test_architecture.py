@@ -55,11 +55,36 @@ RULES = (
         (*_RUNTIME, "gateway.config"),
         "consumer tools run elsewhere: contracts, the core and NATS only",
     ),
+    Rule(
+        "gateway.mcp",
+        (
+            "gateway.ingest",
+            "gateway.spool",
+            "gateway.sender",
+            "gateway.service",
+            "gateway.process",
+            "gateway.control",
+        ),
+        "the MCP server reaches a gateway over NATS, as any agent would (the control service's client)",
+        allow=("gateway.control.client", "gateway.control.subjects"),
+    ),
     Rule("gateway.ingest.wire", ("nats",), "the wire splitter is pure: bytes in, frames out"),
     Rule(
         "gateway.config",
         (*_RUNTIME, "nats", "faststream", "publishers.jetstream", "publishers.stream"),
         "config classes import no runtime code",
+    ),
+    Rule(
+        "gateway.control.client",
+        ("gateway", "publishers", "faststream"),
+        "the control client is for tools that only ask gateways: contracts and nats",
+        allow=("gateway.control.client", "gateway.control.subjects"),
+    ),
+    Rule(
+        "gateway.control.subjects",
+        ("gateway", "publishers", "faststream", "nats"),
+        "the control subjects are names only",
+        allow=("gateway.control.subjects",),
     ),
     Rule(
         "gateway.spool",

@@ -90,8 +90,13 @@ def test_asyncapi_names_every_subject_with_its_schema() -> None:
         "cortex_logging.entry.created.>",
         "cortex_logging.batch.created",
         "cortex_logging.entry.rejected",
+        "cortex_logging.gateway.configured",
+        "log_gateway.control.all.status",
+        "log_gateway.control.all.config_get",
+        "log_gateway.control.all.config_set",
     }
-    assert {"LogEntryCreated", "LogBatchCreated", "EntryRejected"} <= set(doc["components"]["schemas"])
+    schemas = set(doc["components"]["schemas"])
+    assert {"LogEntryCreated", "LogBatchCreated", "EntryRejected", "GatewayConfigured"} <= schemas
 
 
 @asynccontextmanager

@@ -160,6 +160,7 @@ def test_event_types_and_subjects() -> None:
         "cortex_logging.log.archived",
         "cortex_logging.batch.created",
         "cortex_logging.entry.rejected",
+        "cortex_logging.gateway.configured",
     ]
     assert all(contract_for_type(t) is m for t, m in zip(types, CONTRACTS, strict=True))
     assert subject_for(types[0]) == types[0]

@@ -28,7 +28,11 @@ from tests.helpers import (
 )
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
-PASSWORDS = {"LOG_GATEWAY_PASSWORD": "gw-pass", "LOG_SERVICE_PASSWORD": "svc-pass"}
+PASSWORDS = {
+    "LOG_GATEWAY_PASSWORD": "gw-pass",
+    "LOG_SERVICE_PASSWORD": "svc-pass",
+    "LOG_OPERATOR_PASSWORD": "op-pass",
+}
 
 
 @pytest.mark.parametrize("name", ["node-1.conf", "node-2.conf", "node-3.conf"])

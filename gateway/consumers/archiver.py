@@ -14,7 +14,13 @@ from nats.aio.client import Client
 
 from contracts.cloudevents import encode_structured, make_attributes
 from contracts.models import LogArchived
-from gateway.consumers.segments import Compression, SegmentInfo, SegmentWriter, archived_event_data
+from gateway.consumers.segments import (
+    Compression,
+    SegmentInfo,
+    SegmentWriter,
+    archived_event_data,
+    created_text,
+)
 from gateway.consumers.subscribe import BatchSubscriber, Delivery, SubscriberConfig
 from gateway.core.announce import stream_started
 
@@ -54,7 +60,9 @@ class Archiver:
         self._nc = nc
         self.config = config
         self._clock = clock
-        self.writer = SegmentWriter(config.directory, compression=config.compression, fsync=config.fsync)
+        self.writer = SegmentWriter(
+            config.directory, compression=config.compression, fsync=config.fsync, stream=config.stream
+        )
         self.segments: list[SegmentInfo] = []
         self._pending: list[Delivery] = []
 
@@ -76,6 +84,8 @@ class Archiver:
         """Archive until ``stop`` is set; then finish the open segment."""
         await self._announce()
         async with self._subscriber() as sub:
+            info = await self._nc.jetstream().stream_info(self.config.stream)
+            self.writer.stream_created = created_text(info.created)
             deliveries = sub.deliveries()
             next_one: asyncio.Task[Delivery] | None = None
             try:
@@ -111,8 +121,7 @@ class Archiver:
 
     async def _take(self, delivery: Delivery) -> None:
         now = self._clock()
-        for entry in delivery.batch.entries:
-            self.writer.write(entry, now)
+        self.writer.write_batch(delivery.batch.entries, now, seq=delivery.stream_sequence)
         self._pending.append(delivery)
         if self.writer.size >= self.config.max_segment_bytes or self._segment_expired():
             await self._finish()

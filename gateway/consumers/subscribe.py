@@ -387,6 +387,14 @@ class Delivery:
         self._msg = msg
         self.batch = batch
 
+    @property
+    def stream_sequence(self) -> int | None:
+        """The batch's sequence in its stream (None on core NATS)."""
+        try:
+            return int(self._msg.metadata.sequence.stream)
+        except Exception:  # noqa: BLE001 - core NATS messages carry no JetStream metadata
+            return None
+
     async def ack(self) -> None:
         """The batch is handled: never hand it over again."""
         self._subscriber._mark_handled(self.batch)

@@ -7,6 +7,7 @@ than a queue of small ones. A batch that is full is sealed and waits its turn.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +99,24 @@ class Accumulator:
         self.held_bytes = 0
         self._in_flight_entries = 0
         self._in_flight_bytes = 0
+
+    def retune(
+        self, limits: BatchLimits, buffer: BufferLimits, overhead_for: Callable[[str | None], int]
+    ) -> None:
+        """New thresholds and caps for what comes next.
+
+        Open batches are sealed first when anything but the delay changes: a batch
+        keeps the entry and byte limits (and the byte bound of its envelope) it was
+        filled under, and the next batch opens under the new ones. A changed delay
+        applies to the open batches too (it bounds no bytes). Nothing held is
+        dropped or moved; a smaller buffer cap only holds back (or, under a drop
+        policy, drops and counts) what comes in until there is room.
+        """
+        if limits != dataclasses.replace(self.limits, max_delay_ms=limits.max_delay_ms):
+            self.seal_all()
+        self.limits = limits
+        self.buffer = buffer
+        self._overhead_for = overhead_for
 
     def offer(self, entry: PendingEntry) -> Admission:
         """Add an entry, applying the overflow policy when the buffer is full."""
@@ -246,6 +265,11 @@ class Accumulator:
         self._waiting.clear()
         self._open.clear()
         return entries
+
+    @property
+    def in_flight_entries(self) -> int:
+        """Entries in batches the sender took and has not finished with."""
+        return self._in_flight_entries
 
     @property
     def queued_entries(self) -> int:

@@ -68,10 +68,19 @@ class BatchEncoder:
     ) -> None:
         self.gateway_id = gateway_id
         self.ce_source = ce_source
+        self.max_entries = max_entries
         self._max_count = 10 ** len(str(max_entries)) - 1
         self._new_id = new_id
         self._id_len = len(new_id())
         self._base_overhead = self._worst_case(None)
+
+    def resized(self, max_entries: int) -> BatchEncoder:
+        """The same encoder (id, source, batch ids) for a new batch entry limit."""
+        if max_entries == self.max_entries:
+            return self
+        return BatchEncoder(
+            gateway_id=self.gateway_id, ce_source=self.ce_source, max_entries=max_entries, new_id=self._new_id
+        )
 
     def overhead_for(self, source: str | None) -> int:
         """Most bytes a batch's headers, envelope and fields (all but entries and commas) take."""

@@ -173,6 +173,17 @@ class PatternDetector:
         self._patterns: OrderedDict[tuple[str, str], _Pattern] = OrderedDict()
         self.forgotten = 0
 
+    def retune(self, limits: PatternLimits) -> None:
+        """New thresholds from now on. A new window restarts the counting (the buckets are
+        slices of the old window); threshold, cooldown and the pattern cap apply at once."""
+        if limits.window_s != self.limits.window_s:
+            self._patterns.clear()
+            self._width = limits.window_s / _BUCKETS
+        while len(self._patterns) > limits.max_patterns:
+            self._patterns.popitem(last=False)
+            self.forgotten += 1
+        self.limits = limits
+
     def observe(
         self, *, source: str, message: str, fatal: bool, created: str, created_at: float, now: float
     ) -> Alert | None:

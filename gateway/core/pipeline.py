@@ -77,6 +77,13 @@ class BatchPipeline:
         """The batch thresholds in force."""
         return self.acc.limits
 
+    def retune(self, limits: BatchLimits, buffer: BufferLimits) -> None:
+        """New batch thresholds and buffer caps from the next batch on (see
+        :meth:`Accumulator.retune`); sequence numbers and drop reports run on."""
+        self._encoder = self._encoder.resized(limits.max_entries)
+        self.acc.retune(limits, buffer, self._encoder.overhead_for)
+        self._on_wake()  # sealed batches, or a new delay: the taker should look again
+
     def offer(self, entry: PendingEntry) -> Admission:
         """Offer one entry (see :meth:`Accumulator.offer`); wakes the taker when it should look."""
         acc = self.acc

@@ -79,6 +79,10 @@ class CoreIntake:
             self.subscriptions.append(sub)
             if reader is not None:
                 self._readers.append(reader)
+        # Subscribed once the server has the SUBs. Flush twice: nats-py 2.16 writes a flush's
+        # PING straight to the socket, ahead of SUBs still queued for its flusher, so one
+        # PONG can come back before them (entries published then found no subscriber).
+        await self._nc.flush()
         await self._nc.flush()
 
     def on_message(self, subject: bytes, headers: Headers, body: bytes) -> Awaitable[None] | None:

@@ -85,6 +85,14 @@ class EntryDecoder:
         self._on_error_entry = on_error_entry
         self.redactor = redactor
 
+    def retune(
+        self, *, max_batch_bytes: int, on_error_entry: ErrorEntryObserver | None, redactor: Redactor | None
+    ) -> None:
+        """New limits for the next message: the oversize bound, the pattern detector, the redactor."""
+        self._max_body = max_batch_bytes + _ENVELOPE_ALLOWANCE
+        self._on_error_entry = on_error_entry
+        self.redactor = redactor
+
     def _oversize(self, size: int) -> str:
         batch = self._max_body - _ENVELOPE_ALLOWANCE
         return (

@@ -19,7 +19,9 @@ import asyncio
 import gc
 import logging
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -27,12 +29,21 @@ from faststream.specification import AsyncAPI
 from nats.aio.client import Client
 from nats.errors import SlowConsumerError
 
-from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
+from contracts.control import ConfigGetRequest, ConfigSetRequest, StatusRequest
+from contracts.models import EntryRejected, GatewayConfigured, LogBatchCreated, LogEntryCreated
 from gateway.config import GatewayConfig
+from gateway.control.apply import Reconfigurer
+from gateway.control.hangup import watch_sighup
+from gateway.control.service import ControlService
+from gateway.control.subjects import control_subject
+from gateway.mcp.config import McpHttpSettings
 from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
 from gateway.process.metrics import render_metrics
 from gateway.service import Gateway, ShutdownReport
+
+if TYPE_CHECKING:
+    from gateway.mcp.http import McpHttp
 
 __all__ = ["GatewayApp", "build_app", "build_asyncapi", "say"]
 
@@ -65,16 +76,33 @@ class GatewayApp:
     health: HealthServer | None
     report: ShutdownReport | None = None
     ingest: NatsBroker | None = None  # the core-ingest connection's broker (None with durable ingest)
+    reconfigurer: Reconfigurer | None = None  # live changes (once started, when given the settings)
+    control: ControlService | None = None  # the control service on NATS (once started, when on)
+    mcp: McpHttp | None = None  # the /mcp listener (run --mcp), once started
+    mcp_failed: list[str] = field(default_factory=list)  # its task, should it die
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """The background tasks (the gateway's and the /mcp listener's) that died."""
+        return (*self.gateway.failed, *self.mcp_failed)
 
     @property
     def is_ready(self) -> bool:
         """The gateway is started, none of its background tasks died, and both its connections are up."""
         ingest = self.ingest
-        up = self.gateway.ready and not self.gateway.failed and _connected(self.broker)
+        up = self.gateway.ready and not self.failed and _connected(self.broker)
         return up and (ingest is None or _connected(ingest))
 
+    def mcp_died(self, task: asyncio.Task[Any], _exc: BaseException | None) -> None:
+        self.mcp_failed.append(task.get_name())
+
     async def stopping(self) -> None:
-        """Stop the gateway (flushing what it holds), then its ingest connection and the health server."""
+        """Stop the /mcp listener and the control service, the gateway (flushing what it holds),
+        then its ingest connection and the health server."""
+        if self.mcp is not None:
+            await self.mcp.stop()
+        if self.control is not None:
+            await self.control.stop()
         try:
             self.report = await self.gateway.stop()
         finally:
@@ -102,14 +130,43 @@ def _declare_channels(broker: NatsBroker, config: GatewayConfig, *, with_ingest:
         title="entryRejected",
         description="Messages the gateway could not accept, with the reason and the original payload.",
     )
+    broker.publisher(
+        subjects.configured,
+        schema=GatewayConfigured,
+        title="gatewayConfigured",
+        description="A running gateway applied a live configuration change: each setting's old and new "
+        "value, and who asked (sighup, control:<client>, mcp).",
+    )
     if not with_ingest:
         return
+    _declare_control(broker, config)
     for subject in (subjects.entry, subjects.entry_children):
 
         async def entry_created(body: LogEntryCreated) -> None:  # pragma: no cover - documentation only
             """Per-entry events (structured or binary CloudEvents, or bare JSON)."""
 
         broker.subscriber(subject, queue=config.queue_group, title=f"ingest:{subject}")(entry_created)
+
+
+def _declare_control(broker: NatsBroker, config: GatewayConfig) -> None:
+    """The control service's requests (documentation only: the service runs on nats.micro)."""
+    prefix, also = (
+        config.subjects.prefix,
+        "also on log_gateway.control.gw.<gatewayId>.<endpoint> for one gateway",
+    )
+
+    async def status(body: StatusRequest) -> None:  # pragma: no cover - documentation only
+        """Ask every gateway for counts, buffers, connection, uptime and version (a StatusReply each)."""
+
+    async def config_get(body: ConfigGetRequest) -> None:  # pragma: no cover - documentation only
+        """Ask every gateway for its effective settings (a ConfigReply each)."""
+
+    async def config_set(body: ConfigSetRequest) -> None:  # pragma: no cover - documentation only
+        """Change settings live on every gateway (a ConfigSetReply or an ErrorReply each)."""
+
+    for handler in (status, config_get, config_set):
+        subject = control_subject(handler.__name__, None, prefix)
+        broker.subscriber(subject, title=f"control:{handler.__name__}", description=also)(handler)
 
 
 def _broker(
@@ -162,23 +219,22 @@ def build_app(
     *,
     http_port: int | None = None,
     http_host: str = "127.0.0.1",
+    values: Mapping[str, Any] | None = None,
+    reread: Callable[[], Mapping[str, Any]] | None = None,
+    mcp: McpHttpSettings | None = None,
 ) -> GatewayApp:
-    """The runnable application; nothing connects until FastStream starts it."""
+    """The runnable application; nothing connects until FastStream starts it.
+
+    ``values`` (``run``'s settings) enable live changes: the control service when
+    ``values["control"]`` is on, and ``SIGHUP``, which applies ``reread()``.
+    """
     gateway = Gateway(config)
     broker = _broker(connection, gateway)
     _declare_channels(broker, config, with_ingest=False)
     ingest = None
     if config.durable_ingest is None:  # durable ingest fetches on the broker's connection
         ingest = _broker(connection, gateway, name=f"{config.gateway_id}-ingest")
-    health = None
-    if http_port is not None:
-        health = HealthServer(
-            port=http_port,
-            host=http_host,
-            ready=lambda: holder.is_ready,
-            metrics=lambda: render_metrics(gateway),
-            failed=lambda: gateway.failed,
-        )
+    health = None if http_port is None else _health(http_port, http_host, lambda: holder)
     holder = GatewayApp(
         FastStream(broker, specification=_spec(broker)), broker, gateway, health, ingest=ingest
     )
@@ -186,16 +242,67 @@ def build_app(
     async def started() -> None:
         ingest_nc = None if ingest is None else await ingest.connect()
         await gateway.start(broker.connection, ingest_nc=ingest_nc)
+        if values is not None:
+            await _start_control(holder, values, reread)
         _tune_collector()
         if health is not None:
             await health.start()
-        http = f" http=http://{http_host}:{health.port}" if health else ""
-        say(f"log-gateway: ready gateway_id={config.gateway_id}{http}")
+        await _mcp_and_ready_line(holder, config, http_host, mcp)
         holder.ready.set()
 
     holder.app.after_startup(started)
     holder.app.on_shutdown(holder.stopping)
     return holder
+
+
+async def _mcp_and_ready_line(
+    holder: GatewayApp, config: GatewayConfig, http_host: str, mcp: McpHttpSettings | None
+) -> None:
+    """Start the /mcp listener (with ``--mcp``), then say the gateway is ready and where it listens."""
+    holder.mcp = None if mcp is None else await _start_mcp(holder, config, mcp)
+    health = holder.health
+    http = f" http=http://{http_host}:{health.port}" if health else ""
+    http += f" mcp={holder.mcp.url}" if holder.mcp else ""
+    say(f"log-gateway: ready gateway_id={config.gateway_id}{http}")
+
+
+async def _start_mcp(holder: GatewayApp, config: GatewayConfig, settings: McpHttpSettings) -> McpHttp:
+    """The /mcp listener on the broker's connection (imported here: it needs the mcp extra)."""
+    from gateway.mcp.serve import start_http  # noqa: PLC0415 - the mcp extra, only with --mcp
+
+    nc = holder.broker.connection
+    # The batches are where they were stored: another stream may already capture the subject.
+    stream = await nc.jetstream().find_stream_name_by_subject(config.subjects.batch)
+    return await start_http(
+        nc,
+        settings,
+        stream=stream,
+        subject_prefix=config.subjects.prefix,
+        on_death=holder.mcp_died,
+    )
+
+
+def _health(port: int, host: str, app: Callable[[], GatewayApp]) -> HealthServer:
+    return HealthServer(
+        port=port,
+        host=host,
+        ready=lambda: app().is_ready,
+        metrics=lambda: render_metrics(app().gateway),
+        failed=lambda: app().failed,
+    )
+
+
+async def _start_control(
+    holder: GatewayApp, values: Mapping[str, Any], reread: Callable[[], Mapping[str, Any]] | None
+) -> None:
+    """Live changes for the started gateway: the one path, the control service, SIGHUP."""
+    nc: Client = holder.broker.connection
+    holder.reconfigurer = Reconfigurer(holder.gateway, values, nc)
+    if values.get("control", True):
+        holder.control = ControlService(nc, holder.gateway, holder.reconfigurer, version=VERSION)
+        await holder.control.start()
+    if reread is not None:
+        watch_sighup(holder.reconfigurer, reread)
 
 
 def _connected(broker: NatsBroker) -> bool:

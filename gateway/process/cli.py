@@ -18,6 +18,9 @@ from typing import Any
 from gateway.process.settings import (
     ARCHIVE_OPTIONS,
     ASYNCAPI_OPTIONS,
+    CTL_OPTIONS,
+    MCP_OPTIONS,
+    QUERY_OPTIONS,
     RUN_OPTIONS,
     TAIL_OPTIONS,
     SettingError,
@@ -28,6 +31,8 @@ from gateway.process.settings import (
     check_bench,
     check_config,
     effective_settings,
+    mcp_http_settings,
+    query_settings,
     read_options,
     required_connection,
     run_settings,
@@ -40,8 +45,10 @@ __all__ = ["DESCRIPTION", "build_parser", "main"]
 DESCRIPTION = (
     "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
     "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
-    "archive batches to files and read them back (archive, archive-read), watch entries live (tail) "
-    "and measure it (bench). 'log-gateway COMMAND --help' lists a command's flags."
+    "archive batches to files and read them back (archive, archive-read), watch entries live (tail), "
+    "ask for past entries (query), steer running gateways (ctl), measure it (bench) "
+    "and serve the platform's MCP tools to agents (mcp). "
+    "'log-gateway COMMAND --help' lists a command's flags."
 )
 
 log = logging.getLogger("log_gateway")
@@ -54,7 +61,10 @@ def _configure_logging(level: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     values = read_options(args, RUN_OPTIONS)
     config, connection = run_settings(values)
+    if values["mcp"]:
+        _require_mcp("run --mcp")
     _configure_logging(values["log_level"])
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the gateway is up and reloads on it
     from gateway.process import supervisor
     from gateway.process.natsserver import NatsServer
 
@@ -76,13 +86,13 @@ def _run(args: argparse.Namespace) -> int:
                 )
             )
         supervisor.die_with_supervisor()
-        return asyncio.run(_serve(config, connection, values))
+        return asyncio.run(_serve(config, connection, values, args))
     finally:
         if server is not None:
             server.stop()
 
 
-async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
+async def _serve(config: Any, connection: Any, values: dict[str, Any], args: argparse.Namespace) -> int:
     from nats.errors import Error as NatsError
 
     from contracts.errors import GatewayError
@@ -90,7 +100,15 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
     from gateway.process.app import build_app
     from gateway.process.connection import redact_url
 
-    holder = build_app(config, connection, http_port=values["http_port"], http_host=values["http_host"])
+    holder = build_app(
+        config,
+        connection,
+        http_port=values["http_port"],
+        http_host=values["http_host"],
+        values=values,
+        reread=lambda: read_options(args, RUN_OPTIONS),
+        mcp=mcp_http_settings(values),
+    )
     try:
         if not await _started_in_time(holder, values["connect_timeout_s"]):
             servers = ", ".join(redact_url(url) for url in connection.servers)
@@ -215,6 +233,44 @@ async def _tail_main(connection: Any, options: Any, timeout_s: float) -> int:
     return await _connected_until_signalled(connection, timeout_s, lambda nc, stop: tail(nc, options, stop))
 
 
+def _query(args: argparse.Namespace) -> int:
+    """One page, or with ``--all`` the whole result; a query that cannot run is one line and status 2."""
+    values = read_options(args, QUERY_OPTIONS)
+    query, output, connection = query_settings(values, isatty=sys.stdout.isatty)
+    try:
+        return asyncio.run(_query_main(query, output, connection, values["connect_timeout_s"]))
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+async def _query_main(query: Any, output: Any, connection: Any, timeout_s: float) -> int:
+    from nats.errors import Error as NatsError
+
+    from contracts.query import QueryError
+    from gateway.consumers.querycli import run_query
+    from gateway.process.connection import ConnectFailed, connect_within
+
+    nc = None
+    try:
+        if connection is not None:
+            nc = await connect_within(connection, timeout_s)
+        await run_query(nc, query, output)
+    except ConnectFailed as exc:
+        print(f"log-gateway: cannot query: {exc}", file=sys.stderr)
+        return 1
+    except QueryError as exc:
+        print(f"log-gateway: query: {exc}", file=sys.stderr)
+        return 2
+    except NatsError as exc:  # JetStream off, no permission, a timeout: say so, no traceback
+        print(f"log-gateway: query: NATS: {exc!r}", file=sys.stderr)
+        return 1
+    finally:
+        if nc is not None:
+            await nc.close()
+    return 0
+
+
 class MissingExtra(Exception):
     """A command needs an optional dependency that is not installed."""
 
@@ -235,7 +291,70 @@ def _require(what: str, extra: str, modules: dict[str, str]) -> None:
             ) from None
 
 
+def _require_mcp(what: str) -> None:
+    _require(what, "mcp", {"mcp.server": "mcp", "uvicorn": "uvicorn"})
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    """``log-gateway mcp``: the MCP server on stdin/stdout; logs (and errors) go to stderr."""
+    values = read_options(args, MCP_OPTIONS)
+    connection = required_connection(values)
+    _require_mcp("mcp")
+    _configure_logging(values["log_level"])
+    return asyncio.run(_mcp_main(connection, values))
+
+
+async def _mcp_main(connection: Any, values: dict[str, Any]) -> int:
+    from gateway.mcp.serve import serve_stdio
+    from gateway.process.connection import ConnectFailed, connect_within
+
+    # The SDK reads stdin in a thread that no cancellation interrupts, so a handler that
+    # stops gracefully would wait for the host's next line: SIGTERM and SIGINT keep their
+    # default action and end the process. Nothing answered is lost (log_message answers
+    # once its entry is on the server); the host's usual stop, closing stdin, exits 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    try:
+        nc = await connect_within(connection, values["connect_timeout_s"])
+    except ConnectFailed as exc:
+        print(f"log-gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        await serve_stdio(
+            nc,
+            stream=values["stream_name"],
+            subject_prefix=values["subject_prefix"],
+            archive_dir=values["archive_dir"],
+        )
+    finally:
+        await nc.drain()
+    return 0
+
+
+def _bench_query(args: argparse.Namespace) -> int:
+    """``bench --query``: the query engine over an archive it writes, against DuckDB's read_json."""
+    _require("bench --query", "bench", {"duckdb": "duckdb"})
+    import json
+    import tempfile
+
+    from gateway.bench.querybench import QueryBenchConfig, format_query_results, run_query_bench
+
+    out = Path(args.out)
+    entries = args.entries or (20_000 if args.quick else 1_000_000)
+    check_bench(entries, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix="query-archive-") as archive:
+        results = run_query_bench(QueryBenchConfig(directory=Path(archive), entries=entries))
+    (out / "query-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "query-results.md").write_text(format_query_results(results) + "\n")
+    print(format_query_results(results))
+    print(f"log-gateway: results in {out}/query-results.json and query-results.md")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.query:
+        return _bench_query(args)
     _require("bench", "bench", {"opentelemetry.sdk._logs": "opentelemetry-sdk", "matplotlib": "matplotlib"})
     from gateway.bench import BenchConfig, run_bench
 
@@ -289,6 +408,66 @@ def _add_config_command(commands: Any) -> None:
     show.set_defaults(func=_config_show)
 
 
+def _ctl(args: argparse.Namespace) -> int:
+    from gateway.control.ctl import parse_assignments
+
+    values = read_options(args, CTL_OPTIONS)
+    connection = required_connection(values)
+    action = args.action if args.action == "status" else f"config {args.config_action}"
+    try:
+        changes = parse_assignments(args.changes) if action == "config set" else None
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+    return asyncio.run(_ctl_main(connection, values, action, args, changes))
+
+
+async def _ctl_main(connection: Any, values: dict[str, Any], action: str, args: Any, changes: Any) -> int:
+    from gateway.control.ctl import run_ctl
+    from gateway.process.connection import ConnectFailed, connect_within
+
+    try:
+        nc = await connect_within(connection, values["connect_timeout_s"])
+    except ConnectFailed as exc:
+        print(f"log-gateway: ctl: cannot connect: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return await run_ctl(
+            nc,
+            action,
+            gateway=args.gateway,
+            changes=changes,
+            dry_run=getattr(args, "dry_run", False),
+            as_json=values["json"],
+            timeout_s=values["timeout_s"],
+            prefix=values["subject_prefix"],
+        )
+    finally:
+        await nc.close()
+
+
+def _ctl_target(parser: argparse.ArgumentParser) -> None:
+    add_options(parser, CTL_OPTIONS)
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--gateway", metavar="ID", help="ask only the gateway with this id")
+    target.add_argument(
+        "--all", action="store_true", help="ask every gateway; each answers for itself (the default)"
+    )
+    parser.set_defaults(func=_ctl)
+
+
+def _add_ctl_command(commands: Any) -> None:
+    ctl = commands.add_parser("ctl", help="steer running gateways over NATS: status, config get, config set")
+    actions = ctl.add_subparsers(dest="action", required=True)
+    _ctl_target(actions.add_parser("status", help="counts, buffers, connection, uptime and version"))
+    config = actions.add_parser("config", help="the effective settings, or change them live")
+    config_actions = config.add_subparsers(dest="config_action", required=True)
+    _ctl_target(config_actions.add_parser("get", help="each gateway's settings; which may change live"))
+    change = config_actions.add_parser("set", help="change settings live (NAME= restores the default)")
+    change.add_argument("changes", nargs="+", metavar="SETTING=VALUE", help="e.g. max_batch_delay_ms=50")
+    change.add_argument("--dry-run", action="store_true", help="validate only; change nothing")
+    _ctl_target(change)
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from contracts.schemas import export_schemas
 
@@ -309,7 +488,20 @@ def _add_bench_command(commands: Any) -> None:
     )
     bench.add_argument("--entries", type=int, help="entries per measurement")
     bench.add_argument("--rounds", type=int, help="rounds per measurement")
+    bench.add_argument(
+        "--query",
+        action="store_true",
+        help="instead: query 1,000,000 archived entries (--entries), against DuckDB's read_json",
+    )
     bench.set_defaults(func=_bench)
+
+
+def _add_mcp_command(commands: Any) -> None:
+    mcp = commands.add_parser(
+        "mcp", help="serve the MCP tools (query_logs, log_message, ...) over stdio, for an agent host"
+    )
+    add_options(mcp, MCP_OPTIONS)
+    mcp.set_defaults(func=_mcp)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -337,11 +529,18 @@ def build_parser() -> argparse.ArgumentParser:
     tail = commands.add_parser("tail", help="show batched entries and alerts as they arrive")
     add_options(tail, TAIL_OPTIONS)
     tail.set_defaults(func=_tail)
+    query = commands.add_parser(
+        "query", help="ask the stream and the archive for entries: a page, or the whole result"
+    )
+    add_options(query, QUERY_OPTIONS)
+    query.set_defaults(func=_query)
     _add_bench_command(commands)
+    _add_mcp_command(commands)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")
     schemas.set_defaults(func=_schemas)
     _add_config_command(commands)
+    _add_ctl_command(commands)
     return parser
 
 

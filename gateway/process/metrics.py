@@ -28,7 +28,8 @@ class GatewayCollector(Collector):
         self._gw = gateway
 
     def collect(self) -> Iterable[Metric]:
-        stats = self._gw.stats
+        gw = self._gw
+        stats = gw.stats
         yield _counter("entries_received", "Entry messages received", stats.received)
         yield _counter("entries_published", "Entries acknowledged by JetStream in a batch", stats.published)
         yield _labelled("entries_rejected", "Messages rejected, by reason", stats.rejected, RejectReason)
@@ -59,6 +60,8 @@ class GatewayCollector(Collector):
             yield GaugeMetricFamily(
                 _P + "alert_patterns_tracked", "Error patterns counted", value=alerts.detector.tracked
             )
+        yield _by_origin("config_changes", "Live configuration changes applied, by origin", gw.config_changes)
+        yield _by_origin("config_refused", "Live configuration changes refused, by origin", gw.config_refused)
         yield _histogram("batch_entries", "Entries per published batch", self._gw.metrics.entries)
         yield _histogram("batch_bytes", "Bytes per published batch, headers included", self._gw.metrics.size)
         yield _histogram("entry_latency_seconds", "Entry receipt to JetStream ack", self._gw.metrics.latency)
@@ -100,6 +103,13 @@ def _labelled(name: str, doc: str, counts: dict[str, int], known: Iterable[str])
     family = CounterMetricFamily(_P + name, doc, labels=["reason"])
     for reason in sorted({*map(str, known), *counts}):
         family.add_metric([reason], counts.get(reason, 0))
+    return family
+
+
+def _by_origin(name: str, doc: str, counts: dict[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(_P + name, doc, labels=["origin"])
+    for origin in sorted({"sighup", "control", "mcp", *counts}):
+        family.add_metric([origin], counts.get(origin, 0))
     return family
 
 

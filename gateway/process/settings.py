@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contracts.errors import GatewayError
 from gateway.config import (
@@ -34,15 +34,24 @@ from gateway.consumers.tail import TailOptions
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
+from gateway.mcp.config import McpHttpSettings
 from gateway.process.configfile import read_config
 from gateway.process.connection import ConnectionSettings, redact_url
 from gateway.spool.store import FsyncPolicy
 from publishers.config import PublishPolicy, StreamSpec
 
+if TYPE_CHECKING:
+    from contracts.query import LogQuery
+    from gateway.consumers.querycli import QueryOutput
+
 __all__ = [
     "ARCHIVE_OPTIONS",
     "ASYNCAPI_OPTIONS",
     "CONNECTION_OPTIONS",
+    "CTL_OPTIONS",
+    "MCP_HTTP_OPTIONS",
+    "MCP_OPTIONS",
+    "QUERY_OPTIONS",
     "RUN_OPTIONS",
     "TAIL_OPTIONS",
     "Option",
@@ -56,6 +65,9 @@ __all__ = [
     "connection_settings",
     "effective_settings",
     "gateway_config",
+    "mcp_http_settings",
+    "parse_setting",
+    "query_settings",
     "read_options",
     "read_sourced",
     "required_connection",
@@ -215,6 +227,22 @@ _REMOTE_CONNECTION_OPTIONS = (
 _CONNECT_TIMEOUT = Option(
     "--connect-timeout-s", float, 30.0, "give up at start if not connected (and ready) by then"
 )
+_QUERY_ARCHIVE = "archive directory query_logs reads beside the stream (unset: the stream only)"
+MCP_HTTP_OPTIONS = (
+    Option("--mcp", _bool, False, "serve MCP (streamable HTTP) at /mcp, on a listener of its own"),
+    Option(
+        "--mcp-host",
+        str,
+        _default(McpHttpSettings, "host"),
+        "address of the /mcp listener (not loopback: --mcp-token is required)",
+    ),
+    Option("--mcp-port", int, _default(McpHttpSettings, "port"), "port of the /mcp listener (0: any free)"),
+    Option(
+        "--mcp-token", str, None, "bearer token MCP clients must send (required off loopback)", secret=True
+    ),
+    Option("--mcp-archive-dir", Path, None, _QUERY_ARCHIVE),
+)
+"""``run --mcp``: the MCP server over streamable HTTP beside the gateway."""
 RUN_OPTIONS = (
     *CONNECTION_OPTIONS,
     Option(
@@ -412,7 +440,14 @@ RUN_OPTIONS = (
         "serve /healthz, /readyz and /metrics on this port (0: any free port; unset: no HTTP server)",
     ),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
+    *MCP_HTTP_OPTIONS,
     Option("--log-level", _level, "info", "debug, info, warning or error"),
+    Option(
+        "--control",
+        _bool,
+        True,
+        "answer the control service on NATS (log-gateway ctl; status, config get/set)",
+    ),
 )
 
 
@@ -453,6 +488,12 @@ ARCHIVE_OPTIONS = (
     Option("--fsync", _bool, _default(ArchiveConfig, "fsync"), "fsync each finished segment"),
     _CONNECT_TIMEOUT,
     Option("--log-level", _level, "info", "debug, info, warning or error"),
+    Option(
+        "--control",
+        _bool,
+        True,
+        "answer the control service on NATS (log-gateway ctl; status, config get/set)",
+    ),
 )
 TAIL_OPTIONS = (
     *_REMOTE_CONNECTION_OPTIONS,
@@ -462,6 +503,69 @@ TAIL_OPTIONS = (
     Option("--color", _color, "auto", "auto, always or never"),
     _CONNECT_TIMEOUT,
 )
+MCP_OPTIONS = (
+    *_REMOTE_CONNECTION_OPTIONS,
+    Option("--stream-name", str, _default(StreamSpec, "name"), "stream holding the gateway's batches"),
+    Option("--archive-dir", Path, None, _QUERY_ARCHIVE),
+    _CONNECT_TIMEOUT,
+    Option("--log-level", _level, "warning", "debug, info, warning or error (to stderr: stdout is MCP's)"),
+)
+"""``log-gateway mcp``: the MCP server over stdio, for an agent host that starts it."""
+
+
+def _order(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("oldest", "newest"):
+        raise ValueError(f"expected oldest or newest, got {text!r}")
+    return value
+
+
+QUERY_OPTIONS = (
+    Option("--nats-url", _servers, (), "NATS server URL(s), comma-separated (none: the archive alone)"),
+    *_CREDENTIALS,
+    Option("--stream-name", str, "CORTEX_LOGGING", "JetStream stream holding the batches"),
+    Option("--archive-dir", Path, None, "also read the archive's segments in this directory"),
+    Option("--level", _level_name, None, "exactly this level"),
+    Option("--min-level", _level_name, None, "this level and above"),
+    Option("--start", str, None, "entries created at or after this RFC 3339 time"),
+    Option("--end", str, None, "entries created at or before this RFC 3339 time"),
+    Option("--source", str, None, "entries of this source"),
+    Option("--component", str, None, "entries of this component"),
+    Option("--trace-id", str, None, "entries of this traceId"),
+    Option("--filter", str, None, "text in the message (case-insensitive substring)"),
+    Option("--regex", _bool, False, "--filter is a regular expression (case-insensitive)"),
+    Option("--limit", int, 100, "entries per page (1..1000)"),
+    Option("--cursor", str, None, "continue after the page that printed this cursor"),
+    Option("--order", _order, "oldest", "oldest or newest first"),
+    Option("--json", _bool, False, "one JSON entry per line, for piping"),
+    Option("--all", _bool, False, "stream the whole result as NDJSON (no pages)"),
+    Option("--color", _color, "auto", "auto, always or never"),
+    _CONNECT_TIMEOUT,
+)
+"""``log-gateway query``: the query's filters (the fields of ``contracts.query.LogQuery``) and its output."""
+_QUERY_FIELDS = {
+    "level": "level",
+    "min_level": "min_level",
+    "start": "start",
+    "end": "end",
+    "source": "source",
+    "component": "component",
+    "trace_id": "traceId",
+    "filter": "filter",
+    "regex": "regex",
+    "limit": "limit",
+    "cursor": "cursor",
+    "order": "order",
+}
+
+
+CTL_OPTIONS = (
+    *_REMOTE_CONNECTION_OPTIONS,
+    Option("--json", _bool, False, "JSON replies (one list per command), for piping"),
+    Option("--timeout-s", float, 2.0, "wait this long for the gateways' replies"),
+    _CONNECT_TIMEOUT,
+)
+"""``log-gateway ctl``: a server to reach, how long to wait, how to print."""
 
 
 def _shown(value: Any) -> str | None:
@@ -582,6 +686,17 @@ def _file_text(opt: Option, value: Any, where: str) -> str:
     if isinstance(value, list):
         return ",".join(value)
     return str(value)
+
+
+def parse_setting(opt: Option, value: Any, where: str) -> Any:
+    """``opt``'s value from text (as its flag or variable takes it) or from a config-file type
+    (an integer, a number, a boolean, an array of strings: JSON gives the same).
+
+    Raises:
+        SettingError: the value does not parse or has the wrong type; names ``where``.
+    """
+    text = value if isinstance(value, str) else _file_text(opt, value, where)
+    return _parse(opt, text, where)
 
 
 def check_config(path: Path) -> int:
@@ -797,7 +912,28 @@ def run_settings(values: Mapping[str, Any]) -> tuple[GatewayConfig, ConnectionSe
     if values["workers"] < 1:
         raise SettingError(f"--workers must be at least 1, got {values['workers']}")
     _check_connect_timeout(values)
+    if mcp_http_settings(values) is not None and values["workers"] > 1:
+        raise SettingError("--mcp serves from one gateway process: use it with --workers 1")
     return config, connection
+
+
+def mcp_http_settings(values: Mapping[str, Any]) -> McpHttpSettings | None:
+    """The ``/mcp`` listener of ``run --mcp``; None without ``--mcp``.
+
+    Raises:
+        SettingError: a bad port, or no token for an address that is not loopback.
+    """
+    if not values["mcp"]:
+        return None
+    try:
+        return McpHttpSettings(
+            host=values["mcp_host"],
+            port=values["mcp_port"],
+            token=values["mcp_token"],
+            archive_dir=values["mcp_archive_dir"],
+        )
+    except ValueError as exc:
+        raise _named(exc, values) from None
 
 
 def _check_connect_timeout(values: Mapping[str, Any]) -> None:
@@ -871,3 +1007,42 @@ def check_bench(entries: int, rounds: int) -> None:
     """
     if entries < 100 or rounds < 1:
         raise SettingError("--entries must be at least 100 and --rounds at least 1")
+
+
+def query_settings(
+    values: Mapping[str, Any], *, isatty: Callable[[], bool], environ: Mapping[str, str] = os.environ
+) -> tuple[LogQuery, QueryOutput, ConnectionSettings | None]:
+    """The query, its output and its connection (None: the archive alone).
+
+    Raises:
+        SettingError: a bad filter or setting, named by its flag; neither a URL nor an archive.
+    """
+    # Imported here, not at the top: `run` reads this module at every start and needs neither.
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from contracts.query import LogQuery, explain  # noqa: PLC0415
+    from gateway.consumers.querycli import QueryOutput  # noqa: PLC0415
+
+    data = {field: values[dest] for dest, field in _QUERY_FIELDS.items() if values[dest] is not None}
+    try:
+        query = LogQuery.model_validate(data)
+    except ValidationError as exc:
+        flags = {field: "--" + dest.replace("_", "-") for dest, field in _QUERY_FIELDS.items()}
+        raise SettingError(explain(exc, flags)) from None
+    connection = connection_settings(values) if values["nats_url"] else None
+    if connection is None and values["archive_dir"] is None:
+        raise SettingError("give --nats-url (the stream) or --archive-dir (the archive), or both")
+    _check_connect_timeout(values)
+    plain = values["json"] or values["all"]
+    color = values["color"] == "always" or (
+        values["color"] == "auto" and isatty() and "NO_COLOR" not in environ
+    )
+    output = QueryOutput(
+        stream=values["stream_name"],
+        archive_dir=values["archive_dir"],
+        subject_prefix=values["subject_prefix"],
+        as_json=plain,
+        all=values["all"],
+        color=color and not plain,
+    )
+    return query, output, connection

@@ -68,7 +68,7 @@ def supervise(workers: Workers) -> int:
         for child in children:
             child.send_signal(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # (SIGHUP: each worker reloads)
         signal.signal(signum, forward)
     return max(child.wait() for child in children)
 

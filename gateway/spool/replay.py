@@ -91,6 +91,10 @@ class Spooler:
         self._changed = asyncio.Event()
         stats.recovered += spool.entries
 
+    def retune(self, policy: OverflowPolicy) -> None:
+        """The overflow policy for a full spool, from the next batch spooled on."""
+        self._policy = policy
+
     @property
     def backlog(self) -> bool:
         """Is anything spooled? New batches then queue behind it."""

@@ -1,0 +1,168 @@
+"""The control service on NATS, built on nats-py's services framework (``nats.micro``).
+
+It is discoverable the standard way (``$SRV.PING``, ``$SRV.INFO``, ``$SRV.STATS``;
+the ``nats micro`` commands list it) as ``log-gateway``, with the gateway's id in
+its metadata. Endpoints (``status``, ``config_get``, ``config_set``) answer on the
+subjects of :mod:`gateway.control.subjects`, for this gateway alone and for all.
+Every request is validated with the contracts' models; a malformed or hostile
+one gets an :class:`contracts.control.ErrorReply` (and the framework's error
+headers), never a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from nats.aio.client import Client
+from nats.micro.request import Request
+from nats.micro.service import EndpointConfig, Service, ServiceConfig
+from pydantic import BaseModel
+
+from contracts.control import (
+    ConfigGetRequest,
+    ConfigReply,
+    ConfigSetReply,
+    ConfigSetRequest,
+    ErrorCode,
+    ErrorReply,
+    StatusRequest,
+)
+from contracts.errors import ContractError, DecodeError
+from gateway.control.apply import ChangeRefused, Reconfigurer
+from gateway.control.changes import LIVE, shown_settings
+from gateway.control.status import gateway_status
+from gateway.control.subjects import ENDPOINTS, SERVICE_NAME, control_subject
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
+
+__all__ = ["ControlService"]
+
+log = logging.getLogger("log_gateway.control")
+_STATUS_CODES: dict[ErrorCode, str] = {"bad_request": "400", "refused": "409", "internal": "500"}
+_MAX_ERROR = 2000  # characters of an error message sent back
+
+
+class ControlService:
+    """Answers control requests for one running gateway.
+
+    Args:
+        nc: the gateway's main connection.
+        gateway: the started gateway.
+        reconfigurer: the one path of live changes.
+        version: the gateway's version, in ``$SRV.INFO`` and ``status``.
+    """
+
+    def __init__(self, nc: Client, gateway: Gateway, reconfigurer: Reconfigurer, *, version: str) -> None:
+        self._nc = nc
+        self._gateway = gateway
+        self._control = reconfigurer
+        self._version = version
+        self._started_at = time.monotonic()
+        self._service: Service | None = None
+
+    async def start(self) -> None:
+        """Subscribe the endpoints and the discovery subjects."""
+        gateway_id = self._gateway.config.gateway_id
+        prefix = self._gateway.config.subjects.prefix
+        service = Service(
+            self._nc,
+            ServiceConfig(
+                name=SERVICE_NAME,
+                version=self._version,
+                description="cortex-log-gateway control: status, effective config, live changes",
+                metadata={"gateway_id": gateway_id},
+                queue_group=gateway_id,  # one group per gateway: a request to all reaches each
+            ),
+        )
+        await service.start()
+        handlers = {"status": self._status, "config_get": self._config_get, "config_set": self._config_set}
+        for endpoint in ENDPOINTS:
+            for target in (gateway_id, None):
+                config = EndpointConfig(
+                    name=endpoint,
+                    handler=_guarded(handlers[endpoint], gateway_id),
+                    subject=control_subject(endpoint, target, prefix),
+                    metadata={"target": "all" if target is None else "gateway"},
+                )
+                await service.add_endpoint(config)
+        # Answer once started. Twice: nats-py 2.16 writes a flush's PING straight to the socket,
+        # ahead of SUBs still queued for its flusher; the first round trip lets the flusher send
+        # them, the second one's PONG comes back only after the server has them.
+        await self._nc.flush()
+        await self._nc.flush()
+        self._service = service
+
+    async def stop(self) -> None:
+        """Stop answering (idempotent)."""
+        if self._service is not None:
+            await self._service.stop()
+
+    @property
+    def service(self) -> Service | None:
+        """The running ``nats.micro`` service (None before :meth:`start`)."""
+        return self._service
+
+    async def _status(self, data: bytes) -> BaseModel:
+        StatusRequest.from_bytes(data)
+        uptime = time.monotonic() - self._started_at
+        return gateway_status(self._gateway, self._nc, version=self._version, uptime_s=uptime)
+
+    async def _config_get(self, data: bytes) -> BaseModel:
+        ConfigGetRequest.from_bytes(data)
+        settings = shown_settings(self._control.values)
+        return ConfigReply(gatewayId=self._gateway.config.gateway_id, settings=settings, live=sorted(LIVE))
+
+    async def _config_set(self, data: bytes) -> BaseModel:
+        request = ConfigSetRequest.from_bytes(data)
+        origin = f"control:{request.client or 'anonymous'}"
+        result = await self._control.apply(request.changes, origin=origin, dry_run=request.dryRun)
+        return ConfigSetReply(
+            gatewayId=result.gateway_id,
+            applied=result.applied,
+            dryRun=result.dry_run,
+            changes=list(result.changes),
+            message=result.message,
+        )
+
+
+def _guarded(
+    answer: Callable[[bytes], Awaitable[BaseModel]], gateway_id: str
+) -> Callable[[Request], Awaitable[None]]:
+    """A framework handler around ``answer``: every failure becomes an error reply."""
+
+    async def handle(request: Request) -> None:
+        try:
+            reply = await answer(request.data)
+        except (ContractError, DecodeError) as exc:
+            await _error(request, gateway_id, "bad_request", str(exc))
+        except ChangeRefused as exc:
+            await _error(request, gateway_id, "refused", str(exc))
+        except Exception as exc:
+            log.exception("control request on %s failed", request.subject)
+            await _error(request, gateway_id, "internal", f"the gateway failed on this request: {exc!r}")
+        else:
+            await _respond(request, reply.model_dump_json().encode(), None)
+
+    return handle
+
+
+async def _error(request: Request, gateway_id: str, code: ErrorCode, message: str) -> None:
+    message = message[:_MAX_ERROR]
+    body = ErrorReply(gatewayId=gateway_id, code=code, error=message).model_dump_json().encode()
+    # The framework's error headers, so generic tools (the nats CLI) see an error too.
+    headers = {
+        "Nats-Service-Error": " ".join(message.split()),
+        "Nats-Service-Error-Code": _STATUS_CODES[code],
+    }
+    await _respond(request, body, headers)
+
+
+async def _respond(request: Request, body: bytes, headers: dict[str, str] | None) -> None:
+    try:
+        await request.respond(body, headers=headers)
+    except ValueError:
+        log.debug("a control request on %s had no reply subject", request.subject)
