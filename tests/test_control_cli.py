@@ -76,15 +76,23 @@ async def test_sighup_rereads_the_file_and_the_next_batches_follow_it(
     assert settings["max_batch_delay_ms"] == 50
 
 
-async def test_both_workers_answer_and_take_a_change(nats_server: NatsServer, nc: Client) -> None:
-    base = "wk-" + uuid.uuid4().hex[:8]
+async def test_both_workers_answer_and_take_a_change(
+    nats_server: NatsServer, nc: Client, tmp_path: Path
+) -> None:
+    base, path = "wk-" + uuid.uuid4().hex[:8], tmp_path / "gateway.toml"
+    path.write_text("max_batch_delay_ms = 100\n")
     args = ["--nats-url", nats_server.url, "--workers", "2", "--gateway-id", base, "--stream-name", "WK"]
-    async with gateway_process(*args, ready_lines=2) as (proc, _):
+    async with gateway_process(*args, "--config", str(path), ready_lines=2) as (proc, _):
         client = ControlClient(nc, timeout_s=5)
         statuses = await client.status()
         changed = await client.config_set({"max_batch_delay_ms": 25})
         settings = await client.config_get()
         pings = await _pings(nc)
+        path.write_text("max_batch_delay_ms = 40\n")
+        proc.send_signal(signal.SIGHUP)  # to the supervisor: each worker reloads
+        async with asyncio.timeout(20):
+            while await _delays(client) != [40, 40]:  # noqa: ASYNC110 - other processes
+                await asyncio.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     workers = {f"{base}-w0", f"{base}-w1"}
@@ -92,6 +100,10 @@ async def test_both_workers_answer_and_take_a_change(nats_server: NatsServer, nc
     assert {c["gatewayId"] for c in changed if c["applied"]} == workers
     assert {s["settings"]["max_batch_delay_ms"] for s in settings} == {25}
     assert pings == workers
+
+
+async def _delays(client: ControlClient) -> list[int]:
+    return sorted(reply["settings"]["max_batch_delay_ms"] for reply in await client.config_get())
 
 
 async def _pings(nc: Client) -> set[str]:
