@@ -104,7 +104,8 @@ def _labelled(name: str, doc: str, counts: dict[str, int], known: Iterable[str])
 
 
 def _histogram(name: str, doc: str, hist: LatencyHistogram) -> HistogramMetricFamily:
-    buckets = [(f"{bound:g}", count) for bound, count in zip(hist.buckets, hist.counts, strict=True)]
+    # repr is exact and round-trips (2**20 -> "1048576.0"); "%g" rounds to six digits.
+    buckets = [(repr(float(bound)), count) for bound, count in zip(hist.buckets, hist.counts, strict=True)]
     buckets.append(("+Inf", hist.count))
     return HistogramMetricFamily(_P + name, doc, buckets=buckets, sum_value=hist.total)
 
