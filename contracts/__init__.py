@@ -22,6 +22,7 @@ from contracts.models import (
     LogEntryCreated,
     LogLevel,
     LogStreamStarted,
+    StrictLogEntryCreated,
     TimeRange,
 )
 from contracts.schemas import export_schemas, json_schema
@@ -46,6 +47,7 @@ __all__ = [
     "LogLevel",
     "LogStreamStarted",
     "RejectReason",
+    "StrictLogEntryCreated",
     "TimeRange",
     "contract_for_type",
     "decode",

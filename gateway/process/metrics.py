@@ -39,6 +39,11 @@ class GatewayCollector(Collector):
         yield _counter("publish_retries", "Batch publish attempts retried", stats.retries)
         yield _counter("entries_returned", "Entries handed back for redelivery", stats.returned)
         yield _counter("entries_redelivered", "Entry messages received more than once", stats.redelivered)
+        yield _counter(
+            "entry_time_fallbacks",
+            "Entries accepted whose createdAt named no moment (the receipt time stood in)",
+            stats.time_fallbacks,
+        )
         yield from self._spool()
         redactor = self._gw.redactor
         yield _counter("redactions", "Secrets replaced before publishing", redactor.count if redactor else 0)

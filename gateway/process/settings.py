@@ -413,6 +413,13 @@ RUN_OPTIONS = (
     ),
     Option("--http-host", str, "127.0.0.1", "address of the HTTP server"),
     Option("--log-level", _level, "info", "debug, info, warning or error"),
+    Option(
+        "--strict",
+        _bool,
+        _default(GatewayConfig, "strict_entries"),
+        "reject entries with an empty logId or source, or a createdAt that is not RFC 3339 "
+        "(default: accept what the platform's schema accepts)",
+    ),
 )
 
 
@@ -720,6 +727,7 @@ def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
             shutdown_timeout_s=values["shutdown_timeout_s"],
             pending_msgs_limit=values["pending_msgs_limit"],
             pending_bytes_limit=values["pending_bytes_limit"],
+            strict_entries=values["strict"],
         )
     except ValueError as exc:
         raise _named(exc, values) from None
