@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 
 from contracts import CONTRACTS, LogBatchCreated
 from gateway.config import GatewayConfig
+from gateway.process import embedded
 from gateway.process.app import say
 from gateway.process.connection import ConnectionSettings
 from gateway.process.natsserver import NatsServer
@@ -415,3 +416,69 @@ async def test_run_takes_each_setting_from_flag_else_env_else_file_else_default(
     assert [batch.count for batch in got] == [3, 3, 3]
     stream = await nc.jetstream().stream_info("FROM_FILE")  # file over default
     assert stream.config.duplicate_window == 120.0  # default: set nowhere
+
+
+def hold_port(port: int) -> socket.socket | None:
+    """Listen on ``port`` so it is in use (None: someone else already holds it)."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.bind(("127.0.0.1", port))
+    except OSError:
+        holder.close()
+        return None
+    holder.listen()
+    return holder
+
+
+async def test_a_second_run_on_the_same_state_dir_is_refused_naming_the_first(tmp_path: Path) -> None:
+    holder = hold_port(4222)  # 4222 in use, whoever holds it: the first run says so and takes another
+    try:
+        async with gateway_process("--state-dir", str(tmp_path)) as (proc, lines):
+            text = "".join(lines)
+            assert f"state directory {tmp_path}" in text
+            assert "port 4222 is in use; the embedded nats-server takes a free port" in text
+            url = re.search(r"embedded nats-server at (nats://\S+)", text).group(1)  # type: ignore[union-attr]
+            assert not url.endswith(":4222")
+            second = await asyncio.to_thread(run_cli, "run", "--state-dir", str(tmp_path))
+            assert second.returncode == 1
+            assert (
+                f"log-gateway: cannot start: state directory {tmp_path} is in use by another "
+                f"log-gateway run (pid {proc.pid})"
+            ) in second.stderr
+            assert "embedded nats-server at" not in second.stdout
+            proc.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if holder is not None:
+            holder.close()
+
+
+async def test_nats_port_sets_the_embedded_servers_port(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with gateway_process("--state-dir", str(tmp_path), "--nats-port", str(port)) as (proc, lines):
+        assert f"embedded nats-server at nats://127.0.0.1:{port}" in "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+def test_the_embedded_server_takes_the_standard_port_when_it_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a free port stands in for 4222, which other tests may hold
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(embedded, "STANDARD_PORT", port)
+    server = embedded.EmbeddedServer(tmp_path, None)
+    try:
+        assert server.start().url == f"nats://127.0.0.1:{port}"
+        with pytest.raises(embedded.StateDirBusyError, match=f"pid {os.getpid()}"):
+            embedded.EmbeddedServer(tmp_path, None).start()
+    finally:
+        server.stop()
+    again = embedded.EmbeddedServer(tmp_path, 0)  # released with the stop: another may take it
+    try:
+        assert again.start().port != port
+    finally:
+        again.stop()

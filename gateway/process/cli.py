@@ -55,14 +55,19 @@ def _run(args: argparse.Namespace) -> int:
     values = read_options(args, RUN_OPTIONS)
     config, connection = run_settings(values)
     _configure_logging(values["log_level"])
+    from contracts.errors import GatewayError
     from gateway.process import supervisor
-    from gateway.process.natsserver import NatsServer
+    from gateway.process.embedded import EmbeddedServer
 
     server = None
     if not connection.servers:
-        server = NatsServer(store_dir=state_dir(values) / "nats").start()
-        connection = dataclasses.replace(connection, servers=(server.url,))
-        print(f"log-gateway: embedded nats-server at {server.url}", flush=True)
+        server = EmbeddedServer(state_dir(values), values["nats_port"])
+        try:
+            connection = dataclasses.replace(connection, servers=(server.start().url,))
+        except GatewayError as exc:
+            print(f"log-gateway: cannot start: {exc}", file=sys.stderr)
+            return 1
+        print(f"log-gateway: embedded nats-server at {connection.servers[0]}", flush=True)
     try:
         if values["workers"] > 1:
             return supervisor.supervise(

@@ -212,6 +212,15 @@ _REMOTE_CONNECTION_OPTIONS = (
     Option("--nats-url", _servers, (), "NATS server URL(s), comma-separated (required: no embedded server)"),
     *_CREDENTIALS,
 )
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"expected a port from 0 to 65535, got {text!r}")
+    return port
+
+
 _CONNECT_TIMEOUT = Option(
     "--connect-timeout-s", float, 30.0, "give up at start if not connected (and ready) by then"
 )
@@ -419,6 +428,12 @@ RUN_OPTIONS = (
         _default(GatewayConfig, "strict_entries"),
         "reject entries with an empty logId or source, or a createdAt that is not RFC 3339 "
         "(default: accept what the platform's schema accepts)",
+    ),
+    Option(
+        "--nats-port",
+        _port,
+        None,
+        "client port of the embedded nats-server (unset: 4222 when free, else any free port; 0: any)",
     ),
 )
 
