@@ -19,6 +19,7 @@ from gateway.process.settings import (
     ARCHIVE_OPTIONS,
     ASYNCAPI_OPTIONS,
     RUN_OPTIONS,
+    SEND_OPTIONS,
     TAIL_OPTIONS,
     SettingError,
     add_config_option,
@@ -31,6 +32,7 @@ from gateway.process.settings import (
     read_options,
     required_connection,
     run_settings,
+    send_options,
     state_dir,
     tail_options,
 )
@@ -40,8 +42,9 @@ __all__ = ["DESCRIPTION", "build_parser", "main"]
 DESCRIPTION = (
     "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
     "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
-    "archive batches to files and read them back (archive, archive-read), watch entries live (tail) "
-    "and measure it (bench). 'log-gateway COMMAND --help' lists a command's flags."
+    "archive batches to files and read them back (archive, archive-read), watch entries live (tail), "
+    "publish test entries (send) and measure it (bench). "
+    "'log-gateway COMMAND --help' lists a command's flags."
 )
 
 log = logging.getLogger("log_gateway")
@@ -220,6 +223,32 @@ async def _tail_main(connection: Any, options: Any, timeout_s: float) -> int:
     return await _connected_until_signalled(connection, timeout_s, lambda nc, stop: tail(nc, options, stop))
 
 
+def _send(args: argparse.Namespace) -> int:
+    values = read_options(args, SEND_OPTIONS)
+    connection = required_connection(values)
+    return asyncio.run(_send_main(connection, send_options(values), values["connect_timeout_s"]))
+
+
+async def _send_main(connection: Any, options: Any, timeout_s: float) -> int:
+    from gateway.consumers.send import send
+    from gateway.process.connection import ConnectFailed, connect_within, redact_url
+
+    try:
+        nc = await connect_within(connection, timeout_s)
+    except ConnectFailed as exc:
+        print(f"log-gateway: cannot send: {exc}", file=sys.stderr)
+        return 1
+    try:
+        ids = await send(nc, options)
+    finally:
+        await nc.drain()
+    where = ", ".join(redact_url(url) for url in connection.servers)
+    noun = "entry" if len(ids) == 1 else "entries"
+    print(f"log-gateway: sent {len(ids)} {options.form} {noun} to {options.subject} at {where}", flush=True)
+    print(f"log-gateway: first logId {ids[0]}", flush=True)
+    return 0
+
+
 class MissingExtra(Exception):
     """A command needs an optional dependency that is not installed."""
 
@@ -342,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail = commands.add_parser("tail", help="show batched entries and alerts as they arrive")
     add_options(tail, TAIL_OPTIONS)
     tail.set_defaults(func=_tail)
+    send = commands.add_parser("send", help="publish test entries (level, message, source, wire form)")
+    add_options(send, SEND_OPTIONS)
+    send.set_defaults(func=_send)
     _add_bench_command(commands)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")

@@ -30,6 +30,7 @@ from gateway.config import (
 )
 from gateway.consumers.archiver import ArchiveConfig
 from gateway.consumers.segments import Compression
+from gateway.consumers.send import WIRE_FORMS, SendOptions
 from gateway.consumers.tail import TailOptions
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
@@ -44,6 +45,7 @@ __all__ = [
     "ASYNCAPI_OPTIONS",
     "CONNECTION_OPTIONS",
     "RUN_OPTIONS",
+    "SEND_OPTIONS",
     "TAIL_OPTIONS",
     "Option",
     "SettingError",
@@ -60,6 +62,7 @@ __all__ = [
     "read_sourced",
     "required_connection",
     "run_settings",
+    "send_options",
     "state_dir",
     "tail_options",
 ]
@@ -484,6 +487,46 @@ TAIL_OPTIONS = (
     Option("--color", _color, "auto", "auto, always or never"),
     _CONNECT_TIMEOUT,
 )
+
+
+def _form(text: str) -> str:
+    value = text.strip().lower()
+    if value not in WIRE_FORMS:
+        raise ValueError(f"expected {', '.join(WIRE_FORMS)}, got {text!r}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected at least 1, got {text!r}")
+    return value
+
+
+SEND_OPTIONS = (
+    *_REMOTE_CONNECTION_OPTIONS,
+    Option("--level", _level_name, _default(SendOptions, "level"), "debug, info, warn, error or fatal"),
+    Option("--message", str, _default(SendOptions, "message"), "the entries' message"),
+    Option("--source", str, _default(SendOptions, "source"), "the entries' source"),
+    Option("--count", _at_least_one, _default(SendOptions, "count"), "how many entries to publish"),
+    Option("--form", _form, _default(SendOptions, "form"), "wire form: structured, binary or bare"),
+    Option(
+        "--subject", str, None, "subject to publish on (default: the entry subject, after --subject-prefix)"
+    ),
+    _CONNECT_TIMEOUT,
+)
+
+
+def send_options(values: Mapping[str, Any]) -> SendOptions:
+    """What ``log-gateway send`` publishes."""
+    return SendOptions(
+        level=values["level"],
+        message=values["message"],
+        source=values["source"],
+        count=values["count"],
+        form=values["form"],
+        subject=values["subject"] or Subjects(prefix=values["subject_prefix"]).entry,
+    )
 
 
 def _shown(value: Any) -> str | None:
