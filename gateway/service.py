@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
@@ -112,6 +113,10 @@ class Gateway:
         """Background tasks (sender, spool replay) that died: the gateway is unhealthy if any."""
         return self._parts.tasks.failed
 
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run ``coro`` beside the gateway, watched: if it dies it is logged and health goes down."""
+        return self._parts.tasks.spawn(coro, name=name)
+
     # -- start ---------------------------------------------------------------
 
     async def start(self, nc: Client, *, ingest_nc: Client | None = None) -> None:
@@ -208,6 +213,15 @@ class Gateway:
             )
         elif not spooled:
             log.info("shutdown: every buffered entry was published")
+        stats = self.stats
+        log.info(
+            "shutdown: received %d, published %d, rejected %d, dropped %d, left %d (unpublished or spooled)",
+            stats.received,
+            stats.published,
+            stats.total_rejected,
+            stats.total_dropped,
+            unpublished + spooled,
+        )
         return ShutdownReport(unpublished, timed_out, spooled)
 
     def _unsettled(self) -> int:

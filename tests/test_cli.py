@@ -482,3 +482,33 @@ def test_the_embedded_server_takes_the_standard_port_when_it_is_free(
         assert again.start().port != port
     finally:
         again.stop()
+
+
+LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) log_gateway[.\w]*: "
+)
+
+
+async def test_run_says_what_happens_in_one_plain_format(tmp_path: Path) -> None:
+    args = ("--state-dir", str(tmp_path), "--nats-port", "0", "--summary-interval-s", "0.2")
+    async with gateway_process(*args) as (proc, lines):
+        url = re.search(r"embedded nats-server at (nats://\S+)", "".join(lines)).group(1)  # type: ignore[union-attr]
+        client = await nats.connect(url)
+        await publish_entries(client, entries(3))
+        await client.close()
+        async with asyncio.timeout(20):
+            while not any("summary:" in line and "published 3," in line for line in lines):
+                lines.append((await proc.stdout.readline()).decode())  # type: ignore[union-attr]
+        proc.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(proc.communicate(), 30)
+    lines += rest.decode().splitlines(keepends=True)
+    text = "".join(lines)
+    assert "\x1b[" not in text  # not a terminal: no colour codes, FastStream's lines included
+    summary = next(line for line in lines if "summary:" in line and "published 3," in line)
+    assert "entries/s in" in summary
+    assert "batches/s out" in summary
+    assert "rejected 0, dropped 0; buffered 0, spooled 0" in summary
+    assert "shutdown: received 3, published 3, rejected 0, dropped 0, left 0" in text
+    logged = [line for line in lines if not line.startswith("log-gateway: ")]
+    assert any("FastStream app started" in line for line in logged)
+    assert [line for line in logged if not LOG_LINE.match(line)] == []

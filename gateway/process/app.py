@@ -19,6 +19,7 @@ import asyncio
 import gc
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from faststream import FastStream
@@ -32,6 +33,7 @@ from gateway.config import GatewayConfig
 from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
 from gateway.process.metrics import render_metrics
+from gateway.process.summary import Summary
 from gateway.service import Gateway, ShutdownReport
 
 __all__ = ["GatewayApp", "build_app", "build_asyncapi", "say"]
@@ -65,6 +67,7 @@ class GatewayApp:
     health: HealthServer | None
     report: ShutdownReport | None = None
     ingest: NatsBroker | None = None  # the core-ingest connection's broker (None with durable ingest)
+    summary: asyncio.Task[None] | None = None  # the periodic summary line, while it runs
 
     @property
     def is_ready(self) -> bool:
@@ -75,6 +78,8 @@ class GatewayApp:
 
     async def stopping(self) -> None:
         """Stop the gateway (flushing what it holds), then its ingest connection and the health server."""
+        if self.summary is not None:
+            self.summary.cancel()
         try:
             self.report = await self.gateway.stop()
         finally:
@@ -162,40 +167,63 @@ def build_app(
     *,
     http_port: int | None = None,
     http_host: str = "127.0.0.1",
+    summary_interval_s: float = 0.0,
 ) -> GatewayApp:
-    """The runnable application; nothing connects until FastStream starts it."""
+    """The runnable application; nothing connects until FastStream starts it.
+
+    ``summary_interval_s`` above 0 logs a one-line summary that often (see
+    :mod:`gateway.process.summary`)."""
     gateway = Gateway(config)
     broker = _broker(connection, gateway)
     _declare_channels(broker, config, with_ingest=False)
     ingest = None
     if config.durable_ingest is None:  # durable ingest fetches on the broker's connection
         ingest = _broker(connection, gateway, name=f"{config.gateway_id}-ingest")
-    health = None
-    if http_port is not None:
-        health = HealthServer(
-            port=http_port,
-            host=http_host,
-            ready=lambda: holder.is_ready,
-            metrics=lambda: render_metrics(gateway),
-            failed=lambda: gateway.failed,
-        )
+    health = None if http_port is None else _health(lambda: holder, http_port, http_host)
     holder = GatewayApp(
-        FastStream(broker, specification=_spec(broker)), broker, gateway, health, ingest=ingest
+        # FastStream's own lines go through the gateway's logger: one format, no colour codes.
+        FastStream(broker, specification=_spec(broker), logger=_faststream_log),
+        broker,
+        gateway,
+        health,
+        ingest=ingest,
     )
+
+    holder.app.after_startup(_started_hook(holder, http_host, summary_interval_s))
+    holder.app.on_shutdown(holder.stopping)
+    return holder
+
+
+def _started_hook(
+    holder: GatewayApp, http_host: str, summary_interval_s: float
+) -> Callable[[], Awaitable[None]]:
+    """What runs once the broker is connected: the gateway, the probes, "ready", the summary."""
+    gateway, ingest, health = holder.gateway, holder.ingest, holder.health
 
     async def started() -> None:
         ingest_nc = None if ingest is None else await ingest.connect()
-        await gateway.start(broker.connection, ingest_nc=ingest_nc)
+        await gateway.start(holder.broker.connection, ingest_nc=ingest_nc)
         _tune_collector()
         if health is not None:
             await health.start()
         http = f" http=http://{http_host}:{health.port}" if health else ""
-        say(f"log-gateway: ready gateway_id={config.gateway_id}{http}")
+        say(f"log-gateway: ready gateway_id={gateway.config.gateway_id}{http}")
+        if summary_interval_s > 0:
+            holder.summary = gateway.spawn(Summary(gateway, summary_interval_s).run(), name="summary")
         holder.ready.set()
 
-    holder.app.after_startup(started)
-    holder.app.on_shutdown(holder.stopping)
-    return holder
+    return started
+
+
+def _health(holder: Callable[[], GatewayApp], port: int, host: str) -> HealthServer:
+    """The HTTP probes and metrics of the app ``holder()`` returns (built after this)."""
+    return HealthServer(
+        port=port,
+        host=host,
+        ready=lambda: holder().is_ready,
+        metrics=lambda: render_metrics(holder().gateway),
+        failed=lambda: holder().gateway.failed,
+    )
 
 
 def _connected(broker: NatsBroker) -> bool:

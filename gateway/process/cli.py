@@ -98,7 +98,13 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
     from gateway.process.app import build_app
     from gateway.process.connection import redact_url
 
-    holder = build_app(config, connection, http_port=values["http_port"], http_host=values["http_host"])
+    holder = build_app(
+        config,
+        connection,
+        http_port=values["http_port"],
+        http_host=values["http_host"],
+        summary_interval_s=values["summary_interval_s"],
+    )
     try:
         if not await _started_in_time(holder, values["connect_timeout_s"]):
             servers = ", ".join(redact_url(url) for url in connection.servers)

@@ -217,6 +217,13 @@ _REMOTE_CONNECTION_OPTIONS = (
 )
 
 
+def _not_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return value
+
+
 def _port(text: str) -> int:
     port = int(text)
     if not 0 <= port <= 65535:
@@ -438,6 +445,12 @@ RUN_OPTIONS = (
         None,
         "client port of the embedded nats-server (unset: 4222 when free, else any free port; 0: any)",
     ),
+    Option(
+        "--summary-interval-s",
+        _not_negative,
+        60.0,
+        "log a one-line summary (rates, rejected, dropped, buffered, spooled) this often (0: never)",
+    ),
 )
 
 
@@ -486,6 +499,12 @@ TAIL_OPTIONS = (
     Option("--json", _bool, _default(TailOptions, "as_json"), "one JSON entry per line, for piping"),
     Option("--color", _color, "auto", "auto, always or never"),
     _CONNECT_TIMEOUT,
+    Option(
+        "--rejected",
+        _bool,
+        _default(TailOptions, "rejected"),
+        "also show the messages the gateway rejected (cortex_logging.entry.rejected)",
+    ),
 )
 
 
@@ -926,6 +945,7 @@ def tail_options(
         sources=values["source"],
         as_json=values["json"],
         color=color and not values["json"],
+        rejected=values["rejected"],
     )
 
 
