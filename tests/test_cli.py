@@ -91,8 +91,11 @@ def test_asyncapi_names_every_subject_with_its_schema() -> None:
         "cortex_logging.entry.created.>",
         "cortex_logging.batch.created",
         "cortex_logging.entry.rejected",
+        "cortex_logging.error_pattern.detected",
+        "cortex_logging.stream.started",
+        "cortex_logging.log.archived",
     }
-    assert {"LogEntryCreated", "LogBatchCreated", "EntryRejected"} <= set(doc["components"]["schemas"])
+    assert {c.__name__ for c in CONTRACTS} <= set(doc["components"]["schemas"])
 
 
 @asynccontextmanager

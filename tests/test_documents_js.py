@@ -20,8 +20,8 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from contracts import CONTRACTS
-from gateway.config import AlertConfig
+from contracts import CONTRACTS, LogEntryCreated, encode_binary, encode_structured, make_attributes
+from gateway.config import AlertConfig, Subjects
 from gateway.core.limits import BatchLimits
 from gateway.core.patterns import PatternLimits
 from gateway.process.natsserver import NatsServer
@@ -44,8 +44,9 @@ def node(script: str, *args: str) -> tuple[int, dict[str, Any]]:
     return result.returncode, report
 
 
-async def captured_events(nats_server: NatsServer, nc: Client) -> dict[str, list[Any]]:
-    """The data of every event a real gateway emits (batch, alert, rejection, announcement), by type."""
+async def captured(nats_server: NatsServer, nc: Client) -> tuple[dict[str, list[Msg]], list[dict[str, Any]]]:
+    """Every event a real gateway emits (batch, alert, rejection, announcement) by subject, as
+    received, and the entries it was sent."""
     subjects = [c.EVENT_TYPE for c in CONTRACTS if c.EVENT_TYPE != "cortex_logging.entry.created"]
     seen: dict[str, list[Msg]] = {subject: await collect(nc, subject) for subject in subjects}
     cfg = config(
@@ -57,10 +58,29 @@ async def captured_events(nats_server: NatsServer, nc: Client) -> dict[str, list
         await publish_entries(nc, [*sent, samples.entry(99, level="loud")])
         await until(lambda: gateway.stats.published == len(sent) and gateway.stats.total_rejected == 1)
         await until(lambda: all(seen[s] for s in subjects if s != "cortex_logging.log.archived"))
+    return seen, sent
+
+
+def schema_events(seen: dict[str, list[Msg]], sent: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The events' data by schema file, for Ajv (an archive announcement from the samples)."""
     events = {s: [json.loads(m.data)["data"] for m in msgs] for s, msgs in seen.items()}
     events["cortex_logging.log.archived"] = [samples.ARCHIVED]
     events["cortex_logging.entry.created"] = sent
     return {f"{subject}.schema.json": data for subject, data in events.items()}
+
+
+def wire_messages(seen: dict[str, list[Msg]]) -> dict[str, list[dict[str, Any]]]:
+    """What the wire carried, by subject: each message's headers and JSON body; and an entry
+    in each of the three forms ingest accepts, with a correlation id where one is carried."""
+    wire = {
+        subject: [{"headers": dict(m.headers or {}), "body": json.loads(m.data)} for m in msgs]
+        for subject, msgs in seen.items()
+    }
+    attrs = make_attributes(LogEntryCreated.EVENT_TYPE, "//test", extensions={"correlationid": "c-1"})
+    body = json.dumps(samples.ENTRY).encode()
+    forms = [encode_structured(attrs, body), encode_binary(attrs, body), ({}, body)]
+    wire[LogEntryCreated.EVENT_TYPE] = [{"headers": h, "body": json.loads(b)} for h, b in forms]
+    return wire
 
 
 async def test_the_schemas_compile_under_ajv_strict_and_take_real_events(
@@ -77,7 +97,7 @@ async def test_the_schemas_compile_under_ajv_strict_and_take_real_events(
     )
     assert written.returncode == 0, written.stderr
     events = tmp_path / "events.json"
-    events.write_text(json.dumps(await captured_events(nats_server, nc)))
+    events.write_text(json.dumps(schema_events(*await captured(nats_server, nc))))
     status, report = await asyncio.to_thread(node, "ajv_check.mjs", str(schemas), str(events))
     assert report["problems"] == []
     assert status == 0
@@ -90,13 +110,26 @@ async def test_the_schemas_compile_under_ajv_strict_and_take_real_events(
     assert titles["createdAt"]["title"] == "createdAt"
 
 
-def test_the_asyncapi_document_passes_the_official_parser(tmp_path: Path) -> None:
-    doc = tmp_path / "asyncapi.json"
-    made = subprocess.run([LOG_GATEWAY, "asyncapi"], capture_output=True, text=True, timeout=60, check=False)
+async def test_the_asyncapi_document_passes_the_parser_and_declares_what_the_wire_carries(
+    nats_server: NatsServer, nc: Client, tmp_path: Path
+) -> None:
+    """Before: four channels, and the bare data as payload with ``application/json``."""
+    made = await asyncio.to_thread(
+        subprocess.run, [LOG_GATEWAY, "asyncapi"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert made.returncode == 0, made.stderr
+    doc, wire = tmp_path / "asyncapi.json", tmp_path / "wire.json"
     doc.write_text(made.stdout)
-    status, report = node("asyncapi_check.mjs", str(doc))
-    errors = [d for d in report["diagnostics"] if d["severity"] == 0]
-    assert errors == []
-    assert report["parsed"], report
+    seen, _ = await captured(nats_server, nc)
+    wire.write_text(json.dumps(wire_messages(seen)))
+    status, report = await asyncio.to_thread(node, "asyncapi_check.mjs", str(doc), str(wire))
+    assert [d for d in report["diagnostics"] if d["severity"] == 0] == []
+    assert report["unmatched"] == []
+    assert report["checked"] >= 7
     assert status == 0
+    expected = {*Subjects().outputs, LogEntryCreated.EVENT_TYPE, LogEntryCreated.EVENT_TYPE + ".>"}
+    assert set(report["channels"]) == expected
+    messages = json.loads(made.stdout)["components"]["messages"]
+    carried = {name for name, message in messages.items() if "correlationId" in message}
+    assert carried == {"entryStructured", "entryBinary"}  # only ingest carries one
+    assert "Nats-Msg-Id" in messages["logBatchCreated"]["headers"]["required"]

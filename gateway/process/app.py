@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -28,8 +29,16 @@ from faststream.specification import AsyncAPI
 from nats.aio.client import Client
 from nats.errors import SlowConsumerError
 
-from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
+from contracts.models import (
+    EntryRejected,
+    ErrorPatternDetected,
+    LogArchived,
+    LogBatchCreated,
+    LogEntryCreated,
+    LogStreamStarted,
+)
 from gateway.config import GatewayConfig
+from gateway.process.asyncapi_envelope import wire_document
 from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
 from gateway.process.metrics import render_metrics
@@ -109,12 +118,29 @@ def _declare_channels(broker: NatsBroker, config: GatewayConfig, *, with_ingest:
     )
     if not with_ingest:
         return
+    _declare_announcements(broker, config)
     for subject in (subjects.entry, subjects.entry_children):
 
         async def entry_created(body: LogEntryCreated) -> None:  # pragma: no cover - documentation only
             """Per-entry events (structured or binary CloudEvents, or bare JSON)."""
 
         broker.subscriber(subject, queue=config.queue_group, title=f"ingest:{subject}")(entry_created)
+
+
+def _declare_announcements(broker: NatsBroker, config: GatewayConfig) -> None:
+    """The other events the gateway (and ``archive``) publish, for the document only."""
+    subjects = config.subjects
+    for subject, schema, title, description in (
+        (
+            subjects.alerts,
+            ErrorPatternDetected,
+            "errorPatternDetected",
+            "Error-pattern alerts, published at once.",
+        ),
+        (subjects.stream_started, LogStreamStarted, "logStreamStarted", "A stream of log events began."),
+        (subjects.archived, LogArchived, "logArchived", "A segment file was archived (log-gateway archive)."),
+    ):
+        broker.publisher(subject, schema=schema, title=title, description=description)
 
 
 def _broker(
@@ -253,5 +279,9 @@ def build_asyncapi(config: GatewayConfig, *, yaml: bool = False) -> str:
     """The AsyncAPI 3.0 document of every subject the gateway speaks."""
     broker = _broker(ConnectionSettings(servers=("nats://localhost:4222",)), None)
     _declare_channels(broker, config, with_ingest=True)
-    spec = _spec(broker).to_specification()
-    return spec.to_yaml() if yaml else spec.to_json()
+    doc = wire_document(json.loads(_spec(broker).to_specification().to_json()))
+    if yaml:
+        import yaml as pyyaml  # noqa: PLC0415 - the asyncapi extra, lazily; the command checks it first
+
+        return str(pyyaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    return json.dumps(doc, indent=2)
