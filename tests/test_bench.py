@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from gateway.bench.cpu import _own_cpu_s, tree_cpu_s
 from gateway.bench.payloads import Message, messages
 from gateway.bench.producer import Producer, wire
+from gateway.bench.runners import measure_otel
 from gateway.process.natsserver import NatsServer
 
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
@@ -128,3 +129,9 @@ def test_cpu_reading_counts_a_process_and_its_children() -> None:
         os.killpg(parent.pid, signal.SIGKILL)
         parent.wait()
     assert tree_cpu_s(None) != tree_cpu_s(None)  # nothing to read: NaN
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's LoggingHandler, as the bench uses it
+def test_the_otel_contender_runs_on_a_small_count() -> None:
+    """Before: ``bench --quick --entries 100`` died in the SDK (max_export_batch_size > max_queue_size)."""
+    assert measure_otel(100) > 0
