@@ -78,7 +78,7 @@ async def watch_announcements(nc: Client) -> asyncio.Queue[str]:
 
 
 async def test_the_quick_start_works_word_for_word(tmp_path: Path) -> None:
-    run, watch, publish = quick_start_blocks()
+    run, watch, publish, read = quick_start_blocks()
     assert run.strip() == "bash scripts/run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOG_GATEWAY_")}
     env["XDG_STATE_HOME"] = str(tmp_path)  # the embedded server's state: not the user's own
@@ -86,7 +86,7 @@ async def test_the_quick_start_works_word_for_word(tmp_path: Path) -> None:
     async with shell(run, env) as gateway:
         url = (await read_until(gateway, r"embedded nats-server at (nats://\S+)", gateway_out)).group(1)
         await read_until(gateway, "log-gateway: ready", gateway_out)
-        watch, publish = (block.replace(STANDARD_URL, url) for block in (watch, publish))
+        watch, publish, read = (block.replace(STANDARD_URL, url) for block in (watch, publish, read))
         tail_out: list[str] = []
         nc = await nats.connect(url)
         announced = await watch_announcements(nc)
@@ -101,4 +101,13 @@ async def test_the_quick_start_works_word_for_word(tmp_path: Path) -> None:
             await read_until(tail, "my first entry", tail_out)
             await read_until(tail, "hello from nats-py", tail_out)
         await nc.close()
+        reader = await asyncio.create_subprocess_exec(
+            "bash", "-c", read, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE
+        )
+        read_out, _ = await asyncio.wait_for(reader.communicate(), 60)
+        assert reader.returncode == 0, read_out.decode()
+        assert sorted(read_out.decode().splitlines()) == [
+            "info log-gateway-send my first entry",
+            "info quickstart hello from nats-py",
+        ]
     assert any(" INFO  log-gateway-send: my first entry" in line for line in tail_out)
