@@ -23,6 +23,7 @@ from contracts.models import (
     LogEntryCreated,
     LogLevel,
     LogStreamStarted,
+    StrictLogEntryCreated,
     TimeRange,
 )
 from contracts.schemas import export_schemas, json_schema
@@ -48,6 +49,7 @@ __all__ = [
     "LogLevel",
     "LogStreamStarted",
     "RejectReason",
+    "StrictLogEntryCreated",
     "TimeRange",
     "contract_for_type",
     "decode",

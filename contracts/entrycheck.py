@@ -36,8 +36,13 @@ _EPOCHS: dict[str, float] = {}
 _MAX_EPOCHS: Final = 4096
 
 
-def plainly_valid_entry(data: Any) -> float | None:
-    """``createdAt`` as epoch seconds if ``data`` is certainly a valid entry, else None (ask the model)."""
+def plainly_valid_entry(data: Any, *, strict: bool = False) -> float | None:
+    """``createdAt`` as epoch seconds if ``data`` is certainly a valid entry, else None (ask the model).
+
+    The model is :class:`~contracts.models.LogEntryCreated` (the platform's: ``logId``
+    and ``source`` may be empty), or :class:`~contracts.models.StrictLogEntryCreated`
+    when ``strict``. Either way only the platform's own ``createdAt`` form is answered here.
+    """
     if type(data) is not dict:
         return None
     try:
@@ -47,13 +52,12 @@ def plainly_valid_entry(data: Any) -> float | None:
         return None
     if (
         type(log_id) is not str
-        or not log_id
         or type(level) is not str
         or level not in _LEVELS
         or type(message) is not str
         or type(source) is not str
-        or not source
         or type(created) is not str
+        or (strict and not (log_id and source))
     ):
         return None
     for name in _OPTIONAL_TEXT:

@@ -39,6 +39,7 @@ __all__ = [
     "Severity",
     "StreamDestination",
     "StreamFormat",
+    "StrictLogEntryCreated",
     "TimeRange",
     "contract_errors",
 ]
@@ -128,18 +129,33 @@ def contract_errors(exc: ValidationError) -> list[FieldError]:
 
 
 class LogEntryCreated(ContractModel):
-    """One log entry (``cortex_logging.entry.created``)."""
+    """One log entry (``cortex_logging.entry.created``).
+
+    As the platform's own schema has it: ``logId``, ``source`` and ``createdAt``
+    are any strings, empty ones too. Where the gateway needs a time it parses
+    ``createdAt`` (:func:`contracts.timestamps.lenient_epoch`);
+    :class:`StrictLogEntryCreated` is the stricter contract ``--strict`` asks for.
+    """
 
     EVENT_TYPE: ClassVar[str] = "cortex_logging.entry.created"
 
-    logId: NonEmpty
+    logId: str
     level: LogLevel
     message: str
-    source: NonEmpty
+    source: str
     component: Annotated[str | None, Opt] = None
     userId: Annotated[str | None, Opt] = None
     sessionId: Annotated[str | None, Opt] = None
     metadata: Annotated[dict[str, JsonValue] | None, Opt] = None
+    createdAt: str
+
+
+class StrictLogEntryCreated(LogEntryCreated):
+    """A log entry held to more than the platform asks: ``logId`` and ``source`` not
+    empty, ``createdAt`` an RFC 3339 date-time (the gateway's ``--strict``)."""
+
+    logId: NonEmpty
+    source: NonEmpty
     createdAt: Timestamp
 
 
@@ -222,7 +238,7 @@ class LogBatchCreated(ContractModel):
     droppedSinceLast: Count
     droppedByReason: Annotated[dict[str, Count] | None, Opt] = None
     createdAt: Annotated[Timestamp | None, Opt] = None
-    source: Annotated[NonEmpty | None, Opt] = None
+    source: Annotated[str | None, Opt] = None  # the entries' source under --per-source: any string
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

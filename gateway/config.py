@@ -195,6 +195,7 @@ class GatewayConfig:
     shutdown_timeout_s: float = 30.0
     pending_msgs_limit: int = 512 * 1024
     pending_bytes_limit: int = 256 * 1024 * 1024
+    strict_entries: bool = False  # entries held to StrictLogEntryCreated, not the platform's contract
 
     def __post_init__(self) -> None:
         validate_subject_token(self.gateway_id, "gateway_id")

@@ -32,5 +32,7 @@ class RateLimitedLog:
             return
         self._last[key] = now
         held = self._held.pop(key, 0)
-        suffix = f" (and {held} more like it in the last {self._interval_s:g}s)" if held else ""
+        # "and 6 more invalid_entry in 5 s": the key names the kind (after a "reject:"-like tag).
+        kind = key.rsplit(":", 1)[-1]
+        suffix = f" (and {held} more {kind} in {self._interval_s:g} s)" if held else ""
         self._logger.warning(message + suffix, *args, exc_info=exc_info)

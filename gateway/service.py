@@ -13,8 +13,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
@@ -115,6 +116,10 @@ class Gateway:
     def failed(self) -> tuple[str, ...]:
         """Background tasks (sender, spool replay) that died: the gateway is unhealthy if any."""
         return self._parts.tasks.failed
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run ``coro`` beside the gateway, watched: if it dies it is logged and health goes down."""
+        return self._parts.tasks.spawn(coro, name=name)
 
     # -- start ---------------------------------------------------------------
 
@@ -242,6 +247,15 @@ class Gateway:
             )
         elif not spooled:
             log.info("shutdown: every buffered entry was published")
+        stats = self.stats
+        log.info(
+            "shutdown: received %d, published %d, rejected %d, dropped %d, left %d (unpublished or spooled)",
+            stats.received,
+            stats.published,
+            stats.total_rejected,
+            stats.total_dropped,
+            unpublished + spooled,
+        )
         return ShutdownReport(unpublished, timed_out, spooled)
 
     def _unsettled(self) -> int:

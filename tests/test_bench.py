@@ -18,6 +18,8 @@ from nats.aio.msg import Msg
 from gateway.bench.cpu import _own_cpu_s, tree_cpu_s
 from gateway.bench.payloads import Message, messages
 from gateway.bench.producer import Producer, wire
+from gateway.bench.report import headline_figure
+from gateway.bench.runners import measure_otel
 from gateway.process.natsserver import NatsServer
 
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
@@ -73,6 +75,7 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
     assert "of the peak**" in table
     assert "Sustained capacity" in table
     assert (tmp_path / "batch_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "headline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _check_workers_and_call_costs(results: dict[str, Any]) -> None:
@@ -128,3 +131,34 @@ def test_cpu_reading_counts_a_process_and_its_children() -> None:
         os.killpg(parent.pid, signal.SIGKILL)
         parent.wait()
     assert tree_cpu_s(None) != tree_cpu_s(None)  # nothing to read: NaN
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's LoggingHandler, as the bench uses it
+def test_the_otel_contender_runs_on_a_small_count() -> None:
+    """Before: ``bench --quick --entries 100`` died in the SDK (max_export_batch_size > max_queue_size)."""
+    assert measure_otel(100) > 0
+
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def test_the_headline_picture_shows_the_gateway_against_the_limit_and_each_contender() -> None:
+    """From the full run the README reports (docs/bench-results.json), as docs/bench-headline.png."""
+    results = json.loads((DOCS / "bench-results.json").read_text())
+    fig = headline_figure(results)
+    against_limit, against_contenders = fig.axes
+    legend = [text.get_text() for text in against_limit.get_legend().get_texts()]
+    assert legend == ["limit: raw nats-py (msgs/s)", "gateway (entries/s stored)"]
+    assert [tick.get_text() for tick in against_limit.get_yticklabels()] == list(results["throughput"])
+    assert "per second" in against_limit.get_xlabel()
+    assert "entries per second" in against_contenders.get_xlabel()
+    names = [tick.get_text() for tick in against_contenders.get_yticklabels()]
+    assert names[0] == "gateway (mix)"
+    assert any("OpenTelemetry" in name for name in names)
+    written = " ".join(t.get_text() for t in against_limit.texts)
+    mix = results["throughput"]["mix"]
+    assert (
+        f"{mix['gateway']['median']:,.0f} ({mix['ratio_gateway_to_limit']['median']:.2f} of the limit)"
+        in written
+    )
+    assert (DOCS / "bench-headline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

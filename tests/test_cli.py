@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 
 from contracts import CONTRACTS, LogBatchCreated
 from gateway.config import GatewayConfig
+from gateway.process import embedded
 from gateway.process.app import say
 from gateway.process.connection import ConnectionSettings
 from gateway.process.natsserver import NatsServer
@@ -94,9 +95,12 @@ def test_asyncapi_names_every_subject_with_its_schema() -> None:
         "log_gateway.control.all.status",
         "log_gateway.control.all.config_get",
         "log_gateway.control.all.config_set",
+        "cortex_logging.error_pattern.detected",
+        "cortex_logging.stream.started",
+        "cortex_logging.log.archived",
     }
-    schemas = set(doc["components"]["schemas"])
-    assert {"LogEntryCreated", "LogBatchCreated", "EntryRejected", "GatewayConfigured"} <= schemas
+    assert {c.__name__ for c in CONTRACTS} <= set(doc["components"]["schemas"])
+    assert "GatewayConfigured" in doc["components"]["schemas"]
 
 
 @asynccontextmanager
@@ -420,3 +424,99 @@ async def test_run_takes_each_setting_from_flag_else_env_else_file_else_default(
     assert [batch.count for batch in got] == [3, 3, 3]
     stream = await nc.jetstream().stream_info("FROM_FILE")  # file over default
     assert stream.config.duplicate_window == 120.0  # default: set nowhere
+
+
+def hold_port(port: int) -> socket.socket | None:
+    """Listen on ``port`` so it is in use (None: someone else already holds it)."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.bind(("127.0.0.1", port))
+    except OSError:
+        holder.close()
+        return None
+    holder.listen()
+    return holder
+
+
+async def test_a_second_run_on_the_same_state_dir_is_refused_naming_the_first(tmp_path: Path) -> None:
+    holder = hold_port(4222)  # 4222 in use, whoever holds it: the first run says so and takes another
+    try:
+        async with gateway_process("--state-dir", str(tmp_path)) as (proc, lines):
+            text = "".join(lines)
+            assert f"state directory {tmp_path}" in text
+            assert "port 4222 is in use; the embedded nats-server takes a free port" in text
+            url = re.search(r"embedded nats-server at (nats://\S+)", text).group(1)  # type: ignore[union-attr]
+            assert not url.endswith(":4222")
+            second = await asyncio.to_thread(run_cli, "run", "--state-dir", str(tmp_path))
+            assert second.returncode == 1
+            assert (
+                f"log-gateway: cannot start: state directory {tmp_path} is in use by another "
+                f"log-gateway run (pid {proc.pid})"
+            ) in second.stderr
+            assert "embedded nats-server at" not in second.stdout
+            proc.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if holder is not None:
+            holder.close()
+
+
+async def test_nats_port_sets_the_embedded_servers_port(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with gateway_process("--state-dir", str(tmp_path), "--nats-port", str(port)) as (proc, lines):
+        assert f"embedded nats-server at nats://127.0.0.1:{port}" in "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+def test_the_embedded_server_takes_the_standard_port_when_it_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a free port stands in for 4222, which other tests may hold
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(embedded, "STANDARD_PORT", port)
+    server = embedded.EmbeddedServer(tmp_path, None)
+    try:
+        assert server.start().url == f"nats://127.0.0.1:{port}"
+        with pytest.raises(embedded.StateDirBusyError, match=f"pid {os.getpid()}"):
+            embedded.EmbeddedServer(tmp_path, None).start()
+    finally:
+        server.stop()
+    again = embedded.EmbeddedServer(tmp_path, 0)  # released with the stop: another may take it
+    try:
+        assert again.start().port != port
+    finally:
+        again.stop()
+
+
+LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) log_gateway[.\w]*: "
+)
+
+
+async def test_run_says_what_happens_in_one_plain_format(tmp_path: Path) -> None:
+    args = ("--state-dir", str(tmp_path), "--nats-port", "0", "--summary-interval-s", "0.2")
+    async with gateway_process(*args) as (proc, lines):
+        url = re.search(r"embedded nats-server at (nats://\S+)", "".join(lines)).group(1)  # type: ignore[union-attr]
+        client = await nats.connect(url)
+        await publish_entries(client, entries(3))
+        await client.close()
+        async with asyncio.timeout(20):
+            while not any("summary:" in line and "published 3," in line for line in lines):
+                lines.append((await proc.stdout.readline()).decode())  # type: ignore[union-attr]
+        proc.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(proc.communicate(), 30)
+    lines += rest.decode().splitlines(keepends=True)
+    text = "".join(lines)
+    assert "\x1b[" not in text  # not a terminal: no colour codes, FastStream's lines included
+    summary = next(line for line in lines if "summary:" in line and "published 3," in line)
+    assert "entries/s in" in summary
+    assert "batches/s out" in summary
+    assert "rejected 0, dropped 0; buffered 0, spooled 0" in summary
+    assert "shutdown: received 3, published 3, rejected 0, dropped 0, left 0" in text
+    logged = [line for line in lines if not line.startswith("log-gateway: ")]
+    assert any("FastStream app started" in line for line in logged)
+    assert [line for line in logged if not LOG_LINE.match(line)] == []

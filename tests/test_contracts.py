@@ -19,6 +19,7 @@ from contracts import (
     LogBatchCreated,
     LogEntryCreated,
     LogStreamStarted,
+    StrictLogEntryCreated,
     contract_for_type,
     export_schemas,
     json_schema,
@@ -69,9 +70,12 @@ def test_optional_fields_may_be_absent() -> None:
 INVALID: list[tuple[type[ContractModel], dict[str, Any], str]] = [
     (LogEntryCreated, changed(samples.ENTRY, level="verbose"), "level"),
     (LogEntryCreated, changed(samples.ENTRY, logId=...), "logId"),
-    (LogEntryCreated, changed(samples.ENTRY, createdAt="yesterday"), "createdAt"),
-    (LogEntryCreated, changed(samples.ENTRY, createdAt="2025-02-30T08:00:00.000Z"), "createdAt"),
-    (LogEntryCreated, changed(samples.ENTRY, createdAt="2025-10-13 08:00:00"), "createdAt"),
+    (LogEntryCreated, changed(samples.ENTRY, createdAt=5), "createdAt"),
+    (StrictLogEntryCreated, changed(samples.ENTRY, createdAt="yesterday"), "createdAt"),
+    (StrictLogEntryCreated, changed(samples.ENTRY, createdAt="2025-02-30T08:00:00.000Z"), "createdAt"),
+    (StrictLogEntryCreated, changed(samples.ENTRY, createdAt="2025-10-13 08:00:00"), "createdAt"),
+    (StrictLogEntryCreated, changed(samples.ENTRY, logId=""), "logId"),
+    (StrictLogEntryCreated, changed(samples.ENTRY, source=""), "source"),
     (LogEntryCreated, changed(samples.ENTRY, component=None), "component"),
     (LogEntryCreated, changed(samples.ENTRY, message=42), "message"),
     (LogEntryCreated, changed(samples.ENTRY, metadata=[1, 2]), "metadata"),
@@ -199,7 +203,7 @@ def test_schema_rejects_what_the_model_rejects(
 def test_a_bad_created_at_says_what_form_is_expected(created: str) -> None:
     """Before: ``String should match pattern '^[0-9]{4}-...'``, the raw regex."""
     with pytest.raises(ContractError) as caught:
-        LogEntryCreated.parse(samples.entry(1, createdAt=created))
+        StrictLogEntryCreated.parse(samples.entry(1, createdAt=created))
     message = str(caught.value)
     assert "should match pattern" not in message
     assert (

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts import ContractError, DecodeError, LogEntryCreated
+from contracts import ContractError, DecodeError, LogEntryCreated, StrictLogEntryCreated
 from contracts.cloudevents import (
     PLATFORM_EXTENSIONS,
     ContentMode,
@@ -27,7 +27,7 @@ from contracts.cloudevents import (
     make_attributes,
 )
 from contracts.entrycheck import plainly_valid_entry
-from contracts.timestamps import parse_timestamp
+from contracts.timestamps import entry_time, parse_timestamp
 from gateway.bench.payloads import entry as bench_entry
 from gateway.core.redact import Redactor
 from gateway.ingest.decode import EntryDecoder
@@ -93,33 +93,41 @@ def entry_data(draw: st.DrawFn) -> dict[str, Any]:
     return parsed
 
 
-def model_epoch(data: Any) -> float | None:
+RECEIVED = 1_760_000_000.0  # the receipt time (epoch seconds) the decoders under test see
+
+
+def model_epoch(data: Any, strict: bool) -> float | None:
+    """``createdAt`` in epoch seconds if the model (of the mode) accepts ``data``, else None."""
     try:
-        return parse_timestamp(LogEntryCreated.parse(data).createdAt).timestamp()
+        if strict:
+            return parse_timestamp(StrictLogEntryCreated.parse(data).createdAt).timestamp()
+        return entry_time(LogEntryCreated.parse(data).createdAt, RECEIVED).epoch
     except ContractError:
         return None
 
 
 @settings(max_examples=800, deadline=None)
-@given(entry_data())
-def test_the_entry_check_accepts_only_what_the_model_accepts(data: dict[str, Any]) -> None:
-    fast = plainly_valid_entry(data)
-    assert fast is None or fast == model_epoch(data)
+@given(entry_data(), st.booleans())
+def test_the_entry_check_accepts_only_what_the_model_accepts(data: dict[str, Any], strict: bool) -> None:
+    fast = plainly_valid_entry(data, strict=strict)
+    assert fast is None or fast == model_epoch(data, strict)
 
 
-def test_common_entries_take_the_fast_path() -> None:
+@pytest.mark.parametrize("strict", [False, True])
+def test_common_entries_take_the_fast_path(strict: bool) -> None:
     rng = random.Random(3)
     for data in [samples.ENTRY, samples.entry(7), *(bench_entry(n, rng) for n in range(200))]:
         parsed = orjson.loads(orjson.dumps(data))
-        assert plainly_valid_entry(parsed) == model_epoch(parsed) is not None
+        assert plainly_valid_entry(parsed, strict=strict) == model_epoch(parsed, strict) is not None
 
 
-def reference(headers: Mapping[str, str] | None, body: bytes) -> tuple[Any, ...]:
-    """The decoder as it was: the generic decode, the pydantic model, one encoding."""
+def reference(headers: Mapping[str, str] | None, body: bytes, strict: bool) -> tuple[Any, ...]:
+    """The decoder as it was: the generic decode, the pydantic model, one encoding; by default
+    the platform's contract with the entry's time parsed or the receipt time."""
     if len(body) > MAX_BATCH_BYTES + 16 * 1024:
         return ("oversize",)
     try:
-        event, entry = decode_contract(headers, body, LogEntryCreated)
+        event, entry = decode_contract(headers, body, StrictLogEntryCreated if strict else LogEntryCreated)
     except DecodeError as exc:
         return (exc.reason,)
     data = event.data
@@ -127,8 +135,11 @@ def reference(headers: Mapping[str, str] | None, body: bytes) -> tuple[Any, ...]
         for name in PLATFORM_EXTENSIONS:
             if name in event.attributes and name not in data:
                 data[name] = event.attributes[name]
-    created_at = parse_timestamp(entry.createdAt).timestamp()
-    return ("ok", orjson.dumps(data), entry.level, entry.source, created_at, entry.createdAt)
+    if strict:
+        created_at, created = parse_timestamp(entry.createdAt).timestamp(), entry.createdAt
+    else:
+        created_at, created, _ = entry_time(entry.createdAt, RECEIVED)
+    return ("ok", orjson.dumps(data), entry.level, entry.source, created_at, created)
 
 
 def fast(decoder: EntryDecoder, headers: Mapping[str, str] | bytes | None, body: bytes) -> tuple[Any, ...]:
@@ -210,13 +221,13 @@ def messages(draw: st.DrawFn) -> tuple[str, Mapping[str, str] | None, bytes]:
 
 
 @settings(max_examples=600, deadline=None)
-@given(messages(), st.booleans())
+@given(messages(), st.booleans(), st.booleans())
 def test_the_decoder_agrees_with_the_plain_path(
-    message: tuple[str, Mapping[str, str] | None, bytes], upper: bool
+    message: tuple[str, Mapping[str, str] | None, bytes], upper: bool, strict: bool
 ) -> None:
     _, headers, body = message
-    decoder = EntryDecoder(max_batch_bytes=MAX_BATCH_BYTES)
-    expected = reference(headers, body)
+    decoder = EntryDecoder(max_batch_bytes=MAX_BATCH_BYTES, strict=strict, wall_clock=lambda: RECEIVED)
+    expected = reference(headers, body, strict)
     assert fast(decoder, headers, body) == expected
     if headers:  # as the fast path receives them: the raw block, names in any case
         assert fast(decoder, raw_block(headers, upper), body) == expected

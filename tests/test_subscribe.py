@@ -179,3 +179,25 @@ async def test_core_nats_mode_delivers_live_batches(nats_server: NatsServer, nc:
             if len(got) == 20:
                 break
     assert sorted(got) == sorted(e["logId"] for e in entries(20))
+
+
+async def test_stats_count_the_entries_of_batches_handed_over(nats_server: NatsServer, nc: Client) -> None:
+    stream = await produce(nats_server, nc, 70)
+    handed = 0
+    async with BatchSubscriber(nc, fast(stream)) as sub:
+        async for batch in sub.batches():
+            assert sub.stats.entries == handed  # the batches before this one, each counted once
+            handed += len(batch.entries)
+            if handed == 70:
+                break
+    assert sub.stats.batches == 9  # the tenth was in hand at the break, not yet handled
+    assert sub.stats.entries == 63
+
+    async def handler(batch: LogBatchCreated) -> None:
+        pass
+
+    async with BatchSubscriber(nc, fast(stream)) as again:
+        task = asyncio.create_task(again.run(handler))
+        await until(lambda: again.stats.entries == 70)
+        task.cancel()
+    assert again.stats.batches == 10

@@ -113,3 +113,14 @@ async def test_tail_highlights_alerts(nats_server: NatsServer, nc: Client) -> No
     assert "\x1b[1;95m" in alert_lines[0]
     assert "deadlock on row <num>" in alert_lines[0]
     assert sum("\x1b[31mERROR" in line for line in lines) == 3
+
+
+async def test_tail_rejected_shows_what_the_gateway_rejected(nats_server: NatsServer, nc: Client) -> None:
+    async with running_gateway(nats_server.url, config()):
+        proc = await start_tail(nc, nats_server.url, "--rejected", "--color", "never")
+        await publish_entries(nc, [samples.entry(1, level="loud")])
+        [line] = await read_lines(proc, 1)
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    assert line.startswith("!! REJECTED invalid_entry on cortex_logging.entry.created (")
+    assert "level" in line

@@ -20,7 +20,7 @@ import nats
 
 from gateway.bench.overload import measure_goodput
 from gateway.bench.payloads import FORMS, messages
-from gateway.bench.report import write_markdown, write_plot
+from gateway.bench.report import write_headline, write_markdown, write_plot
 from gateway.bench.runners import (
     measure_call_cost,
     measure_gateway,
@@ -313,10 +313,11 @@ def _cpus() -> int:
 
 
 def run_bench(config: BenchConfig) -> dict[str, Any]:
-    """Measure everything; write ``results.json``, ``results.md`` and ``batch_size.png``."""
+    """Measure everything; write ``results.json``, ``results.md``, ``batch_size.png`` and ``headline.png``."""
     results = asyncio.run(_all(config))
     config.out_dir.mkdir(parents=True, exist_ok=True)
     (config.out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, config.out_dir / "results.md")
     write_plot(results, config.out_dir / "batch_size.png")
+    write_headline(results, config.out_dir / "headline.png")
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_markdown", "write_plot"]
+__all__ = ["headline_figure", "write_headline", "write_markdown", "write_plot"]
 
 
 def _cell(spread: dict[str, float], fmt: str = ",.0f") -> str:
@@ -122,7 +122,81 @@ def write_plot(results: dict[str, Any], path: Path) -> None:
     right = left.twinx()
     right.plot(sizes, [r["latency"]["p99_ms"] for r in rows], "s--", color="tab:red", label="p99 latency")
     right.set_ylabel("p99 latency at half load (ms)", color="tab:red")
+    lines = left.get_lines() + right.get_lines()  # one legend for both axes: told apart in a quick run too
+    left.legend(lines, [str(line.get_label()) for line in lines], loc="upper left")
     left.set_title("cortex-log-gateway: throughput and latency against batch size")
     fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+_CONTENDERS = (
+    ("naive", "per-entry publish,\nawaiting each ack"),
+    ("naive_pipelined", "per-entry publish,\npipelined"),
+    ("otel", "OpenTelemetry SDK\n(BatchLogRecordProcessor)"),
+)
+
+
+def _against_limit(axis: Any, throughput: dict[str, Any]) -> None:
+    """Per wire form, the limit's and the gateway's medians side by side, the ratio written."""
+    forms = list(throughput)
+    ys = list(range(len(forms)))
+    limit = [throughput[f]["limit"]["median"] for f in forms]
+    gateway = [throughput[f]["gateway"]["median"] for f in forms]
+    axis.barh([y + 0.2 for y in ys], limit, height=0.4, color="tab:gray", label="limit: raw nats-py (msgs/s)")
+    axis.barh(
+        [y - 0.2 for y in ys], gateway, height=0.4, color="tab:blue", label="gateway (entries/s stored)"
+    )
+    ratios = [throughput[f]["ratio_gateway_to_limit"]["median"] for f in forms]  # each round's pair
+    for y, gw, ratio in zip(ys, gateway, ratios, strict=True):
+        axis.text(gw, y - 0.2, f" {gw:,.0f} ({ratio:.2f} of the limit)", va="center", fontsize=8)
+    axis.set_yticks(ys, forms)
+    axis.invert_yaxis()
+    axis.set_xlabel("messages per second (median)")
+    axis.set_title("the gateway against the raw limit, per wire form")
+    axis.legend(loc="lower right", fontsize=8)
+
+
+def _against_contenders(axis: Any, results: dict[str, Any]) -> None:
+    """The gateway (mix) and each contender: medians, min–max whiskers, values written."""
+    spreads = [results["throughput"]["mix"]["gateway"], *(results["baselines"][k] for k, _ in _CONTENDERS)]
+    medians = [s["median"] for s in spreads]
+    whiskers = [
+        [m - s["min"] for m, s in zip(medians, spreads, strict=True)],
+        [s["max"] - m for m, s in zip(medians, spreads, strict=True)],
+    ]
+    names = ["gateway (mix)", *(label for _, label in _CONTENDERS)]
+    colors = ["tab:blue", "tab:orange", "tab:orange", "tab:green"]
+    bars = axis.barh(names, medians, xerr=whiskers, capsize=3, color=colors)
+    axis.bar_label(bars, labels=[f"{m:,.0f}" for m in medians], padding=4, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("entries per second (median, min–max)")
+    axis.set_title("the gateway against each contender")
+
+
+def headline_figure(results: dict[str, Any]) -> Any:
+    """The picture a reader wants first: the gateway's entries/s against the raw limit for each
+    wire form, and against each contender."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    _against_limit(left, results["throughput"])
+    _against_contenders(right, results)
+    config = results["config"]
+    fig.suptitle(
+        f"cortex-log-gateway bench: {config['entries']:,} entries per run, {config['rounds']} round(s)"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def write_headline(results: dict[str, Any], path: Path) -> None:
+    """:func:`headline_figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = headline_figure(results)
     fig.savefig(path, dpi=110)
     plt.close(fig)

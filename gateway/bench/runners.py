@@ -30,6 +30,7 @@ __all__ = [
     "measure_otel",
     "measure_raw",
     "naive_rate",
+    "otel_processor",
     "raw_limit",
 ]
 
@@ -261,17 +262,23 @@ def naive_rate(url: str, msgs: list[Message], pipelined: bool) -> float:
     return asyncio.run(measure_naive(url, msgs, pipelined=pipelined))
 
 
+def otel_processor(count: int) -> Any:
+    """A BatchLogRecordProcessor to a do-nothing exporter whose queue holds all ``count`` records
+    (none dropped); the SDK refuses an export batch larger than its queue, so a small run keeps
+    the queue at the batch size, 512."""
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    return BatchLogRecordProcessor(
+        _noop_exporter(), max_queue_size=max(count + 1, 512), max_export_batch_size=512
+    )
+
+
 def measure_otel(count: int) -> float:
     """The OpenTelemetry SDK path: LoggingHandler, BatchLogRecordProcessor, a do-nothing exporter."""
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-    from opentelemetry.sdk._logs.export import (
-        BatchLogRecordProcessor,
-    )
 
     provider = LoggerProvider()
-    provider.add_log_record_processor(
-        BatchLogRecordProcessor(_noop_exporter(), max_queue_size=count + 1, max_export_batch_size=512)
-    )
+    provider.add_log_record_processor(otel_processor(count))
     logger = logging.getLogger(f"bench.otel.{count}")
     logger.propagate = False
     logger.setLevel(logging.DEBUG)
@@ -300,13 +307,12 @@ def measure_call_cost(url: str, count: int) -> dict[str, float]:
     import tempfile
 
     from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
     from publishers.handler import HandlerConfig, NatsLogHandler
 
     with tempfile.TemporaryDirectory() as tmp:
         provider = LoggerProvider()
-        provider.add_log_record_processor(BatchLogRecordProcessor(_noop_exporter(), max_queue_size=count + 1))
+        provider.add_log_record_processor(otel_processor(count))
         handlers: dict[str, logging.Handler] = {
             "stdlib FileHandler": logging.FileHandler(f"{tmp}/bench.log"),
             "OpenTelemetry LoggingHandler": LoggingHandler(logger_provider=provider),

@@ -237,6 +237,9 @@ class BatchSubscriber:
 
     async def run(self, handler: BatchHandler) -> None:
         """Hand every new batch to ``handler`` until cancelled; ack after it returns."""
+        await self._run(handler, count_entries=True)
+
+    async def _run(self, handler: BatchHandler, *, count_entries: bool) -> None:
         while True:
             msg, batch = await self._next()
             try:
@@ -245,7 +248,7 @@ class BatchSubscriber:
                 self.stats.handler_errors += 1
                 await self._settle(msg, ok=False, error=repr(exc))
             else:
-                self._mark_handled(batch)
+                self._mark_handled(batch, count_entries=count_entries)
                 await self._settle(msg, ok=True)
 
     async def run_entries(self, handler: EntryHandler) -> None:
@@ -261,23 +264,27 @@ class BatchSubscriber:
                 self._seen_entries.add(entry.logId)
                 self.stats.entries += 1
 
-        await self.run(each)
+        await self._run(each, count_entries=False)
 
     async def batches(self) -> AsyncIterator[LogBatchCreated]:
         """New batches; each is acked when the loop asks for the next one (so a loop body
         that raises leaves its batch unacknowledged, to be redelivered)."""
+        async for batch in self._batches(count_entries=True):
+            yield batch
+
+    async def _batches(self, *, count_entries: bool) -> AsyncIterator[LogBatchCreated]:
         while True:
             msg, batch = await self._next()
             self._pending = msg
             yield batch
             # Reached only when the consumer asks for the next batch: this one is handled.
             self._pending = None
-            self._mark_handled(batch)
+            self._mark_handled(batch, count_entries=count_entries)
             await self._settle(msg, ok=True)
 
     async def entries(self) -> AsyncIterator[LogEntryCreated]:
         """New entries one by one; a batch is acked once the loop has moved past its last entry."""
-        async for batch in self.batches():
+        async for batch in self._batches(count_entries=False):
             for entry in batch.entries:
                 if entry.logId in self._seen_entries:
                     self.stats.duplicate_entries += 1
@@ -313,7 +320,7 @@ class BatchSubscriber:
             self._observe_sequence(batch)
             kept = self.filters.apply(batch)
             if kept is None:
-                self._mark_handled(batch)
+                self._mark_handled(batch, count_entries=False)
                 await self._settle(msg, ok=True)
                 continue
             return msg, kept
@@ -340,9 +347,13 @@ class BatchSubscriber:
             if self._on_dropped is not None:
                 self._on_dropped(batch.gatewayId, batch.droppedSinceLast, dict(batch.droppedByReason or {}))
 
-    def _mark_handled(self, batch: LogBatchCreated) -> None:
+    def _mark_handled(self, batch: LogBatchCreated, *, count_entries: bool = True) -> None:
+        """``batch`` is handled; its entries count as delivered unless the caller counts them
+        one by one (``entries()``, ``run_entries()``, which skip duplicates)."""
         self._seen_batches.add(batch.batchId)
         self.stats.batches += 1
+        if count_entries:
+            self.stats.entries += len(batch.entries)
 
     async def _settle(self, msg: Msg, *, ok: bool, error: str = "") -> None:
         if self.config.durable is None:

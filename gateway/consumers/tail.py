@@ -14,11 +14,11 @@ from nats.aio.msg import Msg
 
 from contracts.cloudevents import decode_contract
 from contracts.errors import DecodeError
-from contracts.models import LEVELS, ErrorPatternDetected, LogEntryCreated
+from contracts.models import LEVELS, EntryRejected, ErrorPatternDetected, LogEntryCreated
 from gateway.consumers.subscribe import BatchSubscriber, Filters, SubscriberConfig
 from gateway.core.announce import stream_started
 
-__all__ = ["TailOptions", "format_alert", "format_entry", "tail"]
+__all__ = ["TailOptions", "format_alert", "format_entry", "format_rejected", "tail"]
 
 _RESET = "\x1b[0m"
 _COLORS = {
@@ -42,6 +42,8 @@ class TailOptions:
     batch_subject: str = "cortex_logging.batch.created"
     alert_subject: str = ErrorPatternDetected.EVENT_TYPE
     stream_started_subject: str = "cortex_logging.stream.started"
+    rejected: bool = False  # also show what the gateway rejected (its entry.rejected events)
+    rejected_subject: str = EntryRejected.EVENT_TYPE
 
     def __post_init__(self) -> None:
         if self.min_level not in LEVELS:
@@ -73,10 +75,21 @@ def format_alert(data: dict[str, Any], *, color: bool) -> str:
     return f"{_ALERT}{text}{_RESET}" if color else text
 
 
+def format_rejected(data: dict[str, Any], *, color: bool) -> str:
+    """A rejected message: why, where it came in, and how big it was."""
+    text = (
+        f"!! REJECTED {data.get('reason', '?')} on {data.get('subject', '?')} "
+        f"({data.get('payloadBytes', '?')} bytes): {data.get('detail', '')}"
+    )
+    return f"{_COLORS['error']}{text}{_RESET}" if color else text
+
+
 async def tail(nc: Client, options: TailOptions, stop: asyncio.Event, out: TextIO = sys.stdout) -> None:
-    """Print entries (and alerts) until ``stop`` is set."""
+    """Print entries (and alerts, and with ``rejected`` the rejections) until ``stop`` is set."""
     write = _writer(out, stop)
     alerts = await nc.subscribe(options.alert_subject, cb=_on_alert(options, write))
+    if options.rejected:
+        await nc.subscribe(options.rejected_subject, cb=_on_rejected(options, write))
     filters = Filters(levels=options.levels, sources=options.sources)
     config = SubscriberConfig(durable=None, subject=options.batch_subject)
     async with BatchSubscriber(nc, config, filters=filters) as sub:
@@ -117,6 +130,20 @@ def _on_alert(options: TailOptions, write: Callable[[str], None]) -> Callable[[M
         write(json.dumps({"alert": data}) if options.as_json else format_alert(data, color=options.color))
 
     return on_alert
+
+
+def _on_rejected(options: TailOptions, write: Callable[[str], None]) -> Callable[[Msg], Any]:
+    async def on_rejected(msg: Msg) -> None:
+        try:
+            event, rejected = decode_contract(msg.headers, msg.data, EntryRejected)
+        except DecodeError:
+            return
+        data = event.data if isinstance(event.data, dict) else rejected.to_data()
+        write(
+            json.dumps({"rejected": data}) if options.as_json else format_rejected(data, color=options.color)
+        )
+
+    return on_rejected
 
 
 async def _print_entries(sub: BatchSubscriber, options: TailOptions, write: Callable[[str], None]) -> None:

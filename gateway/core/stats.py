@@ -37,6 +37,7 @@ class Stats:
     replayed: int = 0
     recovered: int = 0
     reject_forward_failed: int = 0
+    time_fallbacks: int = 0  # accepted entries whose createdAt named no moment: receipt time used
     rejected: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     _unreported: Counter[str] = field(default_factory=Counter)

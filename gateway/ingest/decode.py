@@ -29,11 +29,12 @@ from contracts.cloudevents import (
 )
 from contracts.entrycheck import plainly_valid_entry
 from contracts.errors import ContractError, DecodeError, RejectReason
-from contracts.models import EntryRejected, LogEntryCreated
-from contracts.timestamps import now_timestamp, parse_timestamp
+from contracts.models import EntryRejected, LogEntryCreated, StrictLogEntryCreated
+from contracts.timestamps import EntryTime, entry_time, now_timestamp, parse_timestamp
 from gateway.core.encode import header_size
 from gateway.core.entry import PendingEntry
 from gateway.core.redact import Redactor
+from gateway.core.stats import Stats
 from gateway.ingest.headers import binary_attributes, header_dict, parse_header_block
 
 __all__ = ["EntryDecoder", "ErrorEntryObserver", "might_alert", "rejected_message"]
@@ -70,6 +71,10 @@ class EntryDecoder:
         max_batch_bytes: bodies larger than this plus an envelope allowance are
             rejected as ``oversize`` before parsing.
         clock: monotonic time of receipt.
+        strict: hold entries to :class:`~contracts.models.StrictLogEntryCreated`
+            (``--strict``) instead of the platform's own contract.
+        wall_clock: the receipt time in epoch seconds, standing in for a ``createdAt``
+            that names no moment (counted in ``stats.time_fallbacks``).
     """
 
     def __init__(
@@ -79,11 +84,17 @@ class EntryDecoder:
         clock: Callable[[], float] = time.monotonic,
         on_error_entry: ErrorEntryObserver | None = None,
         redactor: Redactor | None = None,
+        strict: bool = False,
+        wall_clock: Callable[[], float] = time.time,
+        stats: Stats | None = None,
     ) -> None:
         self._max_body = max_batch_bytes + _ENVELOPE_ALLOWANCE
         self._clock = clock
         self._on_error_entry = on_error_entry
         self.redactor = redactor
+        self.strict = strict
+        self._wall_clock = wall_clock
+        self.stats = stats if stats is not None else Stats()
 
     def retune(
         self, *, max_batch_bytes: int, on_error_entry: ErrorEntryObserver | None, redactor: Redactor | None
@@ -126,9 +137,10 @@ class EntryDecoder:
         if len(body) > self._max_body:
             raise DecodeError(RejectReason.OVERSIZE, self._oversize(len(body)))
         data, attributes, encoded = _event(headers, body)
-        created_at = plainly_valid_entry(data)
+        created_at = plainly_valid_entry(data, strict=self.strict)
+        created: str = data["createdAt"] if created_at is not None else ""
         if created_at is None:
-            created_at = _validated_created_at(data)
+            created_at, created = self._validated_time(data)
         level: str = data["level"]
         if attributes:
             _keep_trace_attributes(data, attributes)
@@ -137,14 +149,32 @@ class EntryDecoder:
                 source=data["source"],
                 message=data["message"],
                 level=level,
-                created=data["createdAt"],
+                created=created,
                 created_at=created_at,
             )
         if self.redactor is not None and self.redactor.entry(data):
             encoded = None
         return PendingEntry(
-            _compact(data, encoded, body), level, data["source"], created_at, data["createdAt"], self._clock()
+            _compact(data, encoded, body), level, data["source"], created_at, created, self._clock()
         )
+
+    def _validated_time(self, data: Any) -> tuple[float, str]:
+        """The model's verdict where the fast check could not give one, and the entry's time:
+        ``createdAt`` parsed (epoch seconds, an RFC 3339 text), or the receipt time, counted.
+
+        Raises:
+            DecodeError: ``invalid_entry``, with the model's field errors.
+        """
+        if self.strict:
+            return _validated_created_at(data)
+        try:
+            entry = LogEntryCreated.parse(data)
+        except ContractError as exc:
+            raise DecodeError(RejectReason.INVALID_ENTRY, str(exc)) from None
+        when: EntryTime = entry_time(entry.createdAt, self._wall_clock())
+        if when.fallback:
+            self.stats.time_fallbacks += 1
+        return when.epoch, when.text
 
 
 def _keep_trace_attributes(data: dict[str, Any], attributes: Mapping[str, Any]) -> None:
@@ -204,17 +234,17 @@ def _event(
     return event.data, (None if event.mode is ContentMode.BARE else event.attributes), None
 
 
-def _validated_created_at(data: Any) -> float:
-    """The model's verdict where the fast check could not give one: ``createdAt`` in epoch seconds.
+def _validated_created_at(data: Any) -> tuple[float, str]:
+    """The strict model's verdict: ``createdAt`` in epoch seconds, and as sent.
 
     Raises:
         DecodeError: ``invalid_entry``, with the model's field errors.
     """
     try:
-        entry = LogEntryCreated.parse(data)
+        entry = StrictLogEntryCreated.parse(data)
     except ContractError as exc:
         raise DecodeError(RejectReason.INVALID_ENTRY, str(exc)) from None
-    return parse_timestamp(entry.createdAt).timestamp()
+    return parse_timestamp(entry.createdAt).timestamp(), entry.createdAt
 
 
 def rejected_message(

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,16 +31,26 @@ from nats.aio.client import Client
 from nats.errors import SlowConsumerError
 
 from contracts.control import ConfigGetRequest, ConfigSetRequest, StatusRequest
-from contracts.models import EntryRejected, GatewayConfigured, LogBatchCreated, LogEntryCreated
+from contracts.models import (
+    EntryRejected,
+    ErrorPatternDetected,
+    GatewayConfigured,
+    LogArchived,
+    LogBatchCreated,
+    LogEntryCreated,
+    LogStreamStarted,
+)
 from gateway.config import GatewayConfig
 from gateway.control.apply import Reconfigurer
 from gateway.control.hangup import watch_sighup
 from gateway.control.service import ControlService
 from gateway.control.subjects import control_subject
 from gateway.mcp.config import McpHttpSettings
+from gateway.process.asyncapi_envelope import wire_document
 from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
 from gateway.process.metrics import render_metrics
+from gateway.process.summary import Summary
 from gateway.service import Gateway, ShutdownReport
 
 if TYPE_CHECKING:
@@ -86,6 +97,8 @@ class GatewayApp:
         """The background tasks (the gateway's and the /mcp listener's) that died."""
         return (*self.gateway.failed, *self.mcp_failed)
 
+    summary: asyncio.Task[None] | None = None  # the periodic summary line, while it runs
+
     @property
     def is_ready(self) -> bool:
         """The gateway is started, none of its background tasks died, and both its connections are up."""
@@ -97,8 +110,10 @@ class GatewayApp:
         self.mcp_failed.append(task.get_name())
 
     async def stopping(self) -> None:
-        """Stop the /mcp listener and the control service, the gateway (flushing what it holds),
-        then its ingest connection and the health server."""
+        """Stop the periodic summary, the /mcp listener and the control service, the gateway
+        (flushing what it holds), then its ingest connection and the health server."""
+        if self.summary is not None:
+            self.summary.cancel()
         if self.mcp is not None:
             await self.mcp.stop()
         if self.control is not None:
@@ -140,6 +155,7 @@ def _declare_channels(broker: NatsBroker, config: GatewayConfig, *, with_ingest:
     if not with_ingest:
         return
     _declare_control(broker, config)
+    _declare_announcements(broker, config)
     for subject in (subjects.entry, subjects.entry_children):
 
         async def entry_created(body: LogEntryCreated) -> None:  # pragma: no cover - documentation only
@@ -167,6 +183,22 @@ def _declare_control(broker: NatsBroker, config: GatewayConfig) -> None:
     for handler in (status, config_get, config_set):
         subject = control_subject(handler.__name__, None, prefix)
         broker.subscriber(subject, title=f"control:{handler.__name__}", description=also)(handler)
+
+
+def _declare_announcements(broker: NatsBroker, config: GatewayConfig) -> None:
+    """The other events the gateway (and ``archive``) publish, for the document only."""
+    subjects = config.subjects
+    for subject, schema, title, description in (
+        (
+            subjects.alerts,
+            ErrorPatternDetected,
+            "errorPatternDetected",
+            "Error-pattern alerts, published at once.",
+        ),
+        (subjects.stream_started, LogStreamStarted, "logStreamStarted", "A stream of log events began."),
+        (subjects.archived, LogArchived, "logArchived", "A segment file was archived (log-gateway archive)."),
+    ):
+        broker.publisher(subject, schema=schema, title=title, description=description)
 
 
 def _broker(
@@ -222,11 +254,14 @@ def build_app(
     values: Mapping[str, Any] | None = None,
     reread: Callable[[], Mapping[str, Any]] | None = None,
     mcp: McpHttpSettings | None = None,
+    summary_interval_s: float = 0.0,
 ) -> GatewayApp:
     """The runnable application; nothing connects until FastStream starts it.
 
     ``values`` (``run``'s settings) enable live changes: the control service when
     ``values["control"]`` is on, and ``SIGHUP``, which applies ``reread()``.
+    ``summary_interval_s`` above 0 logs a one-line summary that often (see
+    :mod:`gateway.process.summary`).
     """
     gateway = Gateway(config)
     broker = _broker(connection, gateway)
@@ -236,23 +271,48 @@ def build_app(
         ingest = _broker(connection, gateway, name=f"{config.gateway_id}-ingest")
     health = None if http_port is None else _health(http_port, http_host, lambda: holder)
     holder = GatewayApp(
-        FastStream(broker, specification=_spec(broker)), broker, gateway, health, ingest=ingest
+        # FastStream's own lines go through the gateway's logger: one format, no colour codes.
+        FastStream(broker, specification=_spec(broker), logger=_faststream_log),
+        broker,
+        gateway,
+        health,
+        ingest=ingest,
     )
+
+    extras = _Extras(values, reread, mcp, summary_interval_s)
+    holder.app.after_startup(_started_hook(holder, http_host, extras))
+    holder.app.on_shutdown(holder.stopping)
+    return holder
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """What ``run`` adds to a bare gateway: live changes, the /mcp listener, the summary line."""
+
+    values: Mapping[str, Any] | None
+    reread: Callable[[], Mapping[str, Any]] | None
+    mcp: McpHttpSettings | None
+    summary_interval_s: float
+
+
+def _started_hook(holder: GatewayApp, http_host: str, extras: _Extras) -> Callable[[], Awaitable[None]]:
+    """What runs once the broker is connected: the gateway, the probes, "ready", the summary."""
+    gateway, ingest, health = holder.gateway, holder.ingest, holder.health
 
     async def started() -> None:
         ingest_nc = None if ingest is None else await ingest.connect()
-        await gateway.start(broker.connection, ingest_nc=ingest_nc)
-        if values is not None:
-            await _start_control(holder, values, reread)
+        await gateway.start(holder.broker.connection, ingest_nc=ingest_nc)
+        if extras.values is not None:
+            await _start_control(holder, extras.values, extras.reread)
         _tune_collector()
         if health is not None:
             await health.start()
-        await _mcp_and_ready_line(holder, config, http_host, mcp)
+        await _mcp_and_ready_line(holder, gateway.config, http_host, extras.mcp)
+        if extras.summary_interval_s > 0:
+            holder.summary = gateway.spawn(Summary(gateway, extras.summary_interval_s).run(), name="summary")
         holder.ready.set()
 
-    holder.app.after_startup(started)
-    holder.app.on_shutdown(holder.stopping)
-    return holder
+    return started
 
 
 async def _mcp_and_ready_line(
@@ -283,6 +343,7 @@ async def _start_mcp(holder: GatewayApp, config: GatewayConfig, settings: McpHtt
 
 
 def _health(port: int, host: str, app: Callable[[], GatewayApp]) -> HealthServer:
+    """The HTTP probes and metrics of the app ``app()`` returns (built after this)."""
     return HealthServer(
         port=port,
         host=host,
@@ -332,5 +393,9 @@ def build_asyncapi(config: GatewayConfig, *, yaml: bool = False) -> str:
     """The AsyncAPI 3.0 document of every subject the gateway speaks."""
     broker = _broker(ConnectionSettings(servers=("nats://localhost:4222",)), None)
     _declare_channels(broker, config, with_ingest=True)
-    spec = _spec(broker).to_specification()
-    return spec.to_yaml() if yaml else spec.to_json()
+    doc = wire_document(json.loads(_spec(broker).to_specification().to_json()))
+    if yaml:
+        import yaml as pyyaml  # noqa: PLC0415 - the asyncapi extra, lazily; the command checks it first
+
+        return str(pyyaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    return json.dumps(doc, indent=2)

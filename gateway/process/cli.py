@@ -22,6 +22,7 @@ from gateway.process.settings import (
     MCP_OPTIONS,
     QUERY_OPTIONS,
     RUN_OPTIONS,
+    SEND_OPTIONS,
     TAIL_OPTIONS,
     SettingError,
     add_config_option,
@@ -36,6 +37,7 @@ from gateway.process.settings import (
     read_options,
     required_connection,
     run_settings,
+    send_options,
     state_dir,
     tail_options,
 )
@@ -46,8 +48,8 @@ DESCRIPTION = (
     "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
     "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
     "archive batches to files and read them back (archive, archive-read), watch entries live (tail), "
-    "ask for past entries (query), steer running gateways (ctl), measure it (bench) "
-    "and serve the platform's MCP tools to agents (mcp). "
+    "ask for past entries (query), steer running gateways (ctl), publish test entries (send), "
+    "measure it (bench) and serve the platform's MCP tools to agents (mcp). "
     "'log-gateway COMMAND --help' lists a command's flags."
 )
 
@@ -65,14 +67,19 @@ def _run(args: argparse.Namespace) -> int:
         _require_mcp("run --mcp")
     _configure_logging(values["log_level"])
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the gateway is up and reloads on it
+    from contracts.errors import GatewayError
     from gateway.process import supervisor
-    from gateway.process.natsserver import NatsServer
+    from gateway.process.embedded import EmbeddedServer
 
     server = None
     if not connection.servers:
-        server = NatsServer(store_dir=state_dir(values) / "nats").start()
-        connection = dataclasses.replace(connection, servers=(server.url,))
-        print(f"log-gateway: embedded nats-server at {server.url}", flush=True)
+        server = EmbeddedServer(state_dir(values), values["nats_port"])
+        try:
+            connection = dataclasses.replace(connection, servers=(server.start().url,))
+        except GatewayError as exc:
+            print(f"log-gateway: cannot start: {exc}", file=sys.stderr)
+            return 1
+        print(f"log-gateway: embedded nats-server at {connection.servers[0]}", flush=True)
     try:
         if values["workers"] > 1:
             return supervisor.supervise(
@@ -108,6 +115,7 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any], args: arg
         values=values,
         reread=lambda: read_options(args, RUN_OPTIONS),
         mcp=mcp_http_settings(values),
+        summary_interval_s=values["summary_interval_s"],
     )
     try:
         if not await _started_in_time(holder, values["connect_timeout_s"]):
@@ -268,6 +276,32 @@ async def _query_main(query: Any, output: Any, connection: Any, timeout_s: float
     finally:
         if nc is not None:
             await nc.close()
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    values = read_options(args, SEND_OPTIONS)
+    connection = required_connection(values)
+    return asyncio.run(_send_main(connection, send_options(values), values["connect_timeout_s"]))
+
+
+async def _send_main(connection: Any, options: Any, timeout_s: float) -> int:
+    from gateway.consumers.send import send
+    from gateway.process.connection import ConnectFailed, connect_within, redact_url
+
+    try:
+        nc = await connect_within(connection, timeout_s)
+    except ConnectFailed as exc:
+        print(f"log-gateway: cannot send: {exc}", file=sys.stderr)
+        return 1
+    try:
+        ids = await send(nc, options)
+    finally:
+        await nc.drain()
+    where = ", ".join(redact_url(url) for url in connection.servers)
+    noun = "entry" if len(ids) == 1 else "entries"
+    print(f"log-gateway: sent {len(ids)} {options.form} {noun} to {options.subject} at {where}", flush=True)
+    print(f"log-gateway: first logId {ids[0]}", flush=True)
     return 0
 
 
@@ -534,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_options(query, QUERY_OPTIONS)
     query.set_defaults(func=_query)
+    send = commands.add_parser("send", help="publish test entries (level, message, source, wire form)")
+    add_options(send, SEND_OPTIONS)
+    send.set_defaults(func=_send)
     _add_bench_command(commands)
     _add_mcp_command(commands)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")

@@ -40,6 +40,11 @@ class GatewayCollector(Collector):
         yield _counter("publish_retries", "Batch publish attempts retried", stats.retries)
         yield _counter("entries_returned", "Entries handed back for redelivery", stats.returned)
         yield _counter("entries_redelivered", "Entry messages received more than once", stats.redelivered)
+        yield _counter(
+            "entry_time_fallbacks",
+            "Entries accepted whose createdAt named no moment (the receipt time stood in)",
+            stats.time_fallbacks,
+        )
         yield from self._spool()
         redactor = self._gw.redactor
         yield _counter("redactions", "Secrets replaced before publishing", redactor.count if redactor else 0)
@@ -114,7 +119,8 @@ def _by_origin(name: str, doc: str, counts: dict[str, int]) -> CounterMetricFami
 
 
 def _histogram(name: str, doc: str, hist: LatencyHistogram) -> HistogramMetricFamily:
-    buckets = [(f"{bound:g}", count) for bound, count in zip(hist.buckets, hist.counts, strict=True)]
+    # repr is exact and round-trips (2**20 -> "1048576.0"); "%g" rounds to six digits.
+    buckets = [(repr(float(bound)), count) for bound, count in zip(hist.buckets, hist.counts, strict=True)]
     buckets.append(("+Inf", hist.count))
     return HistogramMetricFamily(_P + name, doc, buckets=buckets, sum_value=hist.total)
 

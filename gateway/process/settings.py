@@ -30,6 +30,7 @@ from gateway.config import (
 )
 from gateway.consumers.archiver import ArchiveConfig
 from gateway.consumers.segments import Compression
+from gateway.consumers.send import WIRE_FORMS, SendOptions
 from gateway.consumers.tail import TailOptions
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
@@ -53,6 +54,7 @@ __all__ = [
     "MCP_OPTIONS",
     "QUERY_OPTIONS",
     "RUN_OPTIONS",
+    "SEND_OPTIONS",
     "TAIL_OPTIONS",
     "Option",
     "SettingError",
@@ -72,6 +74,7 @@ __all__ = [
     "read_sourced",
     "required_connection",
     "run_settings",
+    "send_options",
     "state_dir",
     "tail_options",
 ]
@@ -224,6 +227,22 @@ _REMOTE_CONNECTION_OPTIONS = (
     Option("--nats-url", _servers, (), "NATS server URL(s), comma-separated (required: no embedded server)"),
     *_CREDENTIALS,
 )
+
+
+def _not_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"expected a port from 0 to 65535, got {text!r}")
+    return port
+
+
 _CONNECT_TIMEOUT = Option(
     "--connect-timeout-s", float, 30.0, "give up at start if not connected (and ready) by then"
 )
@@ -448,6 +467,25 @@ RUN_OPTIONS = (
         True,
         "answer the control service on NATS (log-gateway ctl; status, config get/set)",
     ),
+    Option(
+        "--strict",
+        _bool,
+        _default(GatewayConfig, "strict_entries"),
+        "reject entries with an empty logId or source, or a createdAt that is not RFC 3339 "
+        "(default: accept what the platform's schema accepts)",
+    ),
+    Option(
+        "--nats-port",
+        _port,
+        None,
+        "client port of the embedded nats-server (unset: 4222 when free, else any free port; 0: any)",
+    ),
+    Option(
+        "--summary-interval-s",
+        _not_negative,
+        60.0,
+        "log a one-line summary (rates, rejected, dropped, buffered, spooled) this often (0: never)",
+    ),
 )
 
 
@@ -502,6 +540,12 @@ TAIL_OPTIONS = (
     Option("--json", _bool, _default(TailOptions, "as_json"), "one JSON entry per line, for piping"),
     Option("--color", _color, "auto", "auto, always or never"),
     _CONNECT_TIMEOUT,
+    Option(
+        "--rejected",
+        _bool,
+        _default(TailOptions, "rejected"),
+        "also show the messages the gateway rejected (cortex_logging.entry.rejected)",
+    ),
 )
 MCP_OPTIONS = (
     *_REMOTE_CONNECTION_OPTIONS,
@@ -566,6 +610,46 @@ CTL_OPTIONS = (
     _CONNECT_TIMEOUT,
 )
 """``log-gateway ctl``: a server to reach, how long to wait, how to print."""
+
+
+def _form(text: str) -> str:
+    value = text.strip().lower()
+    if value not in WIRE_FORMS:
+        raise ValueError(f"expected {', '.join(WIRE_FORMS)}, got {text!r}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected at least 1, got {text!r}")
+    return value
+
+
+SEND_OPTIONS = (
+    *_REMOTE_CONNECTION_OPTIONS,
+    Option("--level", _level_name, _default(SendOptions, "level"), "debug, info, warn, error or fatal"),
+    Option("--message", str, _default(SendOptions, "message"), "the entries' message"),
+    Option("--source", str, _default(SendOptions, "source"), "the entries' source"),
+    Option("--count", _at_least_one, _default(SendOptions, "count"), "how many entries to publish"),
+    Option("--form", _form, _default(SendOptions, "form"), "wire form: structured, binary or bare"),
+    Option(
+        "--subject", str, None, "subject to publish on (default: the entry subject, after --subject-prefix)"
+    ),
+    _CONNECT_TIMEOUT,
+)
+
+
+def send_options(values: Mapping[str, Any]) -> SendOptions:
+    """What ``log-gateway send`` publishes."""
+    return SendOptions(
+        level=values["level"],
+        message=values["message"],
+        source=values["source"],
+        count=values["count"],
+        form=values["form"],
+        subject=values["subject"] or Subjects(prefix=values["subject_prefix"]).entry,
+    )
 
 
 def _shown(value: Any) -> str | None:
@@ -835,6 +919,7 @@ def gateway_config(values: Mapping[str, Any]) -> GatewayConfig:
             shutdown_timeout_s=values["shutdown_timeout_s"],
             pending_msgs_limit=values["pending_msgs_limit"],
             pending_bytes_limit=values["pending_bytes_limit"],
+            strict_entries=values["strict"],
         )
     except ValueError as exc:
         raise _named(exc, values) from None
@@ -996,6 +1081,7 @@ def tail_options(
         sources=values["source"],
         as_json=values["json"],
         color=color and not values["json"],
+        rejected=values["rejected"],
     )
 
 
