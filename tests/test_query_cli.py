@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from tests.helpers import config, entries, publish_entries, running_gateway, unt
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
 
 
-async def query(*args: str) -> tuple[int, str, str]:
+async def query(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run ``log-gateway query ARGS``: status, stdout, stderr."""
     proc = await asyncio.create_subprocess_exec(
         LOG_GATEWAY,
@@ -27,6 +28,7 @@ async def query(*args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=None if env is None else os.environ | env,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
@@ -75,7 +77,11 @@ async def test_query_reads_the_archive_alone_without_a_server(tmp_path: Path) ->
     for data in entries(30, message="payment Timeout here"):
         writer.write(LogEntryCreated.parse(data), 0.0)
     writer.finish()
-    status, out, err = await query("--archive-dir", str(tmp_path), "--filter", "timeout", "--source", "svc-2")
+    # tail's level in the environment is no filter of query's
+    tail_level = {"LOG_GATEWAY_LEVEL": "fatal", "LOG_GATEWAY_SOURCE": "svc-1"}
+    status, out, err = await query(
+        "--archive-dir", str(tmp_path), "--filter", "timeout", "--source", "svc-2", env=tail_level
+    )
     assert status == 0, err
     assert len(out.splitlines()) == 10
     assert cursor_in(err) is None

@@ -27,6 +27,7 @@ from gateway.process.settings import (
     SettingError,
     add_config_option,
     add_options,
+    add_query_filters,
     archive_config,
     asyncapi_config,
     check_bench,
@@ -244,7 +245,7 @@ async def _tail_main(connection: Any, options: Any, timeout_s: float) -> int:
 def _query(args: argparse.Namespace) -> int:
     """One page, or with ``--all`` the whole result; a query that cannot run is one line and status 2."""
     values = read_options(args, QUERY_OPTIONS)
-    query, output, connection = query_settings(values, isatty=sys.stdout.isatty)
+    query, output, connection = query_settings(args, values, isatty=sys.stdout.isatty)
     try:
         return asyncio.run(_query_main(query, output, connection, values["connect_timeout_s"]))
     except BrokenPipeError:
@@ -566,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     query = commands.add_parser(
         "query", help="ask the stream and the archive for entries: a page, or the whole result"
     )
+    add_query_filters(query)
     add_options(query, QUERY_OPTIONS)
     query.set_defaults(func=_query)
     send = commands.add_parser("send", help="publish test entries (level, message, source, wire form)")

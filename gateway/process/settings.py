@@ -60,6 +60,7 @@ __all__ = [
     "SettingError",
     "add_config_option",
     "add_options",
+    "add_query_filters",
     "archive_config",
     "asyncapi_config",
     "check_bench",
@@ -569,38 +570,39 @@ QUERY_OPTIONS = (
     *_CREDENTIALS,
     Option("--stream-name", str, "CORTEX_LOGGING", "JetStream stream holding the batches"),
     Option("--archive-dir", Path, None, "also read the archive's segments in this directory"),
-    Option("--level", _level_name, None, "exactly this level"),
-    Option("--min-level", _level_name, None, "this level and above"),
-    Option("--start", str, None, "entries created at or after this RFC 3339 time"),
-    Option("--end", str, None, "entries created at or before this RFC 3339 time"),
-    Option("--source", str, None, "entries of this source"),
-    Option("--component", str, None, "entries of this component"),
-    Option("--trace-id", str, None, "entries of this traceId"),
-    Option("--filter", str, None, "text in the message (case-insensitive substring)"),
-    Option("--regex", _bool, False, "--filter is a regular expression (case-insensitive)"),
-    Option("--limit", int, 100, "entries per page (1..1000)"),
-    Option("--cursor", str, None, "continue after the page that printed this cursor"),
-    Option("--order", _order, "oldest", "oldest or newest first"),
     Option("--json", _bool, False, "one JSON entry per line, for piping"),
     Option("--all", _bool, False, "stream the whole result as NDJSON (no pages)"),
     Option("--color", _color, "auto", "auto, always or never"),
     _CONNECT_TIMEOUT,
 )
-"""``log-gateway query``: the query's filters (the fields of ``contracts.query.LogQuery``) and its output."""
-_QUERY_FIELDS = {
-    "level": "level",
-    "min_level": "min_level",
-    "start": "start",
-    "end": "end",
-    "source": "source",
-    "component": "component",
-    "trace_id": "traceId",
-    "filter": "filter",
-    "regex": "regex",
-    "limit": "limit",
-    "cursor": "cursor",
-    "order": "order",
-}
+"""How ``log-gateway query`` reaches the stream and the archive, and how it prints."""
+_QUERY_FILTERS = (
+    ("--level", "level", "exactly this level: debug, info, warn, error or fatal"),
+    ("--min-level", "min_level", "this level and above"),
+    ("--start", "start", "entries created at or after this RFC 3339 time"),
+    ("--end", "end", "entries created at or before this RFC 3339 time"),
+    ("--source", "source", "entries of this source"),
+    ("--component", "component", "entries of this component"),
+    ("--trace-id", "traceId", "entries of this traceId"),
+    ("--filter", "filter", "text in the message (a case-insensitive substring)"),
+    ("--limit", "limit", "entries per page, 1 to 1000 [default 100]"),
+    ("--cursor", "cursor", "continue after the page that printed this cursor"),
+    ("--order", "order", "oldest or newest first [default oldest]"),
+)
+"""The question itself: flags only (no variable, no file key), so no setting left in the
+environment for one command (``LOG_GATEWAY_LEVEL`` for ``tail``) filters another's answer."""
+
+
+def add_query_filters(parser: argparse.ArgumentParser) -> None:
+    """Add the query's filters (the fields of ``contracts.query.LogQuery``) as flags."""
+    for flag, field, text in _QUERY_FILTERS:
+        parser.add_argument(flag, dest=f"q_{field}", metavar=flag.removeprefix("--").upper(), help=text)
+    parser.add_argument(
+        "--regex",
+        dest="q_regex",
+        action="store_true",
+        help="--filter is a regular expression (case-insensitive)",
+    )
 
 
 CTL_OPTIONS = (
@@ -1095,10 +1097,19 @@ def check_bench(entries: int, rounds: int) -> None:
         raise SettingError("--entries must be at least 100 and --rounds at least 1")
 
 
+def _color_on(choice: str, isatty: Callable[[], bool], environ: Mapping[str, str]) -> bool:
+    """``--color``: always, never, or auto (a terminal, unless NO_COLOR is set)."""
+    return choice == "always" or (choice == "auto" and isatty() and "NO_COLOR" not in environ)
+
+
 def query_settings(
-    values: Mapping[str, Any], *, isatty: Callable[[], bool], environ: Mapping[str, str] = os.environ
+    args: argparse.Namespace,
+    values: Mapping[str, Any],
+    *,
+    isatty: Callable[[], bool],
+    environ: Mapping[str, str] = os.environ,
 ) -> tuple[LogQuery, QueryOutput, ConnectionSettings | None]:
-    """The query, its output and its connection (None: the archive alone).
+    """The query (from ``args``' filter flags), its output and its connection (None: the archive alone).
 
     Raises:
         SettingError: a bad filter or setting, named by its flag; neither a URL nor an archive.
@@ -1109,20 +1120,18 @@ def query_settings(
     from contracts.query import LogQuery, explain  # noqa: PLC0415
     from gateway.consumers.querycli import QueryOutput  # noqa: PLC0415
 
-    data = {field: values[dest] for dest, field in _QUERY_FIELDS.items() if values[dest] is not None}
+    data = {field: getattr(args, f"q_{field}") for _, field, _ in _QUERY_FILTERS} | {"regex": args.q_regex}
     try:
-        query = LogQuery.model_validate(data)
+        query = LogQuery.model_validate({field: value for field, value in data.items() if value is not None})
     except ValidationError as exc:
-        flags = {field: "--" + dest.replace("_", "-") for dest, field in _QUERY_FIELDS.items()}
+        flags = {field: flag for flag, field, _ in _QUERY_FILTERS} | {"regex": "--regex"}
         raise SettingError(explain(exc, flags)) from None
     connection = connection_settings(values) if values["nats_url"] else None
     if connection is None and values["archive_dir"] is None:
         raise SettingError("give --nats-url (the stream) or --archive-dir (the archive), or both")
     _check_connect_timeout(values)
     plain = values["json"] or values["all"]
-    color = values["color"] == "always" or (
-        values["color"] == "auto" and isatty() and "NO_COLOR" not in environ
-    )
+    color = _color_on(values["color"], isatty, environ)
     output = QueryOutput(
         stream=values["stream_name"],
         archive_dir=values["archive_dir"],
