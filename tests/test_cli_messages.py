@@ -258,7 +258,19 @@ def help_of(*command: str) -> str:
     return result.stdout
 
 
-COMMANDS = ("run", "asyncapi", "schemas", "archive", "archive-read", "tail", "send", "bench", "query", "ctl", "mcp")
+COMMANDS = (
+    "run",
+    "asyncapi",
+    "schemas",
+    "archive",
+    "archive-read",
+    "tail",
+    "send",
+    "bench",
+    "query",
+    "ctl",
+    "mcp",
+)
 
 
 def test_the_top_level_help_names_every_command_in_plain_text() -> None:

@@ -539,6 +539,18 @@ def _add_mcp_command(commands: Any) -> None:
     mcp.set_defaults(func=_mcp)
 
 
+def _add_query_and_send_commands(commands: Any) -> None:
+    query = commands.add_parser(
+        "query", help="ask the stream and the archive for entries: a page, or the whole result"
+    )
+    add_query_filters(query)
+    add_options(query, QUERY_OPTIONS)
+    query.set_defaults(func=_query)
+    send = commands.add_parser("send", help="publish test entries (level, message, source, wire form)")
+    add_options(send, SEND_OPTIONS)
+    send.set_defaults(func=_send)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="log-gateway", description=DESCRIPTION)
@@ -564,15 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail = commands.add_parser("tail", help="show batched entries and alerts as they arrive")
     add_options(tail, TAIL_OPTIONS)
     tail.set_defaults(func=_tail)
-    query = commands.add_parser(
-        "query", help="ask the stream and the archive for entries: a page, or the whole result"
-    )
-    add_query_filters(query)
-    add_options(query, QUERY_OPTIONS)
-    query.set_defaults(func=_query)
-    send = commands.add_parser("send", help="publish test entries (level, message, source, wire form)")
-    add_options(send, SEND_OPTIONS)
-    send.set_defaults(func=_send)
+    _add_query_and_send_commands(commands)
     _add_bench_command(commands)
     _add_mcp_command(commands)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")

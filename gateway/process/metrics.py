@@ -55,21 +55,25 @@ class GatewayCollector(Collector):
             _P + "ready", "1 once subscribed with the stream in place", value=int(self._gw.ready)
         )
         yield from self._faults()
-        alerts = self._gw.alerts
-        if alerts is not None:
-            yield _counter("alerts_published", "Error-pattern alerts published", alerts.stats.published)
-            yield _counter(
-                "alerts_suppressed", "Alerts held back by the alert rate limit", alerts.stats.suppressed
-            )
-            yield _counter("alerts_failed", "Alerts that could not be published", alerts.stats.failed)
-            yield GaugeMetricFamily(
-                _P + "alert_patterns_tracked", "Error patterns counted", value=alerts.detector.tracked
-            )
+        yield from self._alerts()
         yield _by_origin("config_changes", "Live configuration changes applied, by origin", gw.config_changes)
         yield _by_origin("config_refused", "Live configuration changes refused, by origin", gw.config_refused)
         yield _histogram("batch_entries", "Entries per published batch", self._gw.metrics.entries)
         yield _histogram("batch_bytes", "Bytes per published batch, headers included", self._gw.metrics.size)
         yield _histogram("entry_latency_seconds", "Entry receipt to JetStream ack", self._gw.metrics.latency)
+
+    def _alerts(self) -> Iterable[Metric]:
+        alerts = self._gw.alerts
+        if alerts is None:
+            return
+        yield _counter("alerts_published", "Error-pattern alerts published", alerts.stats.published)
+        yield _counter(
+            "alerts_suppressed", "Alerts held back by the alert rate limit", alerts.stats.suppressed
+        )
+        yield _counter("alerts_failed", "Alerts that could not be published", alerts.stats.failed)
+        yield GaugeMetricFamily(
+            _P + "alert_patterns_tracked", "Error patterns counted", value=alerts.detector.tracked
+        )
 
     def _faults(self) -> Iterable[Metric]:
         """What went wrong beside the entries: dead background tasks, rejects not forwarded."""
