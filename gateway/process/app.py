@@ -20,6 +20,7 @@ import gc
 import logging
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -29,6 +30,7 @@ from nats.errors import SlowConsumerError
 
 from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
 from gateway.config import GatewayConfig
+from gateway.otlp.config import OtlpConfig
 from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
 from gateway.process.metrics import render_metrics
@@ -65,6 +67,7 @@ class GatewayApp:
     health: HealthServer | None
     report: ShutdownReport | None = None
     ingest: NatsBroker | None = None  # the core-ingest connection's broker (None with durable ingest)
+    otlp: Any = None  # the OTLP receiver (gateway.otlp.receiver.OtlpReceiver), with --otlp-port
 
     @property
     def is_ready(self) -> bool:
@@ -74,7 +77,10 @@ class GatewayApp:
         return up and (ingest is None or _connected(ingest))
 
     async def stopping(self) -> None:
-        """Stop the gateway (flushing what it holds), then its ingest connection and the health server."""
+        """Stop the OTLP receiver and the gateway (flushing what it holds), then its ingest connection
+        and the health server."""
+        if self.otlp is not None:
+            await self.otlp.stop()  # intake first: nothing is taken once the flush begins
         try:
             self.report = await self.gateway.stop()
         finally:
@@ -162,6 +168,7 @@ def build_app(
     *,
     http_port: int | None = None,
     http_host: str = "127.0.0.1",
+    otlp: OtlpConfig | None = None,
 ) -> GatewayApp:
     """The runnable application; nothing connects until FastStream starts it."""
     gateway = Gateway(config)
@@ -190,12 +197,23 @@ def build_app(
         if health is not None:
             await health.start()
         http = f" http=http://{http_host}:{health.port}" if health else ""
+        if otlp is not None:
+            http += await _start_otlp(holder, otlp)
         say(f"log-gateway: ready gateway_id={config.gateway_id}{http}")
         holder.ready.set()
 
     holder.app.after_startup(started)
     holder.app.on_shutdown(holder.stopping)
     return holder
+
+
+async def _start_otlp(holder: GatewayApp, otlp: OtlpConfig) -> str:
+    """Start the OTLP receiver into the started gateway; the ready line's ``otlp=URL``."""
+    from gateway.otlp.receiver import OtlpReceiver  # noqa: PLC0415 - the otlp extra, only when asked for
+
+    holder.otlp = OtlpReceiver.for_gateway(otlp, holder.gateway)
+    await holder.otlp.start()
+    return f" otlp=http://{otlp.host}:{holder.otlp.port}/v1/logs"
 
 
 def _connected(broker: NatsBroker) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 from gateway.process.settings import (
     ARCHIVE_OPTIONS,
     ASYNCAPI_OPTIONS,
+    OTLP_EXPORT_OPTIONS,
     RUN_OPTIONS,
     TAIL_OPTIONS,
     SettingError,
@@ -28,6 +29,8 @@ from gateway.process.settings import (
     check_bench,
     check_config,
     effective_settings,
+    otlp_export_config,
+    otlp_settings,
     read_options,
     required_connection,
     run_settings,
@@ -40,7 +43,8 @@ __all__ = ["DESCRIPTION", "build_parser", "main"]
 DESCRIPTION = (
     "Batch Cortex log entries from NATS into logBatchCreated CloudEvents on JetStream, "
     "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
-    "archive batches to files and read them back (archive, archive-read), watch entries live (tail) "
+    "archive batches to files and read them back (archive, archive-read), watch entries live (tail), "
+    "forward them over OTLP (otlp-export) "
     "and measure it (bench). 'log-gateway COMMAND --help' lists a command's flags."
 )
 
@@ -54,6 +58,8 @@ def _configure_logging(level: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     values = read_options(args, RUN_OPTIONS)
     config, connection = run_settings(values)
+    if otlp_settings(values) is not None:
+        _require("run --otlp-port", "otlp", _OTLP_MODULES)
     _configure_logging(values["log_level"])
     from gateway.process import supervisor
     from gateway.process.natsserver import NatsServer
@@ -90,7 +96,13 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any]) -> int:
     from gateway.process.app import build_app
     from gateway.process.connection import redact_url
 
-    holder = build_app(config, connection, http_port=values["http_port"], http_host=values["http_host"])
+    holder = build_app(
+        config,
+        connection,
+        http_port=values["http_port"],
+        http_host=values["http_host"],
+        otlp=otlp_settings(values),
+    )
     try:
         if not await _started_in_time(holder, values["connect_timeout_s"]):
             servers = ", ".join(redact_url(url) for url in connection.servers)
@@ -235,6 +247,33 @@ def _require(what: str, extra: str, modules: dict[str, str]) -> None:
             ) from None
 
 
+# What the OTLP receiver and exporter import (module: its package), all in the otlp extra.
+_OTLP_MODULES = {
+    "opentelemetry.proto.logs.v1.logs_pb2": "opentelemetry-proto",
+    "google.rpc.status_pb2": "googleapis-common-protos",
+    "aiohttp": "aiohttp",
+}
+
+
+def _otlp_export(args: argparse.Namespace) -> int:
+    values = read_options(args, OTLP_EXPORT_OPTIONS)
+    connection = required_connection(values)
+    config = otlp_export_config(values)
+    _require("otlp-export", "otlp", _OTLP_MODULES)
+    _configure_logging(values["log_level"])
+    return asyncio.run(_otlp_export_main(connection, config, values["connect_timeout_s"]))
+
+
+async def _otlp_export_main(connection: Any, config: Any, timeout_s: float) -> int:
+    from gateway.otlp.export import OtlpExporter
+
+    def export(nc: Any, stop: asyncio.Event) -> Any:
+        print(f"log-gateway: exporting batches to {config.endpoint}", flush=True)
+        return OtlpExporter(nc, config).run(stop)
+
+    return await _connected_until_signalled(connection, timeout_s, export)
+
+
 def _bench(args: argparse.Namespace) -> int:
     _require("bench", "bench", {"opentelemetry.sdk._logs": "opentelemetry-sdk", "matplotlib": "matplotlib"})
     from gateway.bench import BenchConfig, run_bench
@@ -338,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(tail, TAIL_OPTIONS)
     tail.set_defaults(func=_tail)
     _add_bench_command(commands)
+    export = commands.add_parser("otlp-export", help="forward stored batches to an OTLP/HTTP logs endpoint")
+    add_options(export, OTLP_EXPORT_OPTIONS)
+    export.set_defaults(func=_otlp_export)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")
     schemas.set_defaults(func=_schemas)
