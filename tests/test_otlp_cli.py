@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import sys
 
 import pytest
@@ -68,6 +69,17 @@ def test_without_the_extra_the_command_names_it(
     assert "needs aiohttp" in err
     assert "pip install 'cortex-log-gateway[otlp]'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_port_in_use_is_a_clear_error(nats_server: NatsServer) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        args = ("--nats-url", nats_server.url, "--otlp-port", port, "--otlp-host", "127.0.0.1")
+        result = run_cli("run", *args)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot start: the OTLP receiver cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
 async def test_a_gateway_process_takes_the_sdk_exporters_records(nats_server: NatsServer, nc: Client) -> None:

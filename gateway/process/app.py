@@ -28,6 +28,7 @@ from faststream.specification import AsyncAPI
 from nats.aio.client import Client
 from nats.errors import SlowConsumerError
 
+from contracts.errors import GatewayError
 from contracts.models import EntryRejected, LogBatchCreated, LogEntryCreated
 from gateway.config import GatewayConfig
 from gateway.otlp.config import OtlpConfig
@@ -36,7 +37,7 @@ from gateway.process.http import HealthServer
 from gateway.process.metrics import render_metrics
 from gateway.service import Gateway, ShutdownReport
 
-__all__ = ["GatewayApp", "build_app", "build_asyncapi", "say"]
+__all__ = ["GatewayApp", "ListenError", "build_app", "build_asyncapi", "say"]
 
 log = logging.getLogger("log_gateway")
 VERSION = "0.1.0"
@@ -194,11 +195,7 @@ def build_app(
         ingest_nc = None if ingest is None else await ingest.connect()
         await gateway.start(broker.connection, ingest_nc=ingest_nc)
         _tune_collector()
-        if health is not None:
-            await health.start()
-        http = f" http=http://{http_host}:{health.port}" if health else ""
-        if otlp is not None:
-            http += await _start_otlp(holder, otlp)
+        http = await _start_servers(holder, http_host, otlp)
         say(f"log-gateway: ready gateway_id={config.gateway_id}{http}")
         holder.ready.set()
 
@@ -207,13 +204,28 @@ def build_app(
     return holder
 
 
-async def _start_otlp(holder: GatewayApp, otlp: OtlpConfig) -> str:
-    """Start the OTLP receiver into the started gateway; the ready line's ``otlp=URL``."""
+class ListenError(GatewayError, OSError):
+    """A server of the gateway cannot listen where it was told to."""
+
+
+async def _start_servers(holder: GatewayApp, http_host: str, otlp: OtlpConfig | None) -> str:
+    """Start the health server and the OTLP receiver (those configured); the ready line's addresses."""
+    said = ""
+    if holder.health is not None:
+        await holder.health.start()
+        said = f" http=http://{http_host}:{holder.health.port}"
+    if otlp is None:
+        return said
     from gateway.otlp.receiver import OtlpReceiver  # noqa: PLC0415 - the otlp extra, only when asked for
 
     holder.otlp = OtlpReceiver.for_gateway(otlp, holder.gateway)
-    await holder.otlp.start()
-    return f" otlp=http://{otlp.host}:{holder.otlp.port}/v1/logs"
+    try:
+        await holder.otlp.start()
+    except OSError as exc:
+        holder.otlp = None
+        where = f"{otlp.host}:{otlp.port}"
+        raise ListenError(f"the OTLP receiver cannot listen on {where}: {exc.strerror}") from None
+    return f"{said} otlp=http://{otlp.host}:{holder.otlp.port}/v1/logs"
 
 
 def _connected(broker: NatsBroker) -> bool:
