@@ -18,7 +18,11 @@ from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -33,6 +37,7 @@ from gateway.process.natsserver import NatsServer
 from gateway.service import Gateway
 from tests.helpers import collect, config, running_gateway, stored_batches, until
 
+JS = "application/json"
 TRACE_ID, SPAN_ID = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
 T0 = 1_760_342_400_123_000_000  # 2025-10-13T08:00:00.123Z in nanoseconds
 
@@ -249,6 +254,43 @@ async def test_bad_requests_are_refused_with_a_reason(nats_server: NatsServer) -
     assert empty[0] == 200  # an empty request is a success, as the specification says
     assert ExportLogsServiceResponse.FromString(empty[2]) == ExportLogsServiceResponse()
     assert gateway.stats.received == 0
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"stringValue": "bottom"}
+    for _ in range(depth):
+        value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+    return value
+
+
+async def test_hostile_nesting_is_a_bad_request_not_a_crash(nats_server: NatsServer) -> None:
+    """Beyond protobuf's 100 nested messages a body is no request at all (so entry data never
+    nests near the decoder's 32 levels: 3 messages per kvlist level)."""
+    deep = json.dumps(json_request([json_record(4, body=nested(40))])).encode()
+    async with receiving(nats_server.url) as (gateway, _receiver, endpoint):
+        deep_proto = await post(endpoint, _deep_protobuf(40), "application/x-protobuf")
+        deep_json = await post(endpoint, deep, JS)
+        shallow = await post(endpoint, _deep_protobuf(20), "application/x-protobuf")
+        got = await stored_entries(gateway, nats_server.url, 1)
+    assert deep_proto[0] == 400
+    assert deep_json[0] == 400
+    assert "too deep" in json.loads(deep_json[2])["message"]
+    assert len(deep_json[2]) < 600  # the reason, not protobuf's path through every level
+    assert shallow[0] == 200
+    assert json.loads(got[0].message)["k"]["k"]["k"]  # a deep body, as JSON text
+    assert gateway.stats.received == 1
+
+
+def _deep_protobuf(depth: int) -> bytes:
+    """An ExportLogsServiceRequest whose one record's body nests ``depth`` kvlists."""
+    value = AnyValue(string_value="bottom")
+    for _ in range(depth):
+        outer = AnyValue()
+        outer.kvlist_value.values.add(key="k").value.CopyFrom(value)
+        value = outer
+    request = ExportLogsServiceRequest()
+    request.resource_logs.add().scope_logs.add().log_records.add().body.CopyFrom(value)
+    return request.SerializeToString()
 
 
 LEVELS: list[tuple[int, str, str]] = [

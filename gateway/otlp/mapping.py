@@ -260,7 +260,7 @@ def parse_protobuf_request(body: bytes) -> ExportLogsServiceRequest:
     try:
         request.ParseFromString(body)
     except ProtobufDecodeError as exc:
-        raise BadRequest(f"not an ExportLogsServiceRequest in protobuf: {exc}") from None
+        raise BadRequest(f"not an ExportLogsServiceRequest in protobuf: {_short(exc)}") from None
     return request
 
 
@@ -283,8 +283,16 @@ def parse_json_request(body: bytes) -> ExportLogsServiceRequest:
     try:
         json_format.ParseDict(data, request, ignore_unknown_fields=True)
     except json_format.ParseError as exc:
-        raise BadRequest(f"not an ExportLogsServiceRequest in OTLP/JSON: {exc}") from None
+        raise BadRequest(f"not an ExportLogsServiceRequest in OTLP/JSON: {_short(exc)}") from None
+    except RecursionError:
+        raise BadRequest("an ExportLogsServiceRequest in OTLP/JSON nested too deeply") from None
     return request
+
+
+def _short(exc: Exception) -> str:
+    """An error's text, cut short (protobuf's name every level of a deep message)."""
+    text = str(exc)
+    return text if len(text) <= 300 else text[:150] + " ... " + text[-140:]
 
 
 def _records(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
