@@ -63,9 +63,10 @@ RULES = (
     ),
     Rule(
         "gateway.otlp.mapping",
-        ("nats", "faststream", "asyncio", "aiohttp", "gateway", "publishers"),
+        ("nats", "faststream", "asyncio", "aiohttp", "h11", "gateway", "publishers"),
         "the OTLP mapping is pure: protobuf messages in, entry data out, and back",
     ),
+    Rule("gateway.otlp.http", ("gateway", "contracts", "publishers", "nats"), "HTTP only, for any app"),
     Rule(
         "gateway.otlp.export",
         (*_RUNTIME, "gateway.config"),

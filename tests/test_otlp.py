@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import http.client
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import nats
 import pytest
 from google.rpc.status_pb2 import Status
@@ -142,14 +143,26 @@ def json_record(i: int, **changes: Any) -> dict[str, Any]:
     return record
 
 
+def post_blocking(
+    endpoint: str, body: bytes, content_type: str, headers: dict[str, str]
+) -> tuple[int, str, bytes, dict[str, str]]:
+    url = urlsplit(endpoint)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    try:
+        conn.request("POST", url.path, body=body, headers={"Content-Type": content_type, **headers})
+        response = conn.getresponse()
+        kind = (response.getheader("Content-Type") or "").split(";", 1)[0]
+        answer = response.read()
+        return response.status, kind, answer, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
+
+
 async def post(
     endpoint: str, body: bytes, content_type: str, **headers: str
 ) -> tuple[int, str, bytes, dict[str, str]]:
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(endpoint, data=body, headers={"Content-Type": content_type, **headers}) as response,
-    ):
-        return response.status, response.content_type, await response.read(), dict(response.headers)
+    """POST with the standard library's client (status, media type, body, lowercased headers)."""
+    return await asyncio.to_thread(post_blocking, endpoint, body, content_type, headers)
 
 
 @pytest.mark.parametrize("gzipped", [False, True])
@@ -214,7 +227,7 @@ async def test_a_full_buffer_under_block_answers_503_with_retry_after(nats_serve
         status, kind, answer, headers = await asyncio.wait_for(post(url, two, "application/json"), 10)
         assert gateway.stats.received == 4  # nothing of the refused request was taken
         assert receiver.stats.throttled == 1
-    assert (status, kind, headers["Retry-After"]) == (503, "application/json", "3")
+    assert (status, kind, headers["retry-after"]) == (503, "application/json", "3")
     assert json.loads(answer)["code"] == 14  # UNAVAILABLE
     assert gateway.stats.published == 4
     assert gateway.stats.total_dropped == 0
@@ -291,6 +304,37 @@ def _deep_protobuf(depth: int) -> bytes:
     request = ExportLogsServiceRequest()
     request.resource_logs.add().scope_logs.add().log_records.add().body.CopyFrom(value)
     return request.SerializeToString()
+
+
+def chunked_and_other_routes(endpoint: str, body: bytes) -> list[tuple[int, bytes]]:
+    """On one kept-alive connection: a chunked POST twice; then a GET and another path."""
+    url = urlsplit(endpoint)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    out = []
+    try:
+        for _ in range(2):
+            chunks = iter([body[:10], body[10:]])
+            conn.request("POST", url.path, body=chunks, headers={"Content-Type": JS}, encode_chunked=True)
+            response = conn.getresponse()
+            out.append((response.status, response.read()))
+        for method, path in (("GET", url.path), ("POST", "/v1/traces")):
+            conn.request(method, path)
+            response = conn.getresponse()
+            out.append((response.status, response.read()))
+            conn.close()
+    finally:
+        conn.close()
+    return out
+
+
+async def test_chunked_bodies_keep_alive_and_only_post_v1_logs(nats_server: NatsServer) -> None:
+    body = json.dumps(json_request([json_record(1)])).encode()
+    async with receiving(nats_server.url) as (gateway, receiver, endpoint):
+        answers = await asyncio.to_thread(chunked_and_other_routes, endpoint, body)
+        await stored_entries(gateway, nats_server.url, 2)
+    assert [status for status, _ in answers] == [200, 200, 405, 404]
+    assert b"POST /v1/logs" in answers[3][1]
+    assert receiver.stats.responses == {200: 2, 405: 1, 404: 1}
 
 
 LEVELS: list[tuple[int, str, str]] = [

@@ -5,14 +5,15 @@ after acceptance, Retry-After honoured, and a restart that forwards nothing twic
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
-from aiohttp import web
 from nats.aio.client import Client
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -134,29 +135,44 @@ async def test_acks_only_after_acceptance_and_a_restart_forwards_nothing_twice(
     assert second.stats.resent == 0
 
 
-async def test_retry_after_is_honoured_and_a_partial_success_is_not_retried(
-    nats_server: NatsServer, nc: Client
-) -> None:
-    arrivals: list[tuple[float, int]] = []
+class _Endpoint(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP endpoint decoding with opentelemetry-proto: first 503 with Retry-After: 1,
+    then 200 with a partial success."""
 
-    async def endpoint(request: web.Request) -> web.Response:
-        parsed = ExportLogsServiceRequest.FromString(await request.read())
+    arrivals: ClassVar[list[tuple[float, int]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        parsed = ExportLogsServiceRequest.FromString(body)
         count = sum(len(s.log_records) for r in parsed.resource_logs for s in r.scope_logs)
-        arrivals.append((time.monotonic(), count))
-        if len(arrivals) == 1:
-            return web.Response(status=503, headers={"Retry-After": "1"})
+        self.arrivals.append((time.monotonic(), count))
+        if len(self.arrivals) == 1:
+            self._reply(503, b"", {"Retry-After": "1"})
+            return
         reply = ExportLogsServiceResponse()
         reply.partial_success.rejected_log_records = 2
         reply.partial_success.error_message = "two too many"
-        return web.Response(body=reply.SerializeToString(), content_type="application/x-protobuf")
+        self._reply(200, reply.SerializeToString(), {"Content-Type": "application/x-protobuf"})
 
-    app = web.Application()
-    app.router.add_post("/v1/logs", endpoint)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1/logs"
+    def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+async def test_retry_after_is_honoured_and_a_partial_success_is_not_retried(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/logs"
     try:
         async with running_gateway(nats_server.url, config()) as (source, _):
             await publish_entries(nc, rich_entries(5))
@@ -164,7 +180,10 @@ async def test_retry_after_is_honoured_and_a_partial_success_is_not_retried(
             async with exporting(nc, export_config(source, url)) as exporter:
                 await until(lambda: exporter.stats.batches == 1, 30)
     finally:
-        await runner.cleanup()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    arrivals = _Endpoint.arrivals
     assert [count for _, count in arrivals] == [5, 5]
     assert arrivals[1][0] - arrivals[0][0] >= 0.95  # waited what Retry-After said
     assert (exporter.stats.retries, exporter.stats.partially_rejected) == (1, 2)

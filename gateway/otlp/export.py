@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import logging
 import random
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import aiohttp
 from nats.aio.client import Client
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay
@@ -93,16 +95,15 @@ class OtlpExporter:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Forward until ``stop`` is set; a batch being sent then is finished first (or handed back)."""
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as http, self._subscriber() as sub:
+        async with self._subscriber() as sub:
             deliveries = sub.deliveries()
             while not stop.is_set():
                 delivery = await _next_or_stop(deliveries, stop)
                 if delivery is None:
                     break
-                await self._forward(http, delivery)
+                await self._forward(delivery)
 
-    async def _forward(self, http: aiohttp.ClientSession, delivery: Delivery) -> None:
+    async def _forward(self, delivery: Delivery) -> None:
         batch = delivery.batch
         if batch.batchId in self._unanswered or delivery.attempt > 1:
             self.stats.resent += 1
@@ -112,7 +113,7 @@ class OtlpExporter:
                 batch.batchId,
             )
         try:
-            await self._send(http, batch)
+            await self._send(batch)
         except (Retryable, Rejected) as exc:
             self.stats.failed += 1
             log.warning("batch %s not accepted by %s: %s", batch.batchId, self.config.endpoint, exc)
@@ -123,7 +124,7 @@ class OtlpExporter:
         self.stats.batches += 1
         self.stats.records += batch.count
 
-    async def _send(self, http: aiohttp.ClientSession, batch: LogBatchCreated) -> None:
+    async def _send(self, batch: LogBatchCreated) -> None:
         """POST the batch, retrying what is retryable until the deadline.
 
         Raises:
@@ -140,20 +141,23 @@ class OtlpExporter:
         )
         async for attempt in retrying:
             with attempt:
-                await self._post(http, body, batch.batchId)
+                await self._post(body, batch.batchId)
 
     def _count_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
 
-    async def _post(self, http: aiohttp.ClientSession, body: bytes, batch_id: str) -> None:
-        headers = {"Content-Type": "application/x-protobuf"}
+    async def _post(self, body: bytes, batch_id: str) -> None:
+        # One batch is in hand at a time, so a blocking client in a thread costs nothing here.
         try:
-            async with http.post(self.config.endpoint, data=body, headers=headers) as response:
-                answer = await response.read()
-                status, retry_after = response.status, response.headers.get("Retry-After")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            if isinstance(exc, TimeoutError | aiohttp.ServerDisconnectedError):
-                self._unanswered.add(batch_id)  # it may have arrived and been taken
+            status, answer, retry_after = await asyncio.to_thread(
+                _post_blocking, self.config.endpoint, body, self.config.timeout_s
+            )
+        except TimeoutError as exc:
+            self._unanswered.add(batch_id)  # it may have arrived and been taken
+            raise Retryable(f"no answer within {self.config.timeout_s:g}s: {exc!r}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            if not isinstance(exc, urllib.error.URLError):  # (no connection: it never arrived)
+                self._unanswered.add(batch_id)
             raise Retryable(f"no answer: {exc!r}") from None
         if status in _RETRYABLE:
             raise Retryable(f"HTTP {status}", _retry_after_s(retry_after))
@@ -174,6 +178,24 @@ class OtlpExporter:
                 rejected,
                 reply.partial_success.error_message,
             )
+
+
+def _post_blocking(url: str, body: bytes, timeout_s: float) -> tuple[int, bytes, str | None]:
+    """POST ``body`` as protobuf; the status, the answer and its ``Retry-After``.
+
+    Raises:
+        TimeoutError: no answer in time.
+        OSError: no connection (``urllib.error.URLError``) or it broke.
+    """
+    request = urllib.request.Request(  # noqa: S310 - ExportConfig admits http:// and https:// only
+        url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - as above
+            return int(response.status), response.read(), response.headers.get("Retry-After")
+    except urllib.error.HTTPError as exc:  # (an answer all the same: 4xx, 5xx)
+        with exc:
+            return exc.code, exc.read(), exc.headers.get("Retry-After")
 
 
 def _wait(state: RetryCallState) -> float:

@@ -9,9 +9,7 @@ or dropped (with a reason). What the gateway did not take is said in the respons
 Under ``--overflow block`` a request the buffer has no room for is not held: it gets 503 with
 ``Retry-After`` before any of its records is taken, so the client's retry cannot duplicate one.
 
-The HTTP server is aiohttp's (in the ``otlp`` extra): OTLP exporters keep connections alive,
-may send chunked bodies and retry on their own; the gateway's hand-written health server
-(one request per connection, GET only) is not meant for that.
+The HTTP/1.1 server is ``gateway.otlp.http`` (h11 on asyncio streams; its docstring says why).
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
@@ -42,6 +39,7 @@ from gateway.ingest.decode import EntryDecoder
 from gateway.ingest.reject import Rejects, oversize
 from gateway.logs import RateLimitedLog
 from gateway.otlp.config import OtlpConfig
+from gateway.otlp.http import HttpRequest, HttpServer, Reply
 from gateway.otlp.mapping import BadRequest, entries_of, parse_json_request, parse_protobuf_request
 
 if TYPE_CHECKING:
@@ -112,7 +110,7 @@ class OtlpReceiver:
         self._acc = acc
         self._warn = warn
         self.stats = ReceiverStats()
-        self._runner: web.AppRunner | None = None
+        self._server: HttpServer | None = None
 
     @classmethod
     def for_gateway(cls, config: OtlpConfig, gateway: Gateway) -> OtlpReceiver:
@@ -128,86 +126,89 @@ class OtlpReceiver:
         )
 
     async def start(self) -> None:
-        """Listen; :attr:`port` is the bound port afterwards."""
-        app = web.Application(client_max_size=self.config.max_body_bytes)
-        app.router.add_post(PATH, self._handle)
-        # Bodies are gunzipped here, within the limit (aiohttp's own would inflate first).
-        runner = web.AppRunner(app, access_log=None, auto_decompress=False, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.config.host, self.config.port)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
+        """Listen; :attr:`port` is the bound port afterwards.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        config = self.config
+        server = HttpServer(
+            host=config.host,
+            port=config.port,
+            max_body_bytes=config.max_body_bytes,
+            refuse=self._refusal,
+            answer=self._answer,
+            too_large=lambda: _status(413, _RESOURCE_EXHAUSTED, _too_large(config.max_body_bytes), False),
+        )
+        await server.start()
+        self._server = server
+        self.port = server.port
 
     async def stop(self) -> None:
-        """Stop listening; requests being handled finish first. Idempotent."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        """Stop listening; requests being answered finish first. Idempotent."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop()
 
-    async def _handle(self, request: web.Request) -> web.Response:
-        response = await self._answer(request)
-        self.stats.responses[response.status] = self.stats.responses.get(response.status, 0) + 1
-        return response
+    def _count(self, reply: Reply) -> Reply:
+        self.stats.responses[reply.status] = self.stats.responses.get(reply.status, 0) + 1
+        return reply
 
-    def _refusal(self, request: web.Request) -> web.Response | None:
-        """The answer to a request refused before its body is read: an unsupported content
-        type or encoding (415), a stated length over the limit (413); None to go on."""
-        kind = request.content_type
+    def _refusal(self, request: HttpRequest) -> Reply | None:
+        """The answer to a request refused before its body is read: another path (404) or method
+        (405), an unsupported content type or encoding (415), a stated length over the limit
+        (413); None to go on."""
+        if request.path != PATH:
+            return self._count(_plain(404, f"not found: OTLP logs go to POST {PATH}\n"))
+        if request.method != "POST":
+            return self._count(_plain(405, f"{PATH} takes POST\n", Allow="POST"))
+        kind = _media_type(request)
         if kind not in (PROTOBUF, JSON):
-            return _plain(415, f"unsupported Content-Type {kind!r}: send {PROTOBUF} or {JSON}\n")
-        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+            return self._count(_plain(415, f"unsupported Content-Type {kind!r}: send {PROTOBUF} or {JSON}\n"))
+        encoding = _encoding(request)
         if encoding not in ("gzip", "identity"):
-            return _plain(415, f"unsupported Content-Encoding {encoding!r}: send gzip or none\n")
+            return self._count(_plain(415, f"unsupported Content-Encoding {encoding!r}: send gzip or none\n"))
         limit = self.config.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            return _status(413, _RESOURCE_EXHAUSTED, _too_large(limit), kind == JSON)
+        length = request.content_length
+        if length is not None and length > limit:
+            return self._count(_status(413, _RESOURCE_EXHAUSTED, _too_large(limit), kind == JSON))
         return None
 
-    async def _answer(self, request: web.Request) -> web.Response:
-        refusal = self._refusal(request)
-        if refusal is not None:
-            return refusal
-        as_json = request.content_type == JSON
+    async def _answer(self, request: HttpRequest, body: bytes) -> Reply:
+        as_json = _media_type(request) == JSON
         limit = self.config.max_body_bytes
-        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         try:
-            body = await request.read()
-            if encoding == "gzip":
+            if _encoding(request) == "gzip":
                 body = _gunzip(body, limit)
             parsed = parse_json_request(body) if as_json else parse_protobuf_request(body)
-        except web.HTTPRequestEntityTooLarge:
-            return _status(413, _RESOURCE_EXHAUSTED, _too_large(limit), as_json)
         except _TooLarge:
-            return _status(413, _RESOURCE_EXHAUSTED, _too_large(limit) + " once gunzipped", as_json)
+            reply = _status(413, _RESOURCE_EXHAUSTED, _too_large(limit) + " once gunzipped", as_json)
         except BadRequest as exc:
-            return _status(400, _INVALID_ARGUMENT, str(exc), as_json)
-        return await self._take(parsed, as_json)
+            reply = _status(400, _INVALID_ARGUMENT, str(exc), as_json)
+        else:
+            reply = await self._take(parsed, as_json)
+        return self._count(reply)
 
-    async def _take(self, parsed: ExportLogsServiceRequest, as_json: bool) -> web.Response:
+    async def _take(self, parsed: ExportLogsServiceRequest, as_json: bool) -> Reply:
         # (protobuf parses at most 100 nested messages, so entry data nests far less deeply than
         # the 255 levels orjson writes; the decoder then refuses more than 32, as for NATS.)
         bodies = [orjson.dumps(data) for data in entries_of(parsed)]
         if not self._room_for(bodies):
             self.stats.throttled += 1
             self._warn.warning("otlp-full", "OTLP request of %d records turned away: full", len(bodies))
-            response = _status(503, _UNAVAILABLE, "the gateway's buffer is full; retry later", as_json)
-            response.headers["Retry-After"] = str(self.config.retry_after_s)
-            return response
+            reply = _status(503, _UNAVAILABLE, "the gateway's buffer is full; retry later", as_json)
+            reply.headers["Retry-After"] = str(self.config.retry_after_s)
+            return reply
         outcome = _Outcome()
         for body in bodies:
             await self._admit(body, outcome)
-        reply = ExportLogsServiceResponse()
+        response = ExportLogsServiceResponse()
         if outcome.not_taken:
             partial = ExportLogsPartialSuccess(
                 rejected_log_records=outcome.not_taken, error_message=outcome.message()
             )
-            reply.partial_success.CopyFrom(partial)
-        return _message(200, reply, as_json)
+            response.partial_success.CopyFrom(partial)
+        return _message(200, response, as_json)
 
     def _room_for(self, bodies: list[bytes]) -> bool:
         """Under ``block``: does the buffer have room for the whole request now? A request larger
@@ -276,17 +277,25 @@ def _too_large(limit: int) -> str:
     return f"request body over {limit} bytes (--otlp-max-body-bytes)"
 
 
-def _plain(status: int, text: str) -> web.Response:
-    return web.Response(status=status, text=text, content_type="text/plain")
+def _media_type(request: HttpRequest) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def _status(status: int, code: int, message: str, as_json: bool) -> web.Response:
+def _encoding(request: HttpRequest) -> str:
+    return request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+
+
+def _plain(status: int, text: str, **headers: str) -> Reply:
+    return Reply(status, "text/plain; charset=utf-8", text.encode(), dict(headers))
+
+
+def _status(status: int, code: int, message: str, as_json: bool) -> Reply:
     """An error response: a google.rpc.Status in the request's encoding, as OTLP/HTTP asks."""
     return _message(status, Status(code=code, message=message), as_json)
 
 
-def _message(status: int, message: Message, as_json: bool) -> web.Response:
+def _message(status: int, message: Message, as_json: bool) -> Reply:
     if as_json:
         text: Any = json_format.MessageToJson(message, indent=None)
-        return web.Response(status=status, body=text.encode(), content_type=JSON)
-    return web.Response(status=status, body=message.SerializeToString(), content_type=PROTOBUF)
+        return Reply(status, JSON, text.encode())
+    return Reply(status, PROTOBUF, message.SerializeToString())

@@ -251,7 +251,7 @@ def _require(what: str, extra: str, modules: dict[str, str]) -> None:
 _OTLP_MODULES = {
     "opentelemetry.proto.logs.v1.logs_pb2": "opentelemetry-proto",
     "google.rpc.status_pb2": "googleapis-common-protos",
-    "aiohttp": "aiohttp",
+    "h11": "h11",
 }
 
 
