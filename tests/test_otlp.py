@@ -36,7 +36,7 @@ from gateway.otlp.mapping import level_of, parse_timestamp_ns, timestamp_text
 from gateway.otlp.receiver import OtlpReceiver
 from gateway.process.natsserver import NatsServer
 from gateway.service import Gateway
-from tests.helpers import collect, config, running_gateway, stored_batches, until
+from tests.helpers import collect, config, fail_decoding, running_gateway, stored_batches, until
 
 JS = "application/json"
 TRACE_ID, SPAN_ID = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
@@ -267,6 +267,18 @@ async def test_bad_requests_are_refused_with_a_reason(nats_server: NatsServer) -
     assert empty[0] == 200  # an empty request is a success, as the specification says
     assert ExportLogsServiceResponse.FromString(empty[2]) == ExportLogsServiceResponse()
     assert gateway.stats.received == 0
+
+
+async def test_a_bug_on_one_record_is_counted_not_a_crash(nats_server: NatsServer) -> None:
+    body = json.dumps(json_request([json_record(1), json_record(2, body={"stringValue": "boom"})])).encode()
+    async with receiving(nats_server.url) as (gateway, _receiver, endpoint):
+        fail_decoding(gateway, b"boom")
+        status, _kind, answer, _ = await post(endpoint, body, JS)
+        got = await stored_entries(gateway, nats_server.url, 1)
+    assert status == 200
+    assert "1 ingest_failed" in json.loads(answer)["partialSuccess"]["errorMessage"]
+    assert [e.message for e in got] == ["json 1"]
+    assert gateway.stats.dropped == {DropReason.INGEST_FAILED: 1}
 
 
 def nested(depth: int) -> dict[str, Any]:

@@ -232,6 +232,10 @@ class OtlpReceiver:
             outcome.add(exc.reason)
             await self._rejects.reject(_SUBJECT, None, body, exc.reason, exc.detail)
             return
+        except Exception:  # noqa: BLE001 - as on NATS ingest: a bug on one record is counted and logged
+            outcome.add(DropReason.INGEST_FAILED)
+            self._rejects.failed(_SUBJECT)
+            return
         admission = self._gate.admit(entry)
         if admission is ACCEPTED:
             return
