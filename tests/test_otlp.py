@@ -233,6 +233,29 @@ async def test_a_full_buffer_under_block_answers_503_with_retry_after(nats_serve
     assert gateway.stats.total_dropped == 0
 
 
+async def test_the_sdk_exporter_waits_out_the_503_and_gets_in(nats_server: NatsServer) -> None:
+    buffer = BufferLimits(max_entries=5, overflow=OverflowPolicy.BLOCK)
+    held = BatchLimits(max_delay_ms=2000)  # the buffer stays full for 2 s, then the batch goes out
+    five = json.dumps(json_request([json_record(i) for i in range(5)])).encode()
+    async with receiving(nats_server.url, buffer=buffer, batch=held) as (gateway, receiver, endpoint):
+        provider = LoggerProvider(resource=Resource.create({"service.name": "late"}))
+        exporter = OTLPLogExporter(endpoint=endpoint, timeout=20)
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        logger = provider.get_logger("late")
+        assert (await post(endpoint, five, JS))[0] == 200
+
+        def emit() -> None:
+            logger.emit(body="late record", severity_number=SeverityNumber.INFO)  # exports before it returns
+            provider.shutdown()
+
+        await asyncio.to_thread(emit)
+        got = await stored_entries(gateway, nats_server.url, 6)
+    assert receiver.stats.responses[503] >= 1  # turned away while full, Retry-After: 1 ...
+    assert receiver.stats.responses[200] == 2  # ... then taken
+    assert [e.message for e in got if e.source == "late"] == ["late record"]
+    assert gateway.stats.received == 6
+
+
 async def test_bodies_over_the_limit_get_413_as_sent_or_gunzipped(nats_server: NatsServer) -> None:
     otlp = OtlpConfig(port=0, host="127.0.0.1", max_body_bytes=4096)
     big = json.dumps(json_request([json_record(i) for i in range(40)])).encode()
