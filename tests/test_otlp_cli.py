@@ -16,7 +16,7 @@ from opentelemetry.exporter.otlp.proto.http import Compression
 from gateway.process.cli import main
 from gateway.process.natsserver import NatsServer
 from tests.helpers import stored_batches
-from tests.test_cli import clean_env, gateway_process, run_cli
+from tests.test_cli import clean_env, gateway_process, http_get, run_cli
 from tests.test_otlp import emit_with_sdk
 
 
@@ -83,16 +83,22 @@ def test_a_port_in_use_is_a_clear_error(nats_server: NatsServer) -> None:
 
 
 async def test_a_gateway_process_takes_the_sdk_exporters_records(nats_server: NatsServer, nc: Client) -> None:
-    args = ("--nats-url", nats_server.url, "--otlp-port", "0", "--otlp-host", "127.0.0.1")
+    args = ("--nats-url", nats_server.url, "--otlp-port", "0", "--otlp-host", "127.0.0.1", "--http-port", "0")
     async with gateway_process(*args) as (proc, lines):
         found = re.search(r"otlp=(http://\S+/v1/logs)", "".join(lines))
+        health = re.search(r"http=http://127.0.0.1:(\d+)", "".join(lines))
         assert found is not None, lines
+        assert health is not None, lines
         await asyncio.to_thread(emit_with_sdk, found.group(1), Compression.Gzip)
         js = nc.jetstream()
         async with asyncio.timeout(30):
             # The process's counters are not ours to read: watch the stream fill.
             while sum(b.batch.count for b in await stored_batches(js, "CORTEX_LOGGING")) < 7:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
+        status, text = await http_get(int(health.group(1)), "/metrics")
+        assert status == 200
+        assert 'log_gateway_otlp_responses_total{code="200"} 7.0' in text
+        assert "log_gateway_otlp_throttled_total 0.0" in text
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     entries = [e for b in await stored_batches(js, "CORTEX_LOGGING") for e in b.batch.entries]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from contracts.errors import DecodeError, RejectReason
 from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED, Accumulator
@@ -45,7 +48,7 @@ from gateway.otlp.mapping import BadRequest, entries_of, parse_json_request, par
 if TYPE_CHECKING:
     from gateway.service import Gateway
 
-__all__ = ["PROTOBUF", "OtlpReceiver", "ReceiverStats"]
+__all__ = ["PROTOBUF", "OtlpCollector", "OtlpReceiver", "ReceiverStats"]
 
 log = logging.getLogger("log_gateway")
 PROTOBUF = "application/x-protobuf"
@@ -78,6 +81,26 @@ class _Outcome:
     def message(self) -> str:
         parts = ", ".join(f"{count} {reason}" for reason, count in sorted(self.reasons.items()))
         return f"{self.not_taken} log records not taken: {parts}"
+
+
+class OtlpCollector(Collector):
+    """``log_gateway_otlp_responses_total{code}`` and ``log_gateway_otlp_throttled_total``."""
+
+    def __init__(self, stats: ReceiverStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        responses = CounterMetricFamily(
+            "log_gateway_otlp_responses", "OTLP/HTTP requests answered, by status code", labels=["code"]
+        )
+        for code, count in sorted(self._stats.responses.items()):
+            responses.add_metric([str(code)], count)
+        yield responses
+        yield CounterMetricFamily(
+            "log_gateway_otlp_throttled",
+            "OTLP/HTTP requests turned away (503) because the buffer was full",
+            value=self._stats.throttled,
+        )
 
 
 class OtlpReceiver:
@@ -149,6 +172,10 @@ class OtlpReceiver:
         server, self._server = self._server, None
         if server is not None:
             await server.stop()
+
+    def collector(self) -> OtlpCollector:
+        """The receiver's Prometheus metrics."""
+        return OtlpCollector(self.stats)
 
     def _count(self, reply: Reply) -> Reply:
         self.stats.responses[reply.status] = self.stats.responses.get(reply.status, 0) + 1

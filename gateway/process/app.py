@@ -94,6 +94,10 @@ class GatewayApp:
 
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def collectors(self) -> tuple[Any, ...]:
+        """Metrics beside the gateway's: the OTLP receiver's, when it runs."""
+        return () if self.otlp is None else (self.otlp.collector(),)
+
 
 def _declare_channels(broker: NatsBroker, config: GatewayConfig, *, with_ingest: bool) -> None:
     subjects = config.subjects
@@ -184,7 +188,7 @@ def build_app(
             port=http_port,
             host=http_host,
             ready=lambda: holder.is_ready,
-            metrics=lambda: render_metrics(gateway),
+            metrics=lambda: render_metrics(gateway, holder.collectors()),
             failed=lambda: gateway.failed,
         )
     holder = GatewayApp(
