@@ -169,6 +169,7 @@ class _Endpoint(http.server.BaseHTTPRequestHandler):
 async def test_retry_after_is_honoured_and_a_partial_success_is_not_retried(
     nats_server: NatsServer, nc: Client
 ) -> None:
+    _Endpoint.arrivals.clear()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
