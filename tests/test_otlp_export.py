@@ -5,6 +5,7 @@ after acceptance, Retry-After honoured, and a restart that forwards nothing twic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
 import json
 import socket
@@ -188,3 +189,49 @@ async def test_retry_after_is_honoured_and_a_partial_success_is_not_retried(
     assert [count for _, count in arrivals] == [5, 5]
     assert arrivals[1][0] - arrivals[0][0] >= 0.95  # waited what Retry-After said
     assert (exporter.stats.retries, exporter.stats.partially_rejected) == (1, 2)
+
+
+class _SlowFirst(http.server.BaseHTTPRequestHandler):
+    """Takes every request, but holds its first answer until a second request came: the
+    exporter's timeout runs out, so the first acceptance is lost to it."""
+
+    received: ClassVar[list[int]] = []
+    second = threading.Event()
+
+    def do_POST(self) -> None:
+        parsed = ExportLogsServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"])))
+        self.received.append(sum(len(s.log_records) for r in parsed.resource_logs for s in r.scope_logs))
+        if len(self.received) == 1:
+            self.second.wait(30)
+        else:
+            self.second.set()
+        with contextlib.suppress(OSError):  # (the first answer goes to a client that left)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+async def test_a_lost_acceptance_is_sent_again_and_said(nats_server: NatsServer, nc: Client) -> None:
+    _SlowFirst.received.clear()
+    _SlowFirst.second.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowFirst)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/logs"
+    try:
+        async with running_gateway(nats_server.url, config()) as (source, _):
+            await publish_entries(nc, rich_entries(4))
+            await until(lambda: source.stats.published == 4, 30)
+            cfg = ExportConfig(endpoint=url, stream=source.config.stream.name, timeout_s=1, ack_wait_s=150)
+            async with exporting(nc, cfg) as exporter:
+                await until(lambda: exporter.stats.batches == 1, 30)
+    finally:
+        _SlowFirst.second.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    assert _SlowFirst.received == [4, 4]  # the endpoint took it twice: the one exception
+    assert exporter.stats.resent == 1  # ... and the exporter said so

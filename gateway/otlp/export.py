@@ -78,6 +78,7 @@ class OtlpExporter:
         self._max_deliver = max_deliver
         self.stats = ExportStats()
         self._unanswered: set[str] = set()  # batchIds sent without an answer (maybe accepted)
+        self._refused: set[str] = set()  # batchIds handed back after the endpoint surely refused them
 
     def _subscriber(self) -> BatchSubscriber:
         cfg = self.config
@@ -105,21 +106,21 @@ class OtlpExporter:
 
     async def _forward(self, delivery: Delivery) -> None:
         batch = delivery.batch
-        if batch.batchId in self._unanswered or delivery.attempt > 1:
-            self.stats.resent += 1
-            log.warning(
-                "sending batch %s again: an earlier send may have been accepted without the answer "
-                "or the ack arriving, so the endpoint may get it twice",
-                batch.batchId,
-            )
+        if delivery.attempt > 1 and batch.batchId not in self._refused:
+            # Delivered again, not after a refusal seen here: a restart after a send whose
+            # answer or ack never arrived, so the endpoint may have it.
+            self._unanswered.add(batch.batchId)
         try:
             await self._send(batch)
         except (Retryable, Rejected) as exc:
             self.stats.failed += 1
             log.warning("batch %s not accepted by %s: %s", batch.batchId, self.config.endpoint, exc)
+            if batch.batchId not in self._unanswered:
+                self._refused.add(batch.batchId)  # (surely not taken: its redelivery is no duplicate)
             await delivery.nak(str(exc))
             return
         self._unanswered.discard(batch.batchId)
+        self._refused.discard(batch.batchId)
         await delivery.ack()
         self.stats.batches += 1
         self.stats.records += batch.count
@@ -147,6 +148,14 @@ class OtlpExporter:
         self.stats.retries += 1
 
     async def _post(self, body: bytes, batch_id: str) -> None:
+        if batch_id in self._unanswered:
+            self.stats.resent += 1
+            log.warning(
+                "sending batch %s again: an earlier send may have been accepted without its answer "
+                "or its ack arriving, so the endpoint may get it twice (its records keep their "
+                "log.record.uid)",
+                batch_id,
+            )
         # One batch is in hand at a time, so a blocking client in a thread costs nothing here.
         try:
             status, answer, retry_after = await asyncio.to_thread(
