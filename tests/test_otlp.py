@@ -372,6 +372,25 @@ async def test_chunked_bodies_keep_alive_and_only_post_v1_logs(nats_server: Nats
     assert receiver.stats.responses == {200: 2, 405: 1, 404: 1}
 
 
+async def test_a_client_expecting_100_continue_gets_it_before_sending(nats_server: NatsServer) -> None:
+    body = json.dumps(json_request([json_record(1)])).encode()
+    async with receiving(nats_server.url) as (gateway, _receiver, endpoint):
+        url = urlsplit(endpoint)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        head = (
+            f"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: {JS}\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+        )
+        writer.write(head.encode())
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)  # before any body
+        writer.write(body)
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        writer.close()
+        await stored_entries(gateway, nats_server.url, 1)
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    assert final.startswith(b"HTTP/1.1 200 ")
+
+
 LEVELS: list[tuple[int, str, str]] = [
     (1, "", "debug"),
     (8, "", "debug"),

@@ -157,7 +157,7 @@ class HttpServer:
                 await _send(conn, writer, reply, close=True)
                 return False
             try:
-                body = await self._body(conn, reader)
+                body = await self._body(conn, reader, writer)
             except _TooLarge:
                 await _send(conn, writer, self._too_large(), close=True)
                 return False
@@ -166,7 +166,11 @@ class HttpServer:
         finally:
             self._busy.discard(task)
 
-    async def _body(self, conn: h11.Connection, reader: asyncio.StreamReader) -> bytes:
+    async def _body(
+        self, conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bytes:
+        if conn.they_are_waiting_for_100_continue:  # (curl asks so for bodies over 1 KiB)
+            writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
         parts: list[bytes] = []
         size = 0
         while True:
