@@ -20,7 +20,7 @@ import gc
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -36,6 +36,11 @@ from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
 from gateway.process.metrics import render_metrics
 from gateway.service import Gateway, ShutdownReport
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
+    from gateway.otlp.receiver import OtlpReceiver
 
 __all__ = ["GatewayApp", "ListenError", "build_app", "build_asyncapi", "say"]
 
@@ -68,7 +73,7 @@ class GatewayApp:
     health: HealthServer | None
     report: ShutdownReport | None = None
     ingest: NatsBroker | None = None  # the core-ingest connection's broker (None with durable ingest)
-    otlp: Any = None  # the OTLP receiver (gateway.otlp.receiver.OtlpReceiver), with --otlp-port
+    otlp: OtlpReceiver | None = None  # with --otlp-port
 
     @property
     def is_ready(self) -> bool:
@@ -94,7 +99,7 @@ class GatewayApp:
 
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def collectors(self) -> tuple[Any, ...]:
+    def collectors(self) -> tuple[Collector, ...]:
         """Metrics beside the gateway's: the OTLP receiver's, when it runs."""
         return () if self.otlp is None else (self.otlp.collector(),)
 
