@@ -29,7 +29,7 @@ from gateway.otlp.receiver import OtlpReceiver
 from gateway.process.natsserver import NatsServer
 from gateway.service import Gateway
 from tests import samples
-from tests.helpers import config, publish_entries, running_gateway, until
+from tests.helpers import collect, config, publish_entries, running_gateway, until
 
 PREFIX = "rt"
 
@@ -90,6 +90,7 @@ async def test_batches_round_trip_field_by_field(nats_server: NatsServer, nc: Cl
         receiver = OtlpReceiver.for_gateway(OtlpConfig(port=0, host="127.0.0.1"), sink)
         await receiver.start()
         endpoint = f"http://127.0.0.1:{receiver.port}/v1/logs"
+        announced = await collect(nc, "cortex_logging.stream.started")
         await publish_entries(nc, sent)
         await until(lambda: source.stats.published == 30, 30)
         async with exporting(nc, export_config(source, endpoint)) as exporter:
@@ -98,6 +99,9 @@ async def test_batches_round_trip_field_by_field(nats_server: NatsServer, nc: Cl
     got = await entries_on(nc, sink.config.stream.name, sink.config.subjects.batch)
     assert exporter.stats.records == 30
     assert exporter.stats.resent == 0
+    started = [json.loads(m.data)["data"] for m in announced]
+    mine = [d for d in started if d["startedBy"] == "otlp-export:otlp-export"]
+    assert [(d["destination"], d["filters"]["endpoint"]) for d in mine] == [("external", endpoint)]
     by_id = {entry.logId: entry.to_data() for entry in got}
     assert len(by_id) == 30
     for entry in sent:

@@ -41,6 +41,7 @@ class ExportConfig:
         durable: the durable consumer's name (a restart resumes after the last acked batch).
         stream: the JetStream stream holding the batches.
         subject: the batch subject.
+        stream_started_subject: where the export announces itself (``LogStreamStarted``).
         timeout_s: wait this long for one export's answer.
         retry_deadline_s: give up on a batch (not acked: redelivered later) after retrying this long.
         ack_wait_s: the consumer's ack wait; must exceed twice the retry deadline plus one timeout
@@ -51,6 +52,7 @@ class ExportConfig:
     durable: str = "otlp-export"
     stream: str = "CORTEX_LOGGING"
     subject: str = "cortex_logging.batch.created"
+    stream_started_subject: str = "cortex_logging.stream.started"
     timeout_s: float = 10.0
     retry_deadline_s: float = 60.0
     ack_wait_s: float = 150.0

@@ -35,6 +35,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from contracts.models import LogBatchCreated
 from gateway.consumers.subscribe import BatchSubscriber, Delivery, SubscriberConfig
+from gateway.core.announce import stream_started
 from gateway.otlp.config import ExportConfig
 from gateway.otlp.mapping import export_request
 
@@ -96,6 +97,7 @@ class OtlpExporter:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Forward until ``stop`` is set; a batch being sent then is finished first (or handed back)."""
+        await self._announce()
         async with self._subscriber() as sub:
             deliveries = sub.deliveries()
             while not stop.is_set():
@@ -103,6 +105,16 @@ class OtlpExporter:
                 if delivery is None:
                     break
                 await self._forward(delivery)
+
+    async def _announce(self) -> None:
+        """Say that a stream of log events to the endpoint starts (``LogStreamStarted``)."""
+        headers, body = stream_started(
+            started_by=f"otlp-export:{self.config.durable}",
+            destination="external",
+            fmt="structured",
+            filters={"endpoint": self.config.endpoint, "subject": self.config.subject},
+        )
+        await self._nc.publish(self.config.stream_started_subject, body, headers=headers)
 
     async def _forward(self, delivery: Delivery) -> None:
         batch = delivery.batch

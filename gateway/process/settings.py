@@ -942,6 +942,7 @@ def otlp_export_config(values: Mapping[str, Any]) -> ExportConfig:
             durable=values["durable"],
             stream=values["stream_name"],
             subject=Subjects(prefix=values["subject_prefix"] or "").batch,
+            stream_started_subject=Subjects(prefix=values["subject_prefix"] or "").stream_started,
             timeout_s=values["export_timeout_s"],
             retry_deadline_s=values["export_retry_deadline_s"],
             ack_wait_s=values["ack_wait_s"],
