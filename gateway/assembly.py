@@ -64,6 +64,8 @@ class Rooms:
     intake: CoreIntake | DurableIntake
     spooler: Spooler | None
     replayer: asyncio.Task[None] | None
+    gate: Gate  # (other ways in, the OTLP receiver, admit here too)
+    rejects: Rejects
 
 
 def fit_to_server(batch: BatchLimits, max_payload: int) -> BatchLimits:
@@ -167,7 +169,7 @@ def assemble(
     room = _fetch_room(pipeline.acc, sender)
     intake = _intake(parts, nc=ingest_nc, js=js, room=room, decoder=decoder, gate=gate, rejects=rejects)
     replayer = None if spooler is None else parts.tasks.spawn(spooler.run(), name="log-gateway-replay")
-    return Rooms(pipeline, publisher, fate, sender, intake, spooler, replayer)
+    return Rooms(pipeline, publisher, fate, sender, intake, spooler, replayer, gate, rejects)
 
 
 def _intake(

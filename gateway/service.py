@@ -37,7 +37,9 @@ from gateway.control.live import retune
 from gateway.core import BatchLimits, DropReason, Stats
 from gateway.core.accumulator import Accumulator
 from gateway.core.redact import Redactor
+from gateway.ingest.admission import Gate
 from gateway.ingest.decode import EntryDecoder
+from gateway.ingest.reject import Rejects
 from gateway.logs import RateLimitedLog
 from gateway.sender import BatchMetrics
 from gateway.spool.replay import Spooler
@@ -101,6 +103,21 @@ class Gateway:
     def decoder(self) -> EntryDecoder:
         """The entry decoder ingest uses (after :meth:`start`)."""
         return self._started.intake.decoder
+
+    @property
+    def gate(self) -> Gate:
+        """Where entries enter the batch pipeline (after :meth:`start`), for other ways in."""
+        return self._started.gate
+
+    @property
+    def rejects(self) -> Rejects:
+        """Where rejected messages are counted and forwarded (after :meth:`start`)."""
+        return self._started.rejects
+
+    @property
+    def warn(self) -> RateLimitedLog:
+        """The gateway's rate-limited warnings."""
+        return self._warn
 
     @property
     def subscriptions(self) -> list[Subscription]:

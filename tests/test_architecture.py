@@ -87,11 +87,37 @@ RULES = (
         allow=("gateway.control.subjects",),
     ),
     Rule(
+        "gateway.otlp.mapping",
+        ("nats", "faststream", "asyncio", "aiohttp", "h11", "gateway", "publishers"),
+        "the OTLP mapping is pure: protobuf messages in, entry data out, and back",
+    ),
+    Rule("gateway.otlp.http", ("gateway", "contracts", "publishers", "nats"), "HTTP only, for any app"),
+    Rule(
+        "gateway.otlp.export",
+        (*_RUNTIME, "gateway.config"),
+        "the exporter is a consumer tool: contracts, the core, the consumers, NATS and HTTP only",
+    ),
+    Rule(
         "gateway.spool",
         ("gateway.ingest", "gateway.sender", "gateway.service", "gateway.process"),
         "the spool stores",
     ),
 )
+
+
+# Modules that may import the OTLP modules needing the otlp extra (beyond gateway.otlp.config).
+_OTLP_IMPORTERS = ("gateway.otlp", "gateway.process.cli", "gateway.process.app", "tests")
+
+
+def test_only_the_otlp_commands_import_the_otlp_extra() -> None:
+    found = [
+        f"{module} imports {name}"
+        for module, source in project_sources()
+        if not any(_under(module, p) for p in _OTLP_IMPORTERS)
+        for name in imports_of(source, module)
+        if _under(name, "gateway.otlp") and not _under(name, "gateway.otlp.config") and name != "gateway.otlp"
+    ]
+    assert found == []
 
 
 def _under(name: str, prefix: str) -> bool:

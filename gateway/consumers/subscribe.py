@@ -406,6 +406,11 @@ class Delivery:
         except Exception:  # noqa: BLE001 - core NATS messages carry no JetStream metadata
             return None
 
+    @property
+    def attempt(self) -> int:
+        """Which delivery of its message this is (1 the first; more after a nak or an ack wait ran out)."""
+        return _delivered(self._msg)
+
     async def ack(self) -> None:
         """The batch is handled: never hand it over again."""
         self._subscriber._mark_handled(self.batch)

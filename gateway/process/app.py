@@ -31,6 +31,7 @@ from nats.aio.client import Client
 from nats.errors import SlowConsumerError
 
 from contracts.control import ConfigGetRequest, ConfigSetRequest, StatusRequest
+from contracts.errors import GatewayError
 from contracts.models import (
     EntryRejected,
     ErrorPatternDetected,
@@ -46,6 +47,7 @@ from gateway.control.hangup import watch_sighup
 from gateway.control.service import ControlService
 from gateway.control.subjects import control_subject
 from gateway.mcp.config import McpHttpSettings
+from gateway.otlp.config import OtlpConfig
 from gateway.process.asyncapi_envelope import wire_document
 from gateway.process.connection import ConnectionSettings
 from gateway.process.http import HealthServer
@@ -54,9 +56,12 @@ from gateway.process.summary import Summary
 from gateway.service import Gateway, ShutdownReport
 
 if TYPE_CHECKING:
-    from gateway.mcp.http import McpHttp
+    from prometheus_client.registry import Collector
 
-__all__ = ["GatewayApp", "build_app", "build_asyncapi", "say"]
+    from gateway.mcp.http import McpHttp
+    from gateway.otlp.receiver import OtlpReceiver
+
+__all__ = ["GatewayApp", "ListenError", "build_app", "build_asyncapi", "say"]
 
 log = logging.getLogger("log_gateway")
 VERSION = "0.1.0"
@@ -98,6 +103,7 @@ class GatewayApp:
         return (*self.gateway.failed, *self.mcp_failed)
 
     summary: asyncio.Task[None] | None = None  # the periodic summary line, while it runs
+    otlp: OtlpReceiver | None = None  # with --otlp-port
 
     @property
     def is_ready(self) -> bool:
@@ -110,8 +116,11 @@ class GatewayApp:
         self.mcp_failed.append(task.get_name())
 
     async def stopping(self) -> None:
-        """Stop the periodic summary, the /mcp listener and the control service, the gateway
-        (flushing what it holds), then its ingest connection and the health server."""
+        """Stop the OTLP receiver (intake first: nothing is taken once the flush begins), the
+        periodic summary, the /mcp listener and the control service, the gateway (flushing what it
+        holds), then its ingest connection and the health server."""
+        if self.otlp is not None:
+            await self.otlp.stop()
         if self.summary is not None:
             self.summary.cancel()
         if self.mcp is not None:
@@ -129,6 +138,10 @@ class GatewayApp:
             await self.health.stop()
 
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def collectors(self) -> tuple[Collector, ...]:
+        """Metrics beside the gateway's: the OTLP receiver's, when it runs."""
+        return () if self.otlp is None else (self.otlp.collector(),)
 
 
 def _declare_channels(broker: NatsBroker, config: GatewayConfig, *, with_ingest: bool) -> None:
@@ -255,6 +268,7 @@ def build_app(
     reread: Callable[[], Mapping[str, Any]] | None = None,
     mcp: McpHttpSettings | None = None,
     summary_interval_s: float = 0.0,
+    otlp: OtlpConfig | None = None,
 ) -> GatewayApp:
     """The runnable application; nothing connects until FastStream starts it.
 
@@ -279,7 +293,7 @@ def build_app(
         ingest=ingest,
     )
 
-    extras = _Extras(values, reread, mcp, summary_interval_s)
+    extras = _Extras(values, reread, mcp, summary_interval_s, otlp)
     holder.app.after_startup(_started_hook(holder, http_host, extras))
     holder.app.on_shutdown(holder.stopping)
     return holder
@@ -287,17 +301,19 @@ def build_app(
 
 @dataclass(frozen=True)
 class _Extras:
-    """What ``run`` adds to a bare gateway: live changes, the /mcp listener, the summary line."""
+    """What ``run`` adds to a bare gateway: live changes, the /mcp listener, the summary line,
+    the OTLP receiver."""
 
     values: Mapping[str, Any] | None
     reread: Callable[[], Mapping[str, Any]] | None
     mcp: McpHttpSettings | None
     summary_interval_s: float
+    otlp: OtlpConfig | None
 
 
 def _started_hook(holder: GatewayApp, http_host: str, extras: _Extras) -> Callable[[], Awaitable[None]]:
     """What runs once the broker is connected: the gateway, the probes, "ready", the summary."""
-    gateway, ingest, health = holder.gateway, holder.ingest, holder.health
+    gateway, ingest = holder.gateway, holder.ingest
 
     async def started() -> None:
         ingest_nc = None if ingest is None else await ingest.connect()
@@ -305,9 +321,8 @@ def _started_hook(holder: GatewayApp, http_host: str, extras: _Extras) -> Callab
         if extras.values is not None:
             await _start_control(holder, extras.values, extras.reread)
         _tune_collector()
-        if health is not None:
-            await health.start()
-        await _mcp_and_ready_line(holder, gateway.config, http_host, extras.mcp)
+        said = await _start_servers(holder, http_host, extras.otlp)
+        await _mcp_and_ready_line(holder, gateway.config, said, extras.mcp)
         if extras.summary_interval_s > 0:
             holder.summary = gateway.spawn(Summary(gateway, extras.summary_interval_s).run(), name="summary")
         holder.ready.set()
@@ -316,14 +331,13 @@ def _started_hook(holder: GatewayApp, http_host: str, extras: _Extras) -> Callab
 
 
 async def _mcp_and_ready_line(
-    holder: GatewayApp, config: GatewayConfig, http_host: str, mcp: McpHttpSettings | None
+    holder: GatewayApp, config: GatewayConfig, said: str, mcp: McpHttpSettings | None
 ) -> None:
-    """Start the /mcp listener (with ``--mcp``), then say the gateway is ready and where it listens."""
+    """Start the /mcp listener (with ``--mcp``), then say the gateway is ready and where it listens
+    (``said``: the health server's and the OTLP receiver's addresses)."""
     holder.mcp = None if mcp is None else await _start_mcp(holder, config, mcp)
-    health = holder.health
-    http = f" http=http://{http_host}:{health.port}" if health else ""
-    http += f" mcp={holder.mcp.url}" if holder.mcp else ""
-    say(f"log-gateway: ready gateway_id={config.gateway_id}{http}")
+    said += f" mcp={holder.mcp.url}" if holder.mcp else ""
+    say(f"log-gateway: ready gateway_id={config.gateway_id}{said}")
 
 
 async def _start_mcp(holder: GatewayApp, config: GatewayConfig, settings: McpHttpSettings) -> McpHttp:
@@ -348,7 +362,7 @@ def _health(port: int, host: str, app: Callable[[], GatewayApp]) -> HealthServer
         port=port,
         host=host,
         ready=lambda: app().is_ready,
-        metrics=lambda: render_metrics(app().gateway),
+        metrics=lambda: render_metrics(app().gateway, app().collectors()),
         failed=lambda: app().failed,
     )
 
@@ -364,6 +378,30 @@ async def _start_control(
         await holder.control.start()
     if reread is not None:
         watch_sighup(holder.reconfigurer, reread)
+
+
+class ListenError(GatewayError, OSError):
+    """A server of the gateway cannot listen where it was told to."""
+
+
+async def _start_servers(holder: GatewayApp, http_host: str, otlp: OtlpConfig | None) -> str:
+    """Start the health server and the OTLP receiver (those configured); the ready line's addresses."""
+    said = ""
+    if holder.health is not None:
+        await holder.health.start()
+        said = f" http=http://{http_host}:{holder.health.port}"
+    if otlp is None:
+        return said
+    from gateway.otlp.receiver import OtlpReceiver  # noqa: PLC0415 - the otlp extra, only when asked for
+
+    holder.otlp = OtlpReceiver.for_gateway(otlp, holder.gateway)
+    try:
+        await holder.otlp.start()
+    except OSError as exc:
+        holder.otlp = None
+        where = f"{otlp.host}:{otlp.port}"
+        raise ListenError(f"the OTLP receiver cannot listen on {where}: {exc.strerror}") from None
+    return f"{said} otlp=http://{otlp.host}:{holder.otlp.port}/v1/logs"
 
 
 def _connected(broker: NatsBroker) -> bool:

@@ -20,6 +20,7 @@ from gateway.process.settings import (
     ASYNCAPI_OPTIONS,
     CTL_OPTIONS,
     MCP_OPTIONS,
+    OTLP_EXPORT_OPTIONS,
     QUERY_OPTIONS,
     RUN_OPTIONS,
     SEND_OPTIONS,
@@ -34,6 +35,8 @@ from gateway.process.settings import (
     check_config,
     effective_settings,
     mcp_http_settings,
+    otlp_export_config,
+    otlp_settings,
     query_settings,
     read_options,
     required_connection,
@@ -50,8 +53,8 @@ DESCRIPTION = (
     "and the tools around it: run the gateway (run), describe what it speaks (asyncapi, schemas), "
     "archive batches to files and read them back (archive, archive-read), watch entries live (tail), "
     "ask for past entries (query), steer running gateways (ctl), publish test entries (send), "
-    "measure it (bench) and serve the platform's MCP tools to agents (mcp). "
-    "'log-gateway COMMAND --help' lists a command's flags."
+    "forward them over OTLP (otlp-export), measure it (bench) and serve the platform's MCP tools "
+    "to agents (mcp). 'log-gateway COMMAND --help' lists a command's flags."
 )
 
 log = logging.getLogger("log_gateway")
@@ -66,6 +69,8 @@ def _run(args: argparse.Namespace) -> int:
     config, connection = run_settings(values)
     if values["mcp"]:
         _require_mcp("run --mcp")
+    if otlp_settings(values) is not None:
+        _require("run --otlp-port", "otlp", _OTLP_MODULES)
     _configure_logging(values["log_level"])
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the gateway is up and reloads on it
     from contracts.errors import GatewayError
@@ -117,6 +122,7 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any], args: arg
         reread=lambda: read_options(args, RUN_OPTIONS),
         mcp=mcp_http_settings(values),
         summary_interval_s=values["summary_interval_s"],
+        otlp=otlp_settings(values),
     )
     try:
         if not await _started_in_time(holder, values["connect_timeout_s"]):
@@ -387,6 +393,33 @@ def _bench_query(args: argparse.Namespace) -> int:
     return 0
 
 
+# What the OTLP receiver and exporter import (module: its package), all in the otlp extra.
+_OTLP_MODULES = {
+    "opentelemetry.proto.logs.v1.logs_pb2": "opentelemetry-proto",
+    "google.rpc.status_pb2": "googleapis-common-protos",
+    "h11": "h11",
+}
+
+
+def _otlp_export(args: argparse.Namespace) -> int:
+    values = read_options(args, OTLP_EXPORT_OPTIONS)
+    connection = required_connection(values)
+    config = otlp_export_config(values)
+    _require("otlp-export", "otlp", _OTLP_MODULES)
+    _configure_logging(values["log_level"])
+    return asyncio.run(_otlp_export_main(connection, config, values["connect_timeout_s"]))
+
+
+async def _otlp_export_main(connection: Any, config: Any, timeout_s: float) -> int:
+    from gateway.otlp.export import OtlpExporter
+
+    def export(nc: Any, stop: asyncio.Event) -> Any:
+        print(f"log-gateway: exporting batches to {config.endpoint}", flush=True)
+        return OtlpExporter(nc, config).run(stop)
+
+    return await _connected_until_signalled(connection, timeout_s, export)
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.query:
         return _bench_query(args)
@@ -579,6 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_query_and_send_commands(commands)
     _add_bench_command(commands)
     _add_mcp_command(commands)
+    export = commands.add_parser("otlp-export", help="forward stored batches to an OTLP/HTTP logs endpoint")
+    add_options(export, OTLP_EXPORT_OPTIONS)
+    export.set_defaults(func=_otlp_export)
     schemas = commands.add_parser("schemas", help="write the JSON Schema of every contract into DIR")
     schemas.add_argument("dir", metavar="DIR")
     schemas.set_defaults(func=_schemas)

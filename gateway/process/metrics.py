@@ -129,8 +129,11 @@ def _histogram(name: str, doc: str, hist: LatencyHistogram) -> HistogramMetricFa
     return HistogramMetricFamily(_P + name, doc, buckets=buckets, sum_value=hist.total)
 
 
-def render_metrics(gateway: Gateway) -> bytes:
-    """The Prometheus text exposition of ``gateway``'s metrics."""
+def render_metrics(gateway: Gateway, extra: Iterable[Collector] = ()) -> bytes:
+    """The Prometheus text exposition of ``gateway``'s metrics (and of ``extra`` collectors:
+    the OTLP receiver's)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GatewayCollector(gateway))
+    for collector in extra:
+        registry.register(collector)
     return generate_latest(registry)

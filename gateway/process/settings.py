@@ -36,6 +36,7 @@ from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
 from gateway.mcp.config import McpHttpSettings
+from gateway.otlp.config import ExportConfig, OtlpConfig
 from gateway.process.configfile import read_config
 from gateway.process.connection import ConnectionSettings, redact_url
 from gateway.spool.store import FsyncPolicy
@@ -52,6 +53,7 @@ __all__ = [
     "CTL_OPTIONS",
     "MCP_HTTP_OPTIONS",
     "MCP_OPTIONS",
+    "OTLP_EXPORT_OPTIONS",
     "QUERY_OPTIONS",
     "RUN_OPTIONS",
     "SEND_OPTIONS",
@@ -69,6 +71,8 @@ __all__ = [
     "effective_settings",
     "gateway_config",
     "mcp_http_settings",
+    "otlp_export_config",
+    "otlp_settings",
     "parse_setting",
     "query_settings",
     "read_options",
@@ -263,6 +267,30 @@ MCP_HTTP_OPTIONS = (
     Option("--mcp-archive-dir", Path, None, _QUERY_ARCHIVE),
 )
 """``run --mcp``: the MCP server over streamable HTTP beside the gateway."""
+
+_OTLP_OPTIONS = (
+    Option(
+        "--otlp-port",
+        int,
+        None,
+        "serve the OTLP/HTTP logs receiver (POST /v1/logs) on this port, 4318 by convention "
+        "(0: any free port; unset: none; needs the otlp extra)",
+    ),
+    Option("--otlp-host", str, _default(OtlpConfig, "host"), "address of the OTLP receiver"),
+    Option(
+        "--otlp-max-body-bytes",
+        int,
+        _default(OtlpConfig, "max_body_bytes"),
+        "OTLP request bodies beyond this (as sent or gunzipped) get 413",
+    ),
+    Option(
+        "--otlp-retry-after-s",
+        int,
+        _default(OtlpConfig, "retry_after_s"),
+        "Retry-After of the 503 an OTLP request gets while the buffer is full (block)",
+    ),
+)
+
 RUN_OPTIONS = (
     *CONNECTION_OPTIONS,
     Option(
@@ -487,6 +515,7 @@ RUN_OPTIONS = (
         60.0,
         "log a one-line summary (rates, rejected, dropped, buffered, spooled) this often (0: never)",
     ),
+    *_OTLP_OPTIONS,
 )
 
 
@@ -533,6 +562,29 @@ ARCHIVE_OPTIONS = (
         True,
         "answer the control service on NATS (log-gateway ctl; status, config get/set)",
     ),
+)
+OTLP_EXPORT_OPTIONS = (
+    *_REMOTE_CONNECTION_OPTIONS,
+    Option("--endpoint", str, None, "OTLP/HTTP logs URL, e.g. http://collector:4318/v1/logs (required)"),
+    Option(
+        "--durable", str, _default(ExportConfig, "durable"), "durable consumer name (a restart resumes there)"
+    ),
+    Option("--stream-name", str, _default(ExportConfig, "stream"), "JetStream stream holding the batches"),
+    Option("--export-timeout-s", float, _default(ExportConfig, "timeout_s"), "wait this long for one export"),
+    Option(
+        "--export-retry-deadline-s",
+        float,
+        _default(ExportConfig, "retry_deadline_s"),
+        "retry a batch this long (429, 503, 5xx, no answer), then leave it for redelivery",
+    ),
+    Option(
+        "--ack-wait-s",
+        float,
+        _default(ExportConfig, "ack_wait_s"),
+        "the consumer's ack wait (above twice the retry deadline plus one timeout)",
+    ),
+    _CONNECT_TIMEOUT,
+    Option("--log-level", _level, "info", "debug, info, warning or error"),
 )
 TAIL_OPTIONS = (
     *_REMOTE_CONNECTION_OPTIONS,
@@ -836,7 +888,9 @@ def _text(value: Any) -> str:
 
 _SOURCES = "_sources"
 """The key of ``read_options``' values holding where each setting came from."""
-_EVERY_OPTION = {opt.dest: opt for opt in (*RUN_OPTIONS, *ARCHIVE_OPTIONS, *TAIL_OPTIONS)}
+_EVERY_OPTION = {
+    opt.dest: opt for opt in (*RUN_OPTIONS, *ARCHIVE_OPTIONS, *TAIL_OPTIONS, *OTLP_EXPORT_OPTIONS)
+}
 
 
 def _named(exc: ValueError, values: Mapping[str, Any]) -> SettingError:
@@ -1001,6 +1055,7 @@ def run_settings(values: Mapping[str, Any]) -> tuple[GatewayConfig, ConnectionSe
     _check_connect_timeout(values)
     if mcp_http_settings(values) is not None and values["workers"] > 1:
         raise SettingError("--mcp serves from one gateway process: use it with --workers 1")
+    otlp_settings(values)
     return config, connection
 
 
@@ -1018,6 +1073,32 @@ def mcp_http_settings(values: Mapping[str, Any]) -> McpHttpSettings | None:
             port=values["mcp_port"],
             token=values["mcp_token"],
             archive_dir=values["mcp_archive_dir"],
+        )
+    except ValueError as exc:
+        raise _named(exc, values) from None
+
+
+def otlp_settings(values: Mapping[str, Any]) -> OtlpConfig | None:
+    """The OTLP receiver's settings, None without ``--otlp-port``.
+
+    Raises:
+        SettingError: a bad value, or a combination the receiver cannot serve.
+    """
+    if values.get("otlp_port") is None:
+        return None
+    if values["ingest"] != "core":
+        raise SettingError(
+            "--otlp-port needs --ingest core: an OTLP request is answered once its records are "
+            "held, and durable ingest acknowledges only what its stream delivered"
+        )
+    if values["workers"] > 1:
+        raise SettingError("--otlp-port serves one port from one process: use --workers 1")
+    try:
+        return OtlpConfig(
+            port=values["otlp_port"],
+            host=values["otlp_host"],
+            max_body_bytes=values["otlp_max_body_bytes"],
+            retry_after_s=values["otlp_retry_after_s"],
         )
     except ValueError as exc:
         raise _named(exc, values) from None
@@ -1066,6 +1147,29 @@ def archive_config(values: Mapping[str, Any]) -> ArchiveConfig:
             durable=values["durable"],
             stream=values["stream_name"],
             fsync=values["fsync"],
+        )
+    except ValueError as exc:
+        raise _named(exc, values) from None
+
+
+def otlp_export_config(values: Mapping[str, Any]) -> ExportConfig:
+    """The settings of ``otlp-export``.
+
+    Raises:
+        SettingError: no ``--endpoint``, or naming the bad setting.
+    """
+    if values["endpoint"] is None:
+        raise SettingError("--endpoint / LOG_GATEWAY_ENDPOINT is required")
+    try:
+        return ExportConfig(
+            endpoint=values["endpoint"],
+            durable=values["durable"],
+            stream=values["stream_name"],
+            subject=Subjects(prefix=values["subject_prefix"] or "").batch,
+            stream_started_subject=Subjects(prefix=values["subject_prefix"] or "").stream_started,
+            timeout_s=values["export_timeout_s"],
+            retry_deadline_s=values["export_retry_deadline_s"],
+            ack_wait_s=values["ack_wait_s"],
         )
     except ValueError as exc:
         raise _named(exc, values) from None
