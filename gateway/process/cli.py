@@ -105,15 +105,10 @@ def _run(args: argparse.Namespace) -> int:
             server.stop()
 
 
-async def _serve(config: Any, connection: Any, values: dict[str, Any], args: argparse.Namespace) -> int:
-    from nats.errors import Error as NatsError
-
-    from contracts.errors import GatewayError
-    from gateway.config import ConfigError
+def _build_app(config: Any, connection: Any, values: dict[str, Any], args: argparse.Namespace) -> Any:
     from gateway.process.app import build_app
-    from gateway.process.connection import redact_url
 
-    holder = build_app(
+    return build_app(
         config,
         connection,
         http_port=values["http_port"],
@@ -124,6 +119,16 @@ async def _serve(config: Any, connection: Any, values: dict[str, Any], args: arg
         summary_interval_s=values["summary_interval_s"],
         otlp=otlp_settings(values),
     )
+
+
+async def _serve(config: Any, connection: Any, values: dict[str, Any], args: argparse.Namespace) -> int:
+    from nats.errors import Error as NatsError
+
+    from contracts.errors import GatewayError
+    from gateway.config import ConfigError
+    from gateway.process.connection import redact_url
+
+    holder = _build_app(config, connection, values, args)
     try:
         if not await _started_in_time(holder, values["connect_timeout_s"]):
             servers = ", ".join(redact_url(url) for url in connection.servers)
