@@ -21,12 +21,14 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from contracts import CONTRACTS, LogEntryCreated, encode_binary, encode_structured, make_attributes
-from gateway.config import AlertConfig, Subjects
-from gateway.core.limits import BatchLimits
-from gateway.core.patterns import PatternLimits
+from gateway.config import Subjects
+from gateway.control.apply import Reconfigurer
+from gateway.control.subjects import ENDPOINTS, control_subject
 from gateway.process.natsserver import NatsServer
+from gateway.process.settings import gateway_config
 from tests import samples
-from tests.helpers import collect, config, entries, publish_entries, running_gateway, until
+from tests.helpers import collect, entries, publish_entries, running_gateway, until
+from tests.test_reconfigure import run_values
 
 JS = Path(__file__).parent / "js"
 LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
@@ -49,14 +51,13 @@ async def captured(nats_server: NatsServer, nc: Client) -> tuple[dict[str, list[
     received, and the entries it was sent."""
     subjects = [c.EVENT_TYPE for c in CONTRACTS if c.EVENT_TYPE != "cortex_logging.entry.created"]
     seen: dict[str, list[Msg]] = {subject: await collect(nc, subject) for subject in subjects}
-    cfg = config(
-        batch=BatchLimits(max_entries=10, max_delay_ms=10),
-        alerts=AlertConfig(limits=PatternLimits(threshold=3)),
-    )
-    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+    values = run_values(max_batch_entries=10, max_batch_delay_ms=10, alert_threshold=3)
+    async with running_gateway(nats_server.url, gateway_config(values)) as (gateway, gw_nc):
         sent = entries(20) + [samples.entry(i, level="error", message=f"timeout {i}") for i in range(3)]
         await publish_entries(nc, [*sent, samples.entry(99, level="loud")])
         await until(lambda: gateway.stats.published == len(sent) and gateway.stats.total_rejected == 1)
+        # A live change, so the gateway's announcement of it is captured too.
+        await Reconfigurer(gateway, values, gw_nc).apply({"max_batch_delay_ms": 20}, origin="sighup")
         await until(lambda: all(seen[s] for s in subjects if s != "cortex_logging.log.archived"))
     return seen, sent
 
@@ -127,7 +128,8 @@ async def test_the_asyncapi_document_passes_the_parser_and_declares_what_the_wir
     assert report["unmatched"] == []
     assert report["checked"] >= 7
     assert status == 0
-    expected = {*Subjects().outputs, LogEntryCreated.EVENT_TYPE, LogEntryCreated.EVENT_TYPE + ".>"}
+    control = {control_subject(endpoint) for endpoint in ENDPOINTS}
+    expected = {*Subjects().outputs, *control, LogEntryCreated.EVENT_TYPE, LogEntryCreated.EVENT_TYPE + ".>"}
     assert set(report["channels"]) == expected
     messages = json.loads(made.stdout)["components"]["messages"]
     carried = {name for name, message in messages.items() if "correlationId" in message}

@@ -30,6 +30,7 @@ EMITTED: dict[str, tuple[str, str, str | None]] = {
     ),
     "logStreamStarted": ("LogStreamStarted", "cortex_logging.stream.started", "the event id"),
     "logArchived": ("LogArchived", "cortex_logging.log.archived", None),
+    "gatewayConfigured": ("GatewayConfigured", "cortex_logging.gateway.configured", "the event id"),
 }
 _ENTRY = ("LogEntryCreated", "cortex_logging.entry.created")
 
@@ -105,8 +106,16 @@ def _ingest_messages() -> dict[str, dict[str, Any]]:
     }
 
 
+def _without_correlation(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k != "correlationId"}
+
+
 def wire_document(doc: dict[str, Any]) -> dict[str, Any]:
-    """``doc`` (FastStream's AsyncAPI 3.0 document, as JSON data) with the wire's messages."""
+    """``doc`` (FastStream's AsyncAPI 3.0 document, as JSON data) with the wire's messages.
+
+    Channels that carry no CloudEvent (the control service's requests: plain JSON, as
+    FastStream describes them) keep FastStream's messages, without a correlation id."""
+    generated: dict[str, Any] = doc["components"].get("messages", {})
     messages: dict[str, Any] = {}
     for key, channel in doc.get("channels", {}).items():
         if key in EMITTED:
@@ -116,6 +125,10 @@ def wire_document(doc: dict[str, Any]) -> dict[str, Any]:
             messages.update(_ingest_messages())
             names = ["entryStructured", "entryBinary", "entryBare"]
         else:
+            # FastStream gives every message a correlationId; a nats.micro request carries none.
+            messages.update(
+                {k: _without_correlation(v) for k, v in generated.items() if k.startswith(f"{key}:")}
+            )
             continue
         channel["messages"] = {name: {"$ref": f"#/components/messages/{name}"} for name in names}
         operation = doc["operations"][key]
