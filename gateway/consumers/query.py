@@ -95,10 +95,14 @@ async def query_page(
     subject: str = LogBatchCreated.EVENT_TYPE,
     stats: QueryStats | None = None,
     clock_skew_s: float = CLOCK_SKEW_S,
+    max_bytes: int | None = None,
 ) -> QueryPage:
     """One page of at most ``query.limit`` entries, and the cursor of the next (None on the last).
 
-    ``nc`` None reads the archive alone (``archive_dir`` is then required).
+    ``nc`` None reads the archive alone (``archive_dir`` is then required). With
+    ``max_bytes`` the page also ends before its entries' JSON would pass that many
+    bytes (at least one entry still comes, so paging always moves on): it may then
+    hold fewer than ``limit`` entries and still have a cursor.
 
     Raises:
         QueryError: there is nothing to ask (no such stream and no archive).
@@ -106,10 +110,16 @@ async def query_page(
     """
     entries: list[LogEntryCreated] = []
     last: Position | None = None
+    size = 0
     results = _results(nc, query, _Where(stream, archive_dir, subject, stats or QueryStats(), clock_skew_s))
     try:
         async for position, entry in results:
-            if len(entries) == query.limit:  # one more exists: this page is not the last
+            if max_bytes is not None:
+                size += len(entry.to_json()) + 1  # (and the comma between entries)
+            full = len(entries) == query.limit or (
+                max_bytes is not None and bool(entries) and size > max_bytes
+            )
+            if full:  # one more exists: this page is not the last
                 assert last is not None  # noqa: S101 - limit is at least 1
                 return QueryPage(entries=entries, nextCursor=encode_cursor(query, last))
             entries.append(entry)
