@@ -13,8 +13,10 @@ from gateway.control.client import ControlClient, ControlError
 from gateway.control.subjects import control_subject
 from gateway.process.natsserver import NatsServer
 from gateway.service import Gateway
-from tests.helpers import entries, publish_entries, until
+from tests.helpers import collect, entries, publish_entries, until
+from tests.test_cli import gateway_process
 from tests.test_control import controlled
+from tests.test_control_cli import ctl
 from tests.test_query import in_stream, warn_up
 from tests.test_reconfigure import run_values
 
@@ -128,3 +130,27 @@ async def test_the_all_form_is_answered_by_one_gateway_of_those_sharing_the_stre
 def _query_requests(service: Any) -> int:
     stats = service.stats()
     return sum(e.num_requests for e in stats.endpoints if e.name == "query")
+
+
+async def test_ctl_query_prints_a_page_its_cursor_and_every_page(nats_server: NatsServer, nc: Client) -> None:
+    url = nats_server.url
+    async with gateway_process("--nats-url", url, "--stream-name", "CTLQ", "--max-batch-delay-ms", "5"):
+        batches = await collect(nc, "cortex_logging.batch.created")
+        await publish_entries(nc, entries(25))
+        await until(lambda: sum(len(json.loads(m.data)["data"]["entries"]) for m in batches) == 25)
+        page = await ctl("query", "--limit", "10", "--nats-url", url)
+        every = await ctl("query", "--limit", "10", "--to-end", "--json", "--nats-url", url)
+        errors = await ctl("query", "--level", "error", "--json", "--nats-url", url)
+        bad = await ctl("query", "--limit", "5000", "--nats-url", url)
+        garbage = await ctl("query", "--cursor", "garbage", "--nats-url", url)
+    assert page[0] == 0
+    assert len(page[1].splitlines()) == 10
+    assert "request 0 handled" in page[1].splitlines()[0]
+    assert "add --cursor " in page[2]
+    assert every[0] == 0
+    assert [json.loads(line)["logId"] for line in every[1].splitlines()] == [e["logId"] for e in entries(25)]
+    assert {json.loads(line)["level"] for line in errors[1].splitlines()} == {"error"}
+    assert bad[0] == 2
+    assert "--limit" in bad[2]
+    assert garbage[0] == 1
+    assert "cursor is not one this gateway made" in garbage[2]
