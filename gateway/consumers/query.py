@@ -110,16 +110,12 @@ async def query_page(
     """
     entries: list[LogEntryCreated] = []
     last: Position | None = None
-    size = 0
+    size, budget = 0, max_bytes if max_bytes is not None else -1
     results = _results(nc, query, _Where(stream, archive_dir, subject, stats or QueryStats(), clock_skew_s))
     try:
         async for position, entry in results:
-            if max_bytes is not None:
-                size += len(entry.to_json()) + 1  # (and the comma between entries)
-            full = len(entries) == query.limit or (
-                max_bytes is not None and bool(entries) and size > max_bytes
-            )
-            if full:  # one more exists: this page is not the last
+            size += len(entry.to_json()) + 1 if budget >= 0 else 0  # (and the comma between entries)
+            if len(entries) == query.limit or (entries and 0 <= budget < size):  # one more: not the last
                 assert last is not None  # noqa: S101 - limit is at least 1
                 return QueryPage(entries=entries, nextCursor=encode_cursor(query, last))
             entries.append(entry)
