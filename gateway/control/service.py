@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
+import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.micro.request import Request
@@ -181,7 +182,11 @@ def _guarded(
             log.exception("control request on %s failed", request.subject)
             await _error(request, gateway_id, "internal", f"the gateway failed on this request: {exc!r}")
         else:
-            await _respond(request, reply.model_dump_json().encode(), None)
+            try:
+                await _respond(request, reply.model_dump_json().encode(), None)
+            except nats.errors.MaxPayloadError:  # (a query's page is cut to fit: not expected)
+                log.exception("a control reply on %s exceeds the server's max_payload", request.subject)
+                await _error(request, gateway_id, "internal", "the reply exceeds the server's max_payload")
 
     return handle
 
