@@ -71,6 +71,7 @@ async def test_a_page_is_cut_to_fit_the_servers_max_payload(nats_server: NatsSer
         (b'{"cursor": "not-a-cursor"}', "cursor is not one this gateway made"),
         (b'{"order": "sideways"}', "order:"),
         (b'{"regex": true, "filter": "("}', "not a valid regular expression"),
+        (b'{"regex": true, "filter": "(a+)+$"}', "regex: not answered inside the gateway"),
         (b'{"sudo": true}', "sudo: Extra inputs"),
         (b"[1, 2]", "valid dictionary"),
         (b"\xff\xfe", "invalid_json"),

@@ -150,6 +150,11 @@ class ControlService:
 
     async def _query(self, data: bytes) -> BaseModel:
         query = query_request(data)
+        if query.regex:  # (Python's re has no time limit: one pattern could stall the gateway's loop)
+            raise QueryError(
+                "regex: not answered inside the gateway (a regular expression can take unbounded time); "
+                "use a substring filter, or 'log-gateway query --regex' from elsewhere"
+            )
         config = self._gateway.config
         if self._stream is None:
             self._stream = await _stream_of(self._nc, config.subjects.batch, config.stream.name)
