@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from contracts.errors import ContractError, FieldError
 from contracts.jsonsafe import loads
 from contracts.models import SettingChange, contract_errors
+from contracts.query import LogQuery
 
 __all__ = [
     "MAX_REQUEST_BYTES",
@@ -26,8 +27,10 @@ __all__ = [
     "ControlRequest",
     "ErrorCode",
     "ErrorReply",
+    "QueryReply",
     "StatusReply",
     "StatusRequest",
+    "query_request",
 ]
 
 MAX_REQUEST_BYTES = 64 * 1024
@@ -36,6 +39,26 @@ MAX_REQUEST_BYTES = 64 * 1024
 ErrorCode = Literal["bad_request", "refused", "internal"]
 SettingName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 ClientName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+
+
+def _body(name: str, data: bytes) -> Any:
+    """An untrusted body as JSON data (empty means ``{}``), refused when too large."""
+    if len(data) > MAX_REQUEST_BYTES:
+        raise ContractError(
+            name, [FieldError("(root)", f"body of {len(data)} bytes exceeds {MAX_REQUEST_BYTES}")]
+        )
+    return loads(data) if data.strip() else {}
+
+
+def query_request(data: bytes) -> LogQuery:
+    """The body of a ``query`` request: a :class:`contracts.query.LogQuery` as JSON.
+
+    Raises:
+        ContractError: too large, or not safe JSON.
+        contracts.errors.DecodeError: the body is not strict JSON.
+        contracts.query.QueryError: not a query (each bad field named), or a bad cursor.
+    """
+    return LogQuery.parse(_body("LogQuery", data))
 
 
 class ControlRequest(BaseModel):
@@ -54,11 +77,7 @@ class ControlRequest(BaseModel):
             ContractError: too large, not safe JSON, or not this request (the field named).
             contracts.errors.DecodeError: the body is not strict JSON.
         """
-        if len(data) > MAX_REQUEST_BYTES:
-            raise ContractError(
-                cls.__name__, [FieldError("(root)", f"body of {len(data)} bytes exceeds {MAX_REQUEST_BYTES}")]
-            )
-        value: Any = loads(data) if data.strip() else {}
+        value = _body(cls.__name__, data)
         try:
             return cls.model_validate(value)
         except ValidationError as exc:
@@ -149,3 +168,14 @@ class ErrorReply(ControlReply):
 
     code: ErrorCode
     error: str
+
+
+class QueryReply(ControlReply):
+    """One page of a query (a :class:`contracts.query.QueryPage`): ``nextCursor`` None on the last.
+
+    A page may hold fewer than ``limit`` entries and still have a cursor: it is cut
+    to stay under the server's ``max_payload``.
+    """
+
+    entries: list[dict[str, JsonValue]]
+    nextCursor: str | None = None

@@ -95,6 +95,7 @@ def test_asyncapi_names_every_subject_with_its_schema() -> None:
         "log_gateway.control.all.status",
         "log_gateway.control.all.config_get",
         "log_gateway.control.all.config_set",
+        "log_gateway.control.all.query",
         "cortex_logging.error_pattern.detected",
         "cortex_logging.stream.started",
         "cortex_logging.log.archived",

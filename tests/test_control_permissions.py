@@ -9,6 +9,7 @@ import nats
 import nats.errors
 import pytest
 
+from contracts.query import LogQuery
 from gateway.config import GatewayConfig
 from gateway.control.apply import Reconfigurer
 from gateway.control.client import ControlClient, ControlError
@@ -16,7 +17,7 @@ from gateway.control.service import ControlService
 from gateway.control.subjects import control_subject
 from gateway.process.natsserver import NatsServer
 from gateway.process.settings import gateway_config
-from tests.helpers import running_gateway
+from tests.helpers import entries, publish_entries, running_gateway, until
 from tests.test_deploy import _collector, _permissions_config
 from tests.test_reconfigure import run_values
 
@@ -44,6 +45,11 @@ async def test_a_service_users_control_request_is_denied_and_an_operators_answer
                 await ControlClient(intruder, timeout_s=0.5).config_set({"alerts": False})
             operator = await nats.connect(f"nats://log-operator:op-pass@{host}")
             answered = await ControlClient(operator, timeout_s=5).config_set({"max_batch_delay_ms": 7})
+            await publish_entries(intruder, entries(3))  # (a service may log entries)
+            await until(lambda: gateway.stats.published == 3)
+            # The gateway reads its own stream for a query, under the shipped permissions too.
+            page = await ControlClient(operator, timeout_s=5).query(LogQuery(limit=2))
+            rest = await ControlClient(operator, timeout_s=5).query(LogQuery(limit=2, cursor=page.nextCursor))
             await operator.close()
             await intruder.close()
             await service.stop()
@@ -53,3 +59,5 @@ async def test_a_service_users_control_request_is_denied_and_an_operators_answer
     assert gateway.config.alerts.enabled is True
     assert gateway.config.batch.max_delay_ms == 7
     assert gateway.config_changes["control"] == 1
+    assert [e.logId for e in page.entries + rest.entries] == [e["logId"] for e in entries(3)]
+    assert rest.nextCursor is None

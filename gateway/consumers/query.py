@@ -95,10 +95,14 @@ async def query_page(
     subject: str = LogBatchCreated.EVENT_TYPE,
     stats: QueryStats | None = None,
     clock_skew_s: float = CLOCK_SKEW_S,
+    max_bytes: int | None = None,
 ) -> QueryPage:
     """One page of at most ``query.limit`` entries, and the cursor of the next (None on the last).
 
-    ``nc`` None reads the archive alone (``archive_dir`` is then required).
+    ``nc`` None reads the archive alone (``archive_dir`` is then required). With
+    ``max_bytes`` the page also ends before its entries' JSON would pass that many
+    bytes (at least one entry still comes, so paging always moves on): it may then
+    hold fewer than ``limit`` entries and still have a cursor.
 
     Raises:
         QueryError: there is nothing to ask (no such stream and no archive).
@@ -106,10 +110,12 @@ async def query_page(
     """
     entries: list[LogEntryCreated] = []
     last: Position | None = None
+    size, budget = 0, max_bytes if max_bytes is not None else -1
     results = _results(nc, query, _Where(stream, archive_dir, subject, stats or QueryStats(), clock_skew_s))
     try:
         async for position, entry in results:
-            if len(entries) == query.limit:  # one more exists: this page is not the last
+            size += len(entry.to_json()) + 1 if budget >= 0 else 0  # (and the comma between entries)
+            if len(entries) == query.limit or (entries and 0 <= budget < size):  # one more: not the last
                 assert last is not None  # noqa: S101 - limit is at least 1
                 return QueryPage(entries=entries, nextCursor=encode_cursor(query, last))
             entries.append(entry)

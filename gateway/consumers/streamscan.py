@@ -101,11 +101,12 @@ async def read_forward(
         inactive_threshold=30.0,
         mem_storage=True,
     )
-    await js.add_consumer(view.stream, config=config)
+    created = await js.add_consumer(view.stream, config=config)
     sub = await js.pull_subscribe_bind(name, stream=view.stream)
     try:
-        async for batch in _fetch_until(sub, last, stats):
-            yield batch
+        if created.num_pending:  # (none: no batch from first on; do not wait out a fetch for one)
+            async for batch in _fetch_until(sub, last, stats):
+                yield batch
     finally:
         await sub.unsubscribe()
         # Gone already, or the server is slow: inactive_threshold removes it anyway.

@@ -4,6 +4,9 @@ Each method addresses one gateway by its id, or every gateway (``gateway=None``)
 every gateway answers for itself, so a request to all returns one reply per
 gateway. Replies are returned as JSON-ready dicts validated by the contracts'
 models (:class:`contracts.control.StatusReply`, ``ConfigReply``, ``ConfigSetReply``).
+:meth:`ControlClient.query` is the exception: the gateways share one stream, so one
+gateway answers a page (a :class:`contracts.query.QueryPage`); :meth:`ControlClient.pages`
+asks again with each page's cursor until the last.
 This module needs only the contracts and nats-py.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import nats.errors
@@ -27,11 +30,13 @@ from contracts.control import (
     ControlReply,
     ControlRequest,
     ErrorReply,
+    QueryReply,
     StatusReply,
     StatusRequest,
 )
 from contracts.errors import DecodeError, GatewayError
 from contracts.jsonsafe import loads
+from contracts.query import LogQuery, QueryPage
 from gateway.control.subjects import control_subject
 
 __all__ = ["ControlClient", "ControlError"]
@@ -41,6 +46,7 @@ _REPLIES: dict[str, type[ControlReply]] = {
     "status": StatusReply,
     "config_get": ConfigReply,
     "config_set": ConfigSetReply,
+    "query": QueryReply,
 }
 
 
@@ -109,9 +115,42 @@ class ControlClient:
         request = ConfigSetRequest(client=self._client, changes=dict(changes), dryRun=dry_run)
         return await self._ask(request, gateway)
 
+    async def query(self, query: LogQuery, *, gateway: str | None = None) -> QueryPage:
+        """One page of ``query`` from the gateway ``gateway``, or from any one gateway (None).
+
+        Ask again with ``query.model_copy(update={"cursor": page.nextCursor})`` for the next
+        page. A page may hold fewer than ``query.limit`` entries and still have a cursor (it
+        is cut to stay under the server's ``max_payload``); the last one has no cursor.
+
+        Raises:
+            ControlError: no gateway answered, or it refused the query or its cursor (the
+                message names the field; ``replies`` holds the error reply).
+        """
+        subject = control_subject("query", gateway, self._prefix)
+        body = query.model_dump_json(exclude_none=True).encode()
+        reply = _reply("query", (await self._one(subject, body))[0])
+        if "error" in reply:
+            raise ControlError(f"gateway {reply['gatewayId']}: {reply['error']}", [reply])
+        return QueryPage.model_validate({"entries": reply["entries"], "nextCursor": reply.get("nextCursor")})
+
+    async def pages(self, query: LogQuery, *, gateway: str | None = None) -> AsyncIterator[QueryPage]:
+        """Every page of ``query`` from its cursor (if any) to the last, asked for one at a time.
+
+        Raises:
+            ControlError: as :meth:`query`.
+        """
+        while True:
+            page = await self.query(query, gateway=gateway)
+            yield page
+            if page.nextCursor is None:
+                return
+            query = query.model_copy(update={"cursor": page.nextCursor})
+
     async def _ask(self, request: ControlRequest, gateway: str | None) -> list[dict[str, Any]]:
         subject = control_subject(request.ENDPOINT, gateway, self._prefix)
-        messages = await (self._gather(subject, request) if gateway is None else self._one(subject, request))
+        messages = await (
+            self._gather(subject, request) if gateway is None else self._one(subject, request.to_bytes())
+        )
         if not messages:
             raise ControlError(
                 f"no gateway answered on {subject} within {self._timeout_s:g}s: is one running "
@@ -124,9 +163,9 @@ class ControlClient:
             raise ControlError(said, replies)
         return replies
 
-    async def _one(self, subject: str, request: ControlRequest) -> list[Msg]:
+    async def _one(self, subject: str, body: bytes) -> list[Msg]:
         try:
-            return [await self._nc.request(subject, request.to_bytes(), timeout=self._timeout_s)]
+            return [await self._nc.request(subject, body, timeout=self._timeout_s)]
         except nats.errors.NoRespondersError:
             raise ControlError(f"no gateway answers on {subject}: is one running with that id?") from None
         except nats.errors.TimeoutError:

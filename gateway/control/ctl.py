@@ -2,8 +2,11 @@
 
 ``ctl status``, ``ctl config get`` and ``ctl config set NAME=VALUE ...`` ask one
 gateway (``--gateway ID``) or every gateway (the default, ``--all``); each
-answers for itself. Output is for people unless ``--json``. Exit status: 0, 1
-when no gateway answered or one refused (the reason on stderr), 2 for bad usage.
+answers for itself. ``ctl query`` (the filters of ``log-gateway query``) asks one
+gateway, or any one of them (they share the stream), for a page, or with
+``--to-end`` for every page in turn. Output is for people unless ``--json``. Exit
+status: 0, 1 when no gateway answered or one refused (the reason on stderr), 2
+for bad usage.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import json
 import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from nats.aio.client import Client
 
+from contracts.query import LogQuery
+from gateway.consumers.querycli import format_row
 from gateway.control.client import ControlClient, ControlError
 
-__all__ = ["parse_assignments", "run_ctl"]
+__all__ = ["parse_assignments", "run_ctl", "run_ctl_query"]
 
 
 def parse_assignments(items: Sequence[str]) -> dict[str, str | None]:
@@ -76,6 +81,37 @@ async def run_ctl(
         print(json.dumps(replies, indent=2))
     else:
         print("\n".join(_human(action, reply) for reply in sorted(replies, key=lambda r: r["gatewayId"])))
+    return 0
+
+
+async def run_ctl_query(
+    nc: Client,
+    query: LogQuery,
+    *,
+    gateway: str | None,
+    to_end: bool = False,
+    as_json: bool = False,
+    timeout_s: float = 2.0,
+    prefix: str = "",
+    out: TextIO = sys.stdout,
+) -> int:
+    """Print a page of ``query`` (its cursor on stderr), or all pages with ``to_end``; the exit status."""
+    client = ControlClient(nc, timeout_s=timeout_s, client=_who(), prefix=prefix)
+    cursor = None
+    try:
+        async for page in client.pages(query, gateway=gateway):
+            for entry in page.entries:
+                out.write(entry.to_json().decode() if as_json else format_row(entry, color=False))
+                out.write("\n")
+            out.flush()
+            cursor = page.nextCursor
+            if not to_end:
+                break
+    except ControlError as exc:
+        print(f"log-gateway: ctl query: {exc}", file=sys.stderr)
+        return 1
+    if cursor is not None and not to_end:
+        print(f"log-gateway: more entries: add --cursor {cursor}", file=sys.stderr)
     return 0
 
 

@@ -4,6 +4,9 @@ It is discoverable the standard way (``$SRV.PING``, ``$SRV.INFO``, ``$SRV.STATS`
 the ``nats micro`` commands list it) as ``log-gateway``, with the gateway's id in
 its metadata. Endpoints (``status``, ``config_get``, ``config_set``) answer on the
 subjects of :mod:`gateway.control.subjects`, for this gateway alone and for all.
+``query`` answers one page of a :class:`contracts.query.LogQuery` over the stream
+the batches are stored in; its ``all`` form is answered by one gateway (the stream
+is shared), and a page is cut to stay under the server's ``max_payload``.
 Every request is validated with the contracts' models; a malformed or hostile
 one gets an :class:`contracts.control.ErrorReply` (and the framework's error
 headers), never a crash.
@@ -14,8 +17,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
+import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service, ServiceConfig
@@ -28,13 +34,17 @@ from contracts.control import (
     ConfigSetRequest,
     ErrorCode,
     ErrorReply,
+    QueryReply,
     StatusRequest,
+    query_request,
 )
 from contracts.errors import ContractError, DecodeError
+from contracts.query import QueryError
+from gateway.consumers.query import query_page
 from gateway.control.apply import ChangeRefused, Reconfigurer
 from gateway.control.changes import LIVE, shown_settings
 from gateway.control.status import gateway_status
-from gateway.control.subjects import ENDPOINTS, SERVICE_NAME, control_subject
+from gateway.control.subjects import ENDPOINTS, QUERY_GROUP, SERVICE_NAME, control_subject
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
@@ -44,6 +54,8 @@ __all__ = ["ControlService"]
 log = logging.getLogger("log_gateway.control")
 _STATUS_CODES: dict[ErrorCode, str] = {"bad_request": "400", "refused": "409", "internal": "500"}
 _MAX_ERROR = 2000  # characters of an error message sent back
+_REPLY_ROOM = 8 * 1024
+"""Bytes of ``max_payload`` kept for a query reply's envelope (gatewayId, nextCursor, headers)."""
 
 
 class ControlService:
@@ -63,6 +75,7 @@ class ControlService:
         self._version = version
         self._started_at = time.monotonic()
         self._service: Service | None = None
+        self._stream: str | None = None
 
     async def start(self) -> None:
         """Subscribe the endpoints and the discovery subjects."""
@@ -79,12 +92,19 @@ class ControlService:
             ),
         )
         await service.start()
-        handlers = {"status": self._status, "config_get": self._config_get, "config_set": self._config_set}
+        handlers = {
+            "status": self._status,
+            "config_get": self._config_get,
+            "config_set": self._config_set,
+            "query": self._query,
+        }
         for endpoint in ENDPOINTS:
             for target in (gateway_id, None):
                 config = EndpointConfig(
                     name=endpoint,
                     handler=_guarded(handlers[endpoint], gateway_id),
+                    # (a query's answer is the same from any gateway: one of them answers the all-form)
+                    queue_group=QUERY_GROUP if endpoint == "query" and target is None else None,
                     subject=control_subject(endpoint, target, prefix),
                     metadata={"target": "all" if target is None else "gateway"},
                 )
@@ -128,6 +148,28 @@ class ControlService:
             message=result.message,
         )
 
+    async def _query(self, data: bytes) -> BaseModel:
+        query = query_request(data)
+        if query.regex:  # (Python's re has no time limit: one pattern could stall the gateway's loop)
+            raise QueryError(
+                "regex: not answered inside the gateway (a regular expression can take unbounded time); "
+                "use a substring filter, or 'log-gateway query --regex' from elsewhere"
+            )
+        config = self._gateway.config
+        if self._stream is None:
+            self._stream = await _stream_of(self._nc, config.subjects.batch, config.stream.name)
+        ask = partial(query_page, self._nc, query, stream=self._stream, subject=config.subjects.batch)
+        page = await ask(max_bytes=max(self._nc.max_payload - _REPLY_ROOM, 1))
+        return QueryReply(gatewayId=config.gateway_id, **page.to_data())
+
+
+async def _stream_of(nc: Client, subject: str, default: str) -> str:
+    """The stream the batches are stored in: another may already capture their subject."""
+    try:
+        return await nc.jetstream().find_stream_name_by_subject(subject)
+    except nats.js.errors.NotFoundError:
+        return default
+
 
 def _guarded(
     answer: Callable[[bytes], Awaitable[BaseModel]], gateway_id: str
@@ -137,7 +179,7 @@ def _guarded(
     async def handle(request: Request) -> None:
         try:
             reply = await answer(request.data)
-        except (ContractError, DecodeError) as exc:
+        except (ContractError, DecodeError, QueryError) as exc:
             await _error(request, gateway_id, "bad_request", str(exc))
         except ChangeRefused as exc:
             await _error(request, gateway_id, "refused", str(exc))
@@ -145,7 +187,11 @@ def _guarded(
             log.exception("control request on %s failed", request.subject)
             await _error(request, gateway_id, "internal", f"the gateway failed on this request: {exc!r}")
         else:
-            await _respond(request, reply.model_dump_json().encode(), None)
+            try:
+                await _respond(request, reply.model_dump_json().encode(), None)
+            except nats.errors.MaxPayloadError:  # (a query's page is cut to fit: not expected)
+                log.exception("a control reply on %s exceeds the server's max_payload", request.subject)
+                await _error(request, gateway_id, "internal", "the reply exceeds the server's max_payload")
 
     return handle
 

@@ -6,16 +6,23 @@ for itself: that endpoint's queue group is the gateway's own id), after the
 gateways' subject prefix. The two forms have different token counts, so no
 gateway id can be taken for ``all``. Discovery is the services framework's own:
 ``$SRV.PING.log-gateway``, ``$SRV.INFO.log-gateway``, ``$SRV.STATS.log-gateway``.
+
+``query`` is the exception to "each for itself": every gateway of one subject
+prefix stores its batches in the same stream, so one answer is the whole answer.
+Its ``all`` form is served in the shared queue group :data:`QUERY_GROUP`: one
+gateway (any) answers a page; the ``gw.<id>`` form asks that gateway.
 """
 
 from __future__ import annotations
 
 from contracts.events import validate_subject, validate_subject_token
 
-__all__ = ["ENDPOINTS", "SERVICE_NAME", "control_subject", "control_wildcard"]
+__all__ = ["ENDPOINTS", "QUERY_GROUP", "SERVICE_NAME", "control_subject", "control_wildcard"]
 
 SERVICE_NAME = "log-gateway"
-ENDPOINTS = ("status", "config_get", "config_set")
+ENDPOINTS = ("status", "config_get", "config_set", "query")
+QUERY_GROUP = "log-gateway-query"
+"""The queue group of ``query``'s ``all`` form: one gateway of them all answers."""
 _ROOT = "log_gateway.control"
 
 

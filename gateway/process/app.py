@@ -41,6 +41,7 @@ from contracts.models import (
     LogEntryCreated,
     LogStreamStarted,
 )
+from contracts.query import LogQuery
 from gateway.config import GatewayConfig
 from gateway.control.apply import Reconfigurer
 from gateway.control.hangup import watch_sighup
@@ -193,7 +194,13 @@ def _declare_control(broker: NatsBroker, config: GatewayConfig) -> None:
     async def config_set(body: ConfigSetRequest) -> None:  # pragma: no cover - documentation only
         """Change settings live on every gateway (a ConfigSetReply or an ErrorReply each)."""
 
-    for handler in (status, config_get, config_set):
+    async def query(body: LogQuery) -> None:  # pragma: no cover - documentation only
+        """One page of a query over the stream (a QueryReply: entries, nextCursor; or an ErrorReply).
+
+        One gateway answers (they share the stream); a page may hold fewer than limit entries
+        and still have a cursor, to stay under the server's max_payload."""
+
+    for handler in (status, config_get, config_set, query):
         subject = control_subject(handler.__name__, None, prefix)
         broker.subscriber(subject, title=f"control:{handler.__name__}", description=also)(handler)
 

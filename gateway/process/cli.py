@@ -37,6 +37,7 @@ from gateway.process.settings import (
     mcp_http_settings,
     otlp_export_config,
     otlp_settings,
+    query_from_args,
     query_settings,
     read_options,
     required_connection,
@@ -518,6 +519,49 @@ async def _ctl_main(connection: Any, values: dict[str, Any], action: str, args: 
         await nc.close()
 
 
+def _ctl_query(args: argparse.Namespace) -> int:
+    values = read_options(args, CTL_OPTIONS)
+    connection = required_connection(values)
+    query = query_from_args(args)
+    return asyncio.run(_ctl_query_main(connection, values, query, args))
+
+
+async def _ctl_query_main(connection: Any, values: dict[str, Any], query: Any, args: Any) -> int:
+    from gateway.control.ctl import run_ctl_query
+    from gateway.process.connection import ConnectFailed, connect_within
+
+    try:
+        nc = await connect_within(connection, values["connect_timeout_s"])
+    except ConnectFailed as exc:
+        print(f"log-gateway: ctl: cannot connect: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return await run_ctl_query(
+            nc,
+            query,
+            gateway=args.gateway,
+            to_end=args.to_end,
+            as_json=values["json"],
+            timeout_s=values["timeout_s"],
+            prefix=values["subject_prefix"],
+        )
+    finally:
+        await nc.close()
+
+
+def _add_ctl_query(actions: Any) -> None:
+    query = actions.add_parser(
+        "query", help="a page of entries from the gateways' stream, through the control service"
+    )
+    add_query_filters(query)
+    add_options(query, CTL_OPTIONS)
+    query.add_argument(
+        "--gateway", metavar="ID", help="ask this gateway (default: any one; they share the stream)"
+    )
+    query.add_argument("--to-end", action="store_true", help="every page in turn, not only the first")
+    query.set_defaults(func=_ctl_query)
+
+
 def _ctl_target(parser: argparse.ArgumentParser) -> None:
     add_options(parser, CTL_OPTIONS)
     target = parser.add_mutually_exclusive_group()
@@ -539,6 +583,7 @@ def _add_ctl_command(commands: Any) -> None:
     change.add_argument("changes", nargs="+", metavar="SETTING=VALUE", help="e.g. max_batch_delay_ms=50")
     change.add_argument("--dry-run", action="store_true", help="validate only; change nothing")
     _ctl_target(change)
+    _add_ctl_query(actions)
 
 
 def _schemas(args: argparse.Namespace) -> int:

@@ -74,6 +74,7 @@ __all__ = [
     "otlp_export_config",
     "otlp_settings",
     "parse_setting",
+    "query_from_args",
     "query_settings",
     "read_options",
     "read_sourced",
@@ -1218,18 +1219,10 @@ def query_settings(
     Raises:
         SettingError: a bad filter or setting, named by its flag; neither a URL nor an archive.
     """
-    # Imported here, not at the top: `run` reads this module at every start and needs neither.
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    from contracts.query import LogQuery, explain  # noqa: PLC0415
+    # Imported here, not at the top: `run` reads this module at every start and needs it not.
     from gateway.consumers.querycli import QueryOutput  # noqa: PLC0415
 
-    data = {field: getattr(args, f"q_{field}") for _, field, _ in _QUERY_FILTERS} | {"regex": args.q_regex}
-    try:
-        query = LogQuery.model_validate({field: value for field, value in data.items() if value is not None})
-    except ValidationError as exc:
-        flags = {field: flag for flag, field, _ in _QUERY_FILTERS} | {"regex": "--regex"}
-        raise SettingError(explain(exc, flags)) from None
+    query = query_from_args(args)
     connection = connection_settings(values) if values["nats_url"] else None
     if connection is None and values["archive_dir"] is None:
         raise SettingError("give --nats-url (the stream) or --archive-dir (the archive), or both")
@@ -1245,3 +1238,22 @@ def query_settings(
         color=color and not plain,
     )
     return query, output, connection
+
+
+def query_from_args(args: argparse.Namespace) -> LogQuery:
+    """The query of the filter flags :func:`add_query_filters` added (``query``, ``ctl query``).
+
+    Raises:
+        SettingError: a bad filter, named by its flag.
+    """
+    # Imported here, not at the top: `run` reads this module at every start and needs neither.
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from contracts.query import LogQuery, explain  # noqa: PLC0415
+
+    data = {field: getattr(args, f"q_{field}") for _, field, _ in _QUERY_FILTERS} | {"regex": args.q_regex}
+    try:
+        return LogQuery.model_validate({field: value for field, value in data.items() if value is not None})
+    except ValidationError as exc:
+        flags = {field: flag for flag, field, _ in _QUERY_FILTERS} | {"regex": "--regex"}
+        raise SettingError(explain(exc, flags)) from None
