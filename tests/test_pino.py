@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import ssl
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -26,6 +28,8 @@ from gateway.process.natsserver import NatsServer, find_nats_server
 from tests.helpers import collect, config, running_gateway, stored_batches, until
 from tests.natsauth import operator_setup
 from tests.test_tls import _issue, _make_ca, _tls_config, _write
+
+LOG_GATEWAY = str(Path(sys.executable).parent / "log-gateway")
 
 PINO = Path(__file__).resolve().parent.parent / "publishers" / "pino"
 
@@ -159,3 +163,23 @@ async def test_the_pino_transport_speaks_tls_with_a_client_certificate(tmp_path:
             await _entries_from_a_child(node, nc, {"servers": url, "tls": tls})
         finally:
             await nc.close()
+
+
+def test_log_gateway_bench_pino_prints_the_ratios_side_by_side(tmp_path: Path) -> None:
+    """``log-gateway bench --pino``: its own nats-server and gateway, the node script, a table."""
+    _node()
+    result = subprocess.run(
+        [LOG_GATEWAY, "bench", "--pino", "--entries", "300", "--rounds", "1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for contender in ("this transport", "pino.destination to a file", "published on the main thread"):
+        assert contender in result.stdout
+    results = json.loads((tmp_path / "pino-results.json").read_text())
+    calls = results["call_us"]
+    ratio = results["ratio_transport_to_destination_file"]["median"]
+    assert ratio == pytest.approx(calls["transport"]["median"] / calls["destination_file"]["median"])
+    assert (tmp_path / "pino-results.md").read_text().startswith("pino transport, 300 calls")

@@ -426,9 +426,33 @@ async def _otlp_export_main(connection: Any, config: Any, timeout_s: float) -> i
     return await _connected_until_signalled(connection, timeout_s, export)
 
 
+def _bench_pino(args: argparse.Namespace) -> int:
+    """``bench --pino``: the pino transport's node benchmark beside a real gateway."""
+    import json
+
+    from gateway.bench.pinobench import format_pino_results, pino_bench_problem, run_pino_bench
+
+    problem = pino_bench_problem()
+    if problem is not None:
+        print(f"log-gateway: {problem}", file=sys.stderr)
+        return 2
+    count, rounds = args.entries or (2_000 if args.quick else 20_000), args.rounds or (1 if args.quick else 3)
+    check_bench(count, rounds)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = run_pino_bench(count, rounds)
+    (out / "pino-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "pino-results.md").write_text(format_pino_results(results) + "\n")
+    print(format_pino_results(results))
+    print(f"log-gateway: results in {out}/pino-results.json and pino-results.md")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.query:
         return _bench_query(args)
+    if args.pino:
+        return _bench_pino(args)
     _require("bench", "bench", {"opentelemetry.sdk._logs": "opentelemetry-sdk", "matplotlib": "matplotlib"})
     from gateway.bench import BenchConfig, run_bench
 
@@ -610,6 +634,11 @@ def _add_bench_command(commands: Any) -> None:
         "--query",
         action="store_true",
         help="instead: query 1,000,000 archived entries (--entries), against DuckDB's read_json",
+    )
+    bench.add_argument(
+        "--pino",
+        action="store_true",
+        help="instead: the pino transport's caller cost and end-to-end rate (node, publishers/pino)",
     )
     bench.set_defaults(func=_bench)
 
