@@ -34,7 +34,7 @@ def test_every_setting_is_documented_with_its_variable() -> None:
 
 def test_the_readme_links_its_reference_pages_and_they_exist() -> None:
     linked = set(re.findall(r"\]\((docs/[^)#]+)", README))
-    assert {"docs/settings.md", "docs/benchmark.md"} <= linked
+    assert {"docs/settings.md", "docs/benchmark.md", "docs/pino.md", "docs/otlp.md"} <= linked
     assert [page for page in linked if not (DOCS.parent / page).is_file()] == []
     assert README.index("## Quick start") < README.index("## Layout")  # a guide first
 
