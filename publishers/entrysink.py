@@ -26,27 +26,22 @@ class EntrySink:
         return None
 
     async def send(self, items: list[Snapshot]) -> None:
-        sent = 0
-        source = f"//{self._feed.config.service}"
-        for item in items:
-            encoded = self._feed.entry_json(item)
-            if encoded is None:
-                continue
-            data, body = encoded
-            ext = trace_extensions(item.trace)
+        entries = self._feed.encode(items)
+        source, encode, publish = f"//{self._feed.config.service}", self._encode, self._nc.publish
+        subject = self._feed.subject
+        for data, body, trace, _created in entries:
             attrs = make_attributes(
                 LogEntryCreated.EVENT_TYPE,
                 source,
                 event_id=data["logId"],
                 time=data["createdAt"],
-                extensions=ext,
+                extensions=trace_extensions(trace) if trace else None,
             )
-            headers, message = self._encode(attrs, body)
-            await self._nc.publish(self._feed.subject, message, headers=headers)
-            sent += 1
+            headers, message = encode(attrs, body)
+            await publish(subject, message, headers=headers)
         await self._nc.flush()
-        self._feed.count_published(sent)
-        self._feed.done(len(items))
+        self._feed.count_published(len(entries))
+        self._feed.done(len(entries))
 
     async def tick(self, *, final: bool = False) -> None:
         return None

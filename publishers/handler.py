@@ -1,12 +1,15 @@
 """A ``logging.Handler`` that ships records to NATS without blocking or raising into the caller.
 
-``emit`` only takes a snapshot of the record (message, exception, trace context)
-and puts it on a bounded queue; a background thread with its own event loop
-turns snapshots into ``LogEntryCreated`` events and publishes them, one
-CloudEvent per entry for a gateway to batch, or, in library mode, batched
-in-process with the gateway's core and published to JetStream as
-``logBatchCreated``. When the queue is full the overflow policy drops (and
-counts) an entry; ``flush()`` and ``close()`` drain within a deadline, and
+``emit`` does the least it can on the caller's thread: it takes the record, its
+message only when the arguments could change later (the worker formats plain
+ones), and the caller's trace context, and appends them to a bounded deque,
+with no lock on the way. A background thread with its own event loop takes
+them a thousand at a time, a few milliseconds after the first one arrived,
+turns them into ``LogEntryCreated`` events and publishes them: one CloudEvent
+per entry for a gateway to batch, or, in library mode, batched in-process
+with the gateway's core and published to JetStream as ``logBatchCreated``.
+When the queue is full the overflow policy drops (and counts) an entry;
+``flush()`` and ``close()`` drain within a deadline, and
 ``logging.shutdown()`` (run at interpreter exit) calls both.
 """
 
@@ -17,12 +20,11 @@ import contextlib
 import itertools
 import logging
 import os
-import queue
 import threading
 import time
 import traceback
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +36,8 @@ from contracts.events import subject_for
 from contracts.models import LogEntryCreated
 from gateway.core.limits import BatchLimits, OverflowPolicy
 from publishers.entrysink import make_sink
-from publishers.records import Snapshot
-from publishers.tracing import current_trace, trace_ids
+from publishers.records import Encoded, Snapshot
+from publishers.tracing import capture_context, trace_ids, trace_of
 
 __all__ = ["HandlerConfig", "HandlerStats", "NatsLogHandler", "level_name"]
 
@@ -45,6 +47,10 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
     "taskName",
 }
 _TOP_LEVEL = ("userId", "sessionId")
+# Arguments of these types cannot change after the call, so the worker may format the message.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+_CHUNK = 1000  # records the worker takes at a time
+_LINGER_S = 0.005  # how long the worker waits, once woken, for more records to come
 
 
 def level_name(levelno: int) -> str:
@@ -100,53 +106,82 @@ class NatsLogHandler(logging.Handler):
     def __init__(self, config: HandlerConfig, level: int = logging.NOTSET) -> None:
         super().__init__(level)
         self.config = config
-        self.stats = HandlerStats()
-        self._queue: queue.Queue[Snapshot] = queue.Queue(maxsize=config.queue_size)
+        self._pending: deque[Snapshot] = deque()
+        # Guards the accounts below; callers append to _pending without it, the worker and
+        # overflow take from it only with it held, so emitted = taken + held + dropped oldest.
         self._count_lock = threading.Lock()
+        self._settled_cond = threading.Condition(self._count_lock)
+        self._taken = self._dropped_oldest = self._settled = self._published = 0
+        self._dropped: Counter[str] = Counter()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._asleep = False
         self._stopping = False
         self.flush_requested = False
-        self._id_prefix = uuid.uuid4().hex[:12]
+        self._id_prefix = uuid.uuid4().hex[:12] + "-"
         self._ids = itertools.count(1)
+        self._second, self._stamp = -1, ""
         subject = subject_for(LogEntryCreated.EVENT_TYPE, config.subject_prefix)
         service_token = "".join(c if c.isalnum() or c in "-_" else "_" for c in config.service)
         self.subject = f"{subject}.{service_token}" if service_token else subject
 
+    @property
+    def stats(self) -> HandlerStats:
+        """Records taken, published, dropped (by reason), as of now."""
+        with self._count_lock:
+            emitted = self._taken + len(self._pending) + self._dropped_oldest
+            return HandlerStats(emitted, self._published, Counter(self._dropped))
+
     # -- the caller's side: cheap, never blocks, never raises ------------------
 
+    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
+        """Filter and emit, without the handler lock ``logging`` takes by default: ``emit``
+        is safe from any thread as it is, and the lock would be the costliest part of a call."""
+        rv = self.filter(record)
+        if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may return a new record
+            record = rv
+        if rv:
+            self.emit(record)
+        return rv
+
     def emit(self, record: logging.LogRecord) -> None:
-        """Snapshot the record and queue it; when the queue is full, drop per the policy."""
+        """Take the record onto the queue; when the queue is full, drop per the policy."""
         try:
-            self._ensure_worker()
-            item = Snapshot(record, record.getMessage(), current_trace())
-            self._offer(item)
+            if self._thread is None:
+                self._ensure_worker()
+            message = None
+            args = record.args
+            if type(record.msg) is not str or type(args) is not tuple:
+                message = record.getMessage()
+            else:
+                for arg in args:
+                    if type(arg) not in _IMMUTABLE:
+                        message = record.getMessage()
+                        break
+            pending = self._pending
+            if len(pending) >= self.config.queue_size:
+                self._overflow((record, message, capture_context()))
+                return
+            pending.append((record, message, capture_context()))
+            if self._asleep:
+                self._asleep = False
+                self._poke()
         except Exception:  # noqa: BLE001 - logging must never raise into the caller
             self.count_dropped("error")
 
-    def _offer(self, item: Snapshot) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            if self.config.overflow is OverflowPolicy.DROP_OLDEST:
-                with contextlib.suppress(queue.Empty):
-                    self._queue.get_nowait()
-                    self._queue.task_done()
-                    self.count_dropped("overflow_oldest")
-                try:
-                    self._queue.put_nowait(item)
-                except queue.Full:  # other threads refilled it first
-                    self.count_dropped("overflow_newest")
-                else:
-                    self._count(emitted=1)
-            else:
-                self.count_dropped("overflow_newest")
+    def _overflow(self, item: Snapshot) -> None:
+        if self.config.overflow is not OverflowPolicy.DROP_OLDEST:
+            self.count_dropped("overflow_newest")
             return
-        self._count(emitted=1)
-        wake = self._wake
-        if wake is not None and not wake.is_set():
-            self._poke()
+        with self._settled_cond:
+            with contextlib.suppress(IndexError):  # the worker may have just taken them all
+                self._pending.popleft()
+                self._dropped_oldest += 1
+                self._dropped["overflow_oldest"] += 1
+                self._settled += 1
+                self._settled_cond.notify_all()
+            self._pending.append(item)
 
     def _poke(self) -> None:
         """Wake the worker's event loop from any thread (a closed loop needs no waking)."""
@@ -155,37 +190,35 @@ class NatsLogHandler(logging.Handler):
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(wake.set)
 
-    def _count(self, *, emitted: int = 0, published: int = 0) -> None:
-        with self._count_lock:
-            self.stats.emitted += emitted
-            self.stats.published += published
-
     def count_published(self, count: int) -> None:
         """Count ``count`` entries that reached the bus (any thread)."""
-        self._count(published=count)
+        with self._count_lock:
+            self._published += count
 
     def count_dropped(self, reason: str, count: int = 1) -> None:
         """Count ``count`` entries dropped for ``reason`` (any thread)."""
         with self._count_lock:
-            self.stats.dropped[reason] += count
+            self._dropped[reason] += count
 
     def _ensure_worker(self) -> None:
-        if self._thread is None:
-            with self._count_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name="nats-log-handler", daemon=True)
-                    self._thread.start()
+        with self._count_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="nats-log-handler", daemon=True)
+                self._thread.start()
 
     def flush(self, timeout_s: float | None = None) -> None:
-        """Wait (at most ``timeout_s``, default ``flush_timeout_s``) until queued records are published."""
+        """Wait (at most ``timeout_s``, default ``flush_timeout_s``) until the records emitted
+        so far are published (or dropped, and counted)."""
         if self._thread is None or not self._thread.is_alive():
             return  # nothing started, or already closed (logging.shutdown flushes again at exit)
         deadline = time.monotonic() + (timeout_s or self.config.flush_timeout_s)
+        with self._count_lock:
+            target = self._taken + len(self._pending) + self._dropped_oldest
         self.flush_requested = True
         self._poke()
-        with self._queue.all_tasks_done:
-            while self._queue.unfinished_tasks and (left := deadline - time.monotonic()) > 0:
-                self._queue.all_tasks_done.wait(left)
+        with self._settled_cond:
+            while self._settled < target and (left := deadline - time.monotonic()) > 0:
+                self._settled_cond.wait(left)
 
     def close(self) -> None:
         """Flush within the deadline, stop the thread; what could not be sent is counted as dropped."""
@@ -194,7 +227,7 @@ class NatsLogHandler(logging.Handler):
             self._stopping = True
             self._poke()
             self._thread.join(self.config.flush_timeout_s)
-            left = self._queue.qsize()
+            left = len(self._pending)
             if left:
                 self.count_dropped("shutdown", left)
         super().close()
@@ -210,48 +243,86 @@ class NatsLogHandler(logging.Handler):
         nc = await nats.connect(list(self.config.servers), max_reconnect_attempts=-1, **self.config.connect)
         sink = await make_sink(self, nc)
         try:
-            while not (self._stopping and self._queue.empty()):
-                items = self._take(1000)
+            while not (self._stopping and not self._pending):
+                items = self._take(_CHUNK)
                 if items:
                     await sink.send(items)
                     continue
-                self._wake.clear()
-                if self._queue.empty() and not self._stopping:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), sink.idle_timeout())
-                    await sink.tick()
+                await self._idle(self._wake, sink.idle_timeout())
+                await sink.tick()
             await sink.tick(final=True)
         finally:
             with contextlib.suppress(Exception):
                 await nc.drain()
 
+    async def _idle(self, wake: asyncio.Event, due_in: float | None) -> None:
+        """Sleep until a record comes (or ``due_in`` seconds pass), then linger a moment so that the worker
+        takes records in bulk rather than one by one between the caller's calls."""
+        self._asleep = True
+        wake.clear()
+        if not self._pending and not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), due_in)
+            wake.clear()  # from here on only flush and close wake the worker early
+            if 0 < len(self._pending) < _CHUNK and not (self.flush_requested or self._stopping):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), _LINGER_S)
+        self._asleep = False
+
     def _take(self, most: int) -> list[Snapshot]:
-        items: list[Snapshot] = []
-        with contextlib.suppress(queue.Empty):
-            while len(items) < most:
-                items.append(self._queue.get_nowait())
+        pending = self._pending
+        with self._count_lock:
+            items = [pending.popleft() for _ in range(min(most, len(pending)))]
+            self._taken += len(items)
         return items
 
     def done(self, count: int) -> None:
         """``count`` queued records are settled: :meth:`flush` may return once all are."""
-        for _ in range(count):
-            self._queue.task_done()
+        with self._settled_cond:
+            self._settled += count
+            self._settled_cond.notify_all()
 
-    def entry_data(self, item: Snapshot) -> dict[str, Any]:
-        """The ``LogEntryCreated`` data for a queued record (valid by construction: level
-        from the mapping, strings from the record, the timestamp formatted here)."""
-        record = item.record
+    def encode(self, items: list[Snapshot]) -> list[Encoded]:
+        """The entries of ``items`` with their JSON (values that are not JSON become text); a
+        record whose message cannot be formatted is dropped as ``error``, one that cannot be
+        encoded (e.g. a lone surrogate in the message) as ``invalid``; both are settled."""
+        out: list[Encoded] = []
+        failed: Counter[str] = Counter()
+        for record, message, context in items:
+            try:
+                trace = trace_of(context)
+                data = self.entry_data(record, record.getMessage() if message is None else message, trace)
+            except Exception:  # noqa: BLE001 - a bad format string or a failing __str__
+                failed["error"] += 1
+                continue
+            try:
+                out.append((data, orjson.dumps(data, default=str), trace, record.created))
+            except (orjson.JSONEncodeError, TypeError):
+                failed["invalid"] += 1
+        if failed:
+            for reason, count in failed.items():
+                self.count_dropped(reason, count)
+            self.done(sum(failed.values()))
+        return out
+
+    def entry_data(self, record: logging.LogRecord, message: str, trace: dict[str, str]) -> dict[str, Any]:
+        """The ``LogEntryCreated`` data for a record (valid by construction: level from the
+        mapping, strings from the record, the timestamp formatted here)."""
         created = record.created
+        if int(created) != self._second:  # records come in bursts: one strftime per second
+            self._second = int(created)
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
         data: dict[str, Any] = {
-            "logId": f"{self._id_prefix}-{next(self._ids)}",
+            "logId": f"{self._id_prefix}{next(self._ids)}",
             "level": level_name(record.levelno),
-            "message": item.message,
+            "message": message,
             "source": self.config.service,
             "component": record.name,
-            "createdAt": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-            + f".{int(created * 1000) % 1000:03d}Z",
+            "createdAt": f"{self._stamp}.{int(created * 1000) % 1000:03d}Z",
         }
-        metadata = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        fields = record.__dict__
+        extra = fields.keys() - _STANDARD
+        metadata = {k: v for k, v in fields.items() if k in extra} if extra else {}
         for key in _TOP_LEVEL:
             if isinstance(metadata.get(key), str):
                 data[key] = metadata.pop(key)
@@ -264,15 +335,6 @@ class NatsLogHandler(logging.Handler):
             }
         metadata.setdefault("pid", os.getpid())
         data["metadata"] = metadata
-        data.update(trace_ids(item.trace))
+        if trace:
+            data.update(trace_ids(trace))
         return data
-
-    def entry_json(self, item: Snapshot) -> tuple[dict[str, Any], bytes] | None:
-        """The entry and its JSON (values that are not JSON become text); None if it cannot be
-        encoded (e.g. a lone surrogate in the message), counted as dropped ``invalid``."""
-        data = self.entry_data(item)
-        try:
-            return data, orjson.dumps(data, default=str)
-        except (orjson.JSONEncodeError, TypeError):
-            self.count_dropped("invalid")
-            return None

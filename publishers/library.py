@@ -59,15 +59,8 @@ class LibrarySink:
 
     async def send(self, items: list[Snapshot]) -> None:
         now = time.monotonic()
-        for item in items:
-            encoded = self._feed.entry_json(item)
-            if encoded is None:
-                self._feed.done(1)
-                continue
-            data, body = encoded
-            pending = PendingEntry(
-                body, data["level"], data["source"], item.record.created, data["createdAt"], now
-            )
+        for data, body, _trace, created in self._feed.encode(items):
+            pending = PendingEntry(body, data["level"], data["source"], created, data["createdAt"], now)
             if self._pipeline.offer(pending) is not Admission.ACCEPTED:
                 self._feed.count_dropped("oversize")
                 self._feed.done(1)

@@ -1,25 +1,23 @@
-"""What the logging handler's worker hands its sinks: record snapshots, and the handler's
-accounts as a small interface, so a sink never reaches into the handler's insides."""
+"""What the logging handler's worker hands its sinks: record snapshots, encoded entries, and the
+handler's accounts as a small interface, so a sink never reaches into the handler's insides."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from publishers.handler import HandlerConfig
 
-__all__ = ["RecordFeed", "Snapshot"]
+__all__ = ["Encoded", "RecordFeed", "Snapshot"]
 
+# A record as ``emit`` took it: the record, its message when emit had to format it (None: the
+# worker formats it, the arguments being immutable), and the OpenTelemetry context of the call.
+Snapshot = tuple[logging.LogRecord, str | None, object]
 
-@dataclass(slots=True)
-class Snapshot:
-    """A record as ``emit`` took it: the record, its formatted message, its trace context."""
-
-    record: logging.LogRecord
-    message: str
-    trace: dict[str, str]
+# An entry ready to send: its ``LogEntryCreated`` data, that data as JSON, its trace context
+# (see :func:`publishers.tracing.current_trace`), and the record's creation time (epoch seconds).
+Encoded = tuple[dict[str, Any], bytes, dict[str, str], float]
 
 
 class RecordFeed(Protocol):
@@ -29,8 +27,8 @@ class RecordFeed(Protocol):
     subject: str
     flush_requested: bool
 
-    def entry_json(self, item: Snapshot) -> tuple[dict[str, Any], bytes] | None:
-        """The entry's data and JSON; None when it cannot be encoded (counted)."""
+    def encode(self, items: list[Snapshot]) -> list[Encoded]:
+        """The entries of ``items``; those that cannot be encoded are counted dropped and settled."""
         ...
 
     def count_published(self, count: int) -> None:
