@@ -8,7 +8,7 @@ from nats.aio.client import Client
 from contracts.cloudevents import ContentMode, encode_binary, encode_structured, make_attributes
 from contracts.models import LogEntryCreated
 from publishers.library import LibrarySink
-from publishers.records import RecordFeed, Snapshot
+from publishers.records import SLICE, Encoded, RecordFeed, Snapshot
 from publishers.tracing import trace_extensions
 
 __all__ = ["EntrySink", "Sink", "make_sink"]
@@ -26,7 +26,15 @@ class EntrySink:
         return None
 
     async def send(self, items: list[Snapshot]) -> None:
-        entries = self._feed.encode(items)
+        sent = 0
+        for start in range(0, len(items), SLICE):
+            sent += await self._publish(self._feed.encode(items[start : start + SLICE]))
+            self._feed.breathe()
+        await self._nc.flush()
+        self._feed.count_published(sent)
+        self._feed.done(sent)
+
+    async def _publish(self, entries: list[Encoded]) -> int:
         source, encode, publish = f"//{self._feed.config.service}", self._encode, self._nc.publish
         subject = self._feed.subject
         for data, body, trace, _created in entries:
@@ -39,9 +47,7 @@ class EntrySink:
             )
             headers, message = encode(attrs, body)
             await publish(subject, message, headers=headers)
-        await self._nc.flush()
-        self._feed.count_published(len(entries))
-        self._feed.done(len(entries))
+        return len(entries)
 
     async def tick(self, *, final: bool = False) -> None:
         return None

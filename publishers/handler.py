@@ -64,6 +64,20 @@ def level_name(levelno: int) -> str:
     return "info" if levelno >= logging.INFO else "debug"
 
 
+_LEVELS = {n: level_name(n) for n in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, 50)}
+
+
+def _extra_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """The record's attributes that ``logging`` did not set (``extra``), in the order they were
+    set; ``makeRecord`` sets them last, so they are usually the trailing keys."""
+    extra = fields.keys() - _STANDARD
+    if not extra:
+        return {}
+    tail = list(fields)[-len(extra) :]
+    keys = tail if extra.issuperset(tail) else [k for k in fields if k in extra]
+    return {k: fields[k] for k in keys}
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class HandlerConfig:
     """Where records go and how the handler behaves under pressure.
@@ -122,6 +136,10 @@ class NatsLogHandler(logging.Handler):
         self._id_prefix = uuid.uuid4().hex[:12] + "-"
         self._ids = itertools.count(1)
         self._second, self._stamp = -1, ""
+        # While the queue is less than half full the worker gives way to the threads that log;
+        # past that it takes its full share of the GIL, so a sustained flood slows them rather
+        # than filling the queue (and dropping).
+        self._breathe_below = config.queue_size // 2
         subject = subject_for(LogEntryCreated.EVENT_TYPE, config.subject_prefix)
         service_token = "".join(c if c.isalnum() or c in "-_" else "_" for c in config.service)
         self.subject = f"{subject}.{service_token}" if service_token else subject
@@ -276,6 +294,13 @@ class NatsLogHandler(logging.Handler):
             self._taken += len(items)
         return items
 
+    def breathe(self) -> None:
+        """Release the GIL for a moment while the queue has room: a thread that logs takes it
+        and keeps it for the interpreter's switch interval (5 ms), so the worker holds it only
+        in short slices of ``SLICE`` records and the callers come first."""
+        if len(self._pending) < self._breathe_below:
+            time.sleep(0)
+
     def done(self, count: int) -> None:
         """``count`` queued records are settled: :meth:`flush` may return once all are."""
         with self._settled_cond:
@@ -314,15 +339,13 @@ class NatsLogHandler(logging.Handler):
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
         data: dict[str, Any] = {
             "logId": f"{self._id_prefix}{next(self._ids)}",
-            "level": level_name(record.levelno),
+            "level": _LEVELS.get(record.levelno) or level_name(record.levelno),
             "message": message,
             "source": self.config.service,
             "component": record.name,
             "createdAt": f"{self._stamp}.{int(created * 1000) % 1000:03d}Z",
         }
-        fields = record.__dict__
-        extra = fields.keys() - _STANDARD
-        metadata = {k: v for k, v in fields.items() if k in extra} if extra else {}
+        metadata = _extra_fields(record.__dict__)
         for key in _TOP_LEVEL:
             if isinstance(metadata.get(key), str):
                 data[key] = metadata.pop(key)

@@ -16,7 +16,7 @@ from gateway.core import Admission, BatchEncoder, BufferLimits, OverflowPolicy, 
 from gateway.core.pipeline import BatchPipeline, ReadyBatch
 from publishers.errors import PublishError
 from publishers.jetstream import JetStreamPublisher, PermissionWatch, PublishPolicy
-from publishers.records import RecordFeed, Snapshot
+from publishers.records import SLICE, RecordFeed, Snapshot
 from publishers.stream import StreamSpec, ensure_stream
 
 __all__ = ["LibrarySink"]
@@ -59,11 +59,13 @@ class LibrarySink:
 
     async def send(self, items: list[Snapshot]) -> None:
         now = time.monotonic()
-        for data, body, _trace, created in self._feed.encode(items):
-            pending = PendingEntry(body, data["level"], data["source"], created, data["createdAt"], now)
-            if self._pipeline.offer(pending) is not Admission.ACCEPTED:
-                self._feed.count_dropped("oversize")
-                self._feed.done(1)
+        for start in range(0, len(items), SLICE):
+            for data, body, _trace, created in self._feed.encode(items[start : start + SLICE]):
+                pending = PendingEntry(body, data["level"], data["source"], created, data["createdAt"], now)
+                if self._pipeline.offer(pending) is not Admission.ACCEPTED:
+                    self._feed.count_dropped("oversize")
+                    self._feed.done(1)
+            self._feed.breathe()
         await self.tick()
 
     async def tick(self, *, final: bool = False) -> None:

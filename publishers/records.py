@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from publishers.handler import HandlerConfig
 
-__all__ = ["Encoded", "RecordFeed", "Snapshot"]
+__all__ = ["SLICE", "Encoded", "RecordFeed", "Snapshot"]
 
 # A record as ``emit`` took it: the record, its message when emit had to format it (None: the
 # worker formats it, the arguments being immutable), and the OpenTelemetry context of the call.
@@ -18,6 +18,9 @@ Snapshot = tuple[logging.LogRecord, str | None, object]
 # An entry ready to send: its ``LogEntryCreated`` data, that data as JSON, its trace context
 # (see :func:`publishers.tracing.current_trace`), and the record's creation time (epoch seconds).
 Encoded = tuple[dict[str, Any], bytes, dict[str, str], float]
+
+# Records a sink encodes and sends between two :meth:`RecordFeed.breathe` calls.
+SLICE = 20
 
 
 class RecordFeed(Protocol):
@@ -29,6 +32,10 @@ class RecordFeed(Protocol):
 
     def encode(self, items: list[Snapshot]) -> list[Encoded]:
         """The entries of ``items``; those that cannot be encoded are counted dropped and settled."""
+        ...
+
+    def breathe(self) -> None:
+        """Let the threads that log run a while (the worker holds the GIL in short slices)."""
         ...
 
     def count_published(self, count: int) -> None:

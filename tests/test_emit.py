@@ -289,3 +289,39 @@ async def test_records_logged_just_before_interpreter_exit_arrive(
     await until(lambda: len(got) == 300)
     messages = {decode_contract(m.headers, m.data, LogEntryCreated)[1].message for m in got}
     assert messages == {f"last words {i}" for i in range(300)}
+
+
+async def test_the_handler_keeps_what_the_call_saw(
+    nats_server: NatsServer, nc: Client, logger: logging.Logger
+) -> None:
+    """The worker formats plain messages later; a mutable argument is formatted in the call, the
+    span is the caller's, a filter still filters, and a bad format is counted, never raised."""
+    got = await collect(nc, "cortex_logging.entry.created.>")
+    handler = NatsLogHandler(HandlerConfig(servers=(nats_server.url,), service="calls"))
+    handler.addFilter(lambda record: record.msg != "filtered out")
+    logger.addHandler(handler)
+    basket = ["apple"]
+    with tracer.start_as_current_span("checkout") as span:
+        logger.info("basket %s", basket)
+    basket.append("pear")
+    logger.info("plain %d of %s", 3, "x", extra={"userId": "u-4", "step": 2})
+    logger.info("filtered out")
+    handler.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 1, "bad %d", ("nan",), None))
+    await asyncio.to_thread(handler.flush)
+    await until(lambda: len(got) == 2)
+    decoded = [decode_contract(m.headers, m.data, LogEntryCreated) for m in got]
+    entries = {entry.message: (event, entry) for event, entry in decoded}
+    assert set(entries) == {"basket ['apple']", "plain 3 of x"}
+    event, traced = entries["basket ['apple']"]
+    context = span.get_span_context()
+    assert traced.to_data()["traceId"] == f"{context.trace_id:032x}"
+    assert traced.to_data()["spanId"] == f"{context.span_id:016x}"
+    assert event.attributes["traceparent"].startswith(f"00-{context.trace_id:032x}-{context.span_id:016x}-")
+    plain = entries["plain 3 of x"][1]
+    assert "traceId" not in plain.to_data()
+    assert plain.userId == "u-4"
+    assert plain.metadata is not None
+    assert plain.metadata["step"] == 2
+    assert handler.stats.emitted == 3
+    assert handler.stats.published == 2
+    assert handler.stats.dropped == {"error": 1}
