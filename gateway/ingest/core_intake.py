@@ -15,7 +15,8 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
 from contracts.errors import DecodeError, RejectReason
-from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED
+from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED, OVERSIZE
+from gateway.core.entry import PendingEntry
 from gateway.core.stats import Stats
 from gateway.ingest.admission import Gate
 from gateway.ingest.decode import EntryDecoder, might_alert
@@ -102,8 +103,16 @@ class CoreIntake:
         if admission is ACCEPTED or admission is DROPPED:
             return None
         if admission is BLOCKED:
-            return self._gate.admit_blocking(entry)
+            return self._admit_blocked(subject, headers, body, entry)
         return self._rejects.reject(subject, headers, body, RejectReason.OVERSIZE, oversize(len(entry.data)))
+
+    async def _admit_blocked(
+        self, subject: bytes, headers: Headers, body: bytes, entry: PendingEntry
+    ) -> None:
+        """Wait for room; an entry a live change made too big while it waited is rejected, not lost."""
+        if await self._gate.admit_blocking(entry) is OVERSIZE:
+            detail = oversize(len(entry.data))
+            await self._rejects.reject(subject, headers, body, RejectReason.OVERSIZE, detail)
 
     def on_shed(self, subject: bytes, headers: Headers, body: bytes) -> None:
         """A message shed at the pending limits (counted there as ``slow_consumer``): if it may be

@@ -33,6 +33,7 @@ from nats.js.errors import NotFoundError
 from contracts.errors import DecodeError, RejectReason
 from gateway.config import DurableIngest
 from gateway.core.accumulator import BLOCKED, OVERSIZE
+from gateway.core.entry import PendingEntry
 from gateway.core.stats import Stats
 from gateway.ingest.admission import Gate
 from gateway.ingest.bursts import Handler
@@ -221,10 +222,16 @@ class DurableIntake:
         entry.handle = msg
         admission = self._gate.admit(entry)
         if admission is BLOCKED:
-            return self._gate.admit_blocking(entry)
+            return self._admit_blocked(msg, entry)
         if admission is OVERSIZE:
             return self._terminate(msg, RejectReason.OVERSIZE, oversize(len(entry.data)))
         return None
+
+    async def _admit_blocked(self, msg: Msg, entry: PendingEntry) -> None:
+        """Wait for room; an entry a live change made too big while it waited is terminated, not
+        left unacknowledged until redelivery."""
+        if await self._gate.admit_blocking(entry) is OVERSIZE:
+            await self._terminate(msg, RejectReason.OVERSIZE, oversize(len(entry.data)))
 
     async def _terminate(self, msg: Msg, reason: str, detail: str) -> None:
         """Reject a message from the ingest stream for good: a redelivery would be rejected again."""
