@@ -22,6 +22,7 @@ from gateway.ingest.admission import Gate
 from gateway.ingest.decode import EntryDecoder, might_alert
 from gateway.ingest.fastpath import Headers, subscribe_fast
 from gateway.ingest.reject import Rejects, oversize
+from gateway.tasks import Spawn
 
 __all__ = ["CoreIntake"]
 
@@ -38,6 +39,7 @@ class CoreIntake:
         rejects: where rejected and failed messages are counted and forwarded.
         stats: ``received`` is counted here.
         pending_msgs_limit, pending_bytes_limit: nats-py's per-subscription limits.
+        spawn: starts the readers, watched (a reader that dies takes health down).
     """
 
     def __init__(
@@ -52,8 +54,10 @@ class CoreIntake:
         stats: Stats,
         pending_msgs_limit: int,
         pending_bytes_limit: int,
+        spawn: Spawn,
     ) -> None:
         self._nc = nc
+        self._spawn = spawn
         self._subjects = subjects
         self._queue = queue
         self.decoder = decoder
@@ -76,6 +80,7 @@ class CoreIntake:
                 pending_msgs_limit=msgs,
                 pending_bytes_limit=size,
                 on_shed=self.on_shed,
+                spawn=self._spawn,
             )
             self.subscriptions.append(sub)
             if reader is not None:

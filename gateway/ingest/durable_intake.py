@@ -39,6 +39,7 @@ from gateway.ingest.admission import Gate
 from gateway.ingest.bursts import Handler
 from gateway.ingest.decode import EntryDecoder
 from gateway.ingest.reject import Rejects, oversize
+from gateway.tasks import Spawn
 
 __all__ = ["DurableIntake", "DurableReader", "Settle", "ensure_ingest", "settle"]
 
@@ -172,6 +173,7 @@ class DurableIntake:
         subjects: the entry subjects the stream captures.
         decoder, gate, rejects, stats: as for core ingest.
         room: how many more entries to fetch now.
+        spawn: starts the reader, watched (a reader that dies takes health down).
     """
 
     def __init__(
@@ -185,8 +187,10 @@ class DurableIntake:
         rejects: Rejects,
         stats: Stats,
         room: Callable[[], int],
+        spawn: Spawn,
     ) -> None:
         self._js = js
+        self._spawn = spawn
         self._spec = spec
         self._subjects = subjects
         self.decoder = decoder
@@ -202,7 +206,14 @@ class DurableIntake:
         """Make sure the stream and consumer exist, then fetch as room allows."""
         psub = await ensure_ingest(self._js, self._spec, self._subjects)
         self._reader = DurableReader(psub, self._spec, self.on_message, self._room, self._wait_room)
-        self._task = asyncio.create_task(self._reader.run(), name="intake:durable")
+        self._task = self._spawn(self._read(self._reader), name="intake:durable")
+
+    @staticmethod
+    async def _read(reader: DurableReader) -> None:
+        """The reader, watched: it returns only once :meth:`stop` asked, and then ends as a
+        cancelled task, so the watch counts only a reader that died as a failure."""
+        await reader.run()
+        raise asyncio.CancelledError
 
     async def _wait_room(self) -> None:
         await self._gate.wait_room(self._room)
