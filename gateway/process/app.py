@@ -325,16 +325,30 @@ def _started_hook(holder: GatewayApp, http_host: str, extras: _Extras) -> Callab
     async def started() -> None:
         ingest_nc = None if ingest is None else await ingest.connect()
         await gateway.start(holder.broker.connection, ingest_nc=ingest_nc)
-        if extras.values is not None:
-            await _start_control(holder, extras.values, extras.reread)
-        _tune_collector()
-        said = await _start_servers(holder, http_host, extras.otlp)
-        await _mcp_and_ready_line(holder, gateway.config, said, extras.mcp)
-        if extras.summary_interval_s > 0:
-            holder.summary = gateway.spawn(Summary(gateway, extras.summary_interval_s).run(), name="summary")
+        try:
+            await _around_gateway(holder, http_host, extras)
+        except BaseException:
+            # FastStream runs no shutdown hook (and stops no broker) when this one raises: stop
+            # here what started, so what core intake already took is flushed (or counted) and
+            # nothing is left open.
+            await holder.stopping()
+            await holder.broker.stop()
+            raise
         holder.ready.set()
 
     return started
+
+
+async def _around_gateway(holder: GatewayApp, http_host: str, extras: _Extras) -> None:
+    """Once the gateway runs: live changes, the probes, the OTLP receiver, /mcp, the summary."""
+    gateway = holder.gateway
+    if extras.values is not None:
+        await _start_control(holder, extras.values, extras.reread)
+    _tune_collector()
+    said = await _start_servers(holder, http_host, extras.otlp)
+    await _mcp_and_ready_line(holder, gateway.config, said, extras.mcp)
+    if extras.summary_interval_s > 0:
+        holder.summary = gateway.spawn(Summary(gateway, extras.summary_interval_s).run(), name="summary")
 
 
 async def _mcp_and_ready_line(
