@@ -131,8 +131,13 @@ class Gateway:
 
     @property
     def failed(self) -> tuple[str, ...]:
-        """Background tasks (sender, spool replay) that died: the gateway is unhealthy if any."""
+        """Background tasks (sender, spool replay, ingest readers, /mcp) that died: the gateway is
+        unhealthy if any."""
         return self._parts.tasks.failed
+
+    def task_died(self, task: asyncio.Task[Any], exc: BaseException | None) -> None:
+        """A task watched beside the gateway (the /mcp listener) died: health goes down, as for its own."""
+        self._parts.tasks.died(task, exc)
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
         """Run ``coro`` beside the gateway, watched: if it dies it is logged and health goes down."""

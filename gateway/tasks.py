@@ -60,7 +60,8 @@ class TaskWatch:
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
         """Run ``coro`` as a watched task named ``name``."""
-        return watched(coro, name=name, on_death=self._died)
+        return watched(coro, name=name, on_death=self.died)
 
-    def _died(self, task: asyncio.Task[Any], exc: BaseException | None) -> None:
+    def died(self, task: asyncio.Task[Any], exc: BaseException | None) -> None:
+        """Remember ``task`` as dead (an :data:`OnDeath` for tasks :func:`watched` elsewhere)."""
         self._failed.append(task.get_name())

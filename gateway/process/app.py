@@ -96,12 +96,11 @@ class GatewayApp:
     reconfigurer: Reconfigurer | None = None  # live changes (once started, when given the settings)
     control: ControlService | None = None  # the control service on NATS (once started, when on)
     mcp: McpHttp | None = None  # the /mcp listener (run --mcp), once started
-    mcp_failed: list[str] = field(default_factory=list)  # its task, should it die
 
     @property
     def failed(self) -> tuple[str, ...]:
-        """The background tasks (the gateway's and the /mcp listener's) that died."""
-        return (*self.gateway.failed, *self.mcp_failed)
+        """The background tasks that died (the gateway's TaskWatch: the /mcp listener's too)."""
+        return self.gateway.failed
 
     summary: asyncio.Task[None] | None = None  # the periodic summary line, while it runs
     otlp: OtlpReceiver | None = None  # with --otlp-port
@@ -112,9 +111,6 @@ class GatewayApp:
         ingest = self.ingest
         up = self.gateway.ready and not self.failed and _connected(self.broker)
         return up and (ingest is None or _connected(ingest))
-
-    def mcp_died(self, task: asyncio.Task[Any], _exc: BaseException | None) -> None:
-        self.mcp_failed.append(task.get_name())
 
     async def stopping(self) -> None:
         """Stop the OTLP receiver (intake first: nothing is taken once the flush begins), the
@@ -373,7 +369,7 @@ async def _start_mcp(holder: GatewayApp, config: GatewayConfig, settings: McpHtt
         settings,
         stream=stream,
         subject_prefix=config.subjects.prefix,
-        on_death=holder.mcp_died,
+        on_death=holder.gateway.task_died,
     )
 
 
