@@ -96,6 +96,7 @@ class GatewayApp:
     reconfigurer: Reconfigurer | None = None  # live changes (once started, when given the settings)
     control: ControlService | None = None  # the control service on NATS (once started, when on)
     mcp: McpHttp | None = None  # the /mcp listener (run --mcp), once started
+    unwatch_sighup: Callable[[], None] | None = None  # stops applying SIGHUP (while it is watched)
 
     @property
     def failed(self) -> tuple[str, ...]:
@@ -115,7 +116,11 @@ class GatewayApp:
     async def stopping(self) -> None:
         """Stop the OTLP receiver (intake first: nothing is taken once the flush begins), the
         periodic summary, the /mcp listener and the control service, the gateway (flushing what it
-        holds), then its ingest connection and the health server."""
+        holds), then its ingest connection and the health server. SIGHUP goes first: a reload
+        must not retune a stopping gateway."""
+        if self.unwatch_sighup is not None:
+            self.unwatch_sighup()
+            self.unwatch_sighup = None
         if self.otlp is not None:
             await self.otlp.stop()
         if self.summary is not None:
@@ -394,7 +399,7 @@ async def _start_control(
         holder.control = ControlService(nc, holder.gateway, holder.reconfigurer, version=VERSION)
         await holder.control.start()
     if reread is not None:
-        watch_sighup(holder.reconfigurer, reread)
+        holder.unwatch_sighup = watch_sighup(holder.reconfigurer, reread)
 
 
 class ListenError(GatewayError, OSError):
