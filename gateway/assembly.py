@@ -196,6 +196,7 @@ def _intake(
             stats=parts.stats,
             pending_msgs_limit=config.pending_msgs_limit,
             pending_bytes_limit=config.pending_bytes_limit,
+            spawn=parts.tasks.spawn,
         )
     return DurableIntake(
         js,
@@ -206,6 +207,7 @@ def _intake(
         rejects=rejects,
         stats=parts.stats,
         room=room,
+        spawn=parts.tasks.spawn,
     )
 
 

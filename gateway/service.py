@@ -81,6 +81,7 @@ class Gateway:
         self._warn = RateLimitedLog(log)
         self.alerts: AlertPublisher | None = None
         self.redactor = Redactor(keys=config.redact_keys) if config.redact else None
+        self._retired_redactions = 0  # what redactors replaced live since counted (a counter goes up only)
         self.ready = False
         self.config_changes: Counter[str] = Counter()  # live changes applied, by origin
         self.config_refused: Counter[str] = Counter()  # refused ones, by origin
@@ -131,8 +132,13 @@ class Gateway:
 
     @property
     def failed(self) -> tuple[str, ...]:
-        """Background tasks (sender, spool replay) that died: the gateway is unhealthy if any."""
+        """Background tasks (sender, spool replay, ingest readers, /mcp) that died: the gateway is
+        unhealthy if any."""
         return self._parts.tasks.failed
+
+    def task_died(self, task: asyncio.Task[Any], exc: BaseException | None) -> None:
+        """A task watched beside the gateway (the /mcp listener) died: health goes down, as for its own."""
+        self._parts.tasks.died(task, exc)
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
         """Run ``coro`` beside the gateway, watched: if it dies it is logged and health goes down."""
@@ -202,11 +208,22 @@ class Gateway:
         if config.alerts.enabled and self.alerts is None:
             self.alerts = self._alert_publisher(config, rooms.publisher)
         if config.redact and (self.redactor is None or config.redact_keys != old.redact_keys):
-            self.redactor = Redactor(keys=config.redact_keys)
+            self._retire_redactor(Redactor(keys=config.redact_keys))
         elif not config.redact:
-            self.redactor = None
+            self._retire_redactor(None)
         retune(rooms, self.alerts, old, config, limits, redactor=self.redactor)
         self.config = config
+
+    @property
+    def redactions(self) -> int:
+        """Secrets replaced since start, across live changes of the redaction settings."""
+        return self._retired_redactions + (self.redactor.count if self.redactor is not None else 0)
+
+    def _retire_redactor(self, new: Redactor | None) -> None:
+        """Swap in ``new``; the old redactor's count is kept, so the redactions counter never falls."""
+        if self.redactor is not None:
+            self._retired_redactions += self.redactor.count
+        self.redactor = new
 
     def on_error(self, exc: BaseException) -> None:
         """Feed the connections' ``error_cb`` here: permission denials and slow-consumer drops."""

@@ -13,13 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-__all__ = ["TaskWatch", "watched"]
+__all__ = ["Spawn", "TaskWatch", "watched"]
 
 log = logging.getLogger("log_gateway")
 T = TypeVar("T")
 OnDeath = Callable[["asyncio.Task[Any]", BaseException | None], None]
+
+
+class Spawn(Protocol):
+    """How a room starts a task that must not die silently (:meth:`TaskWatch.spawn`)."""
+
+    def __call__(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]: ...
 
 
 def watched(coro: Coroutine[Any, Any, T], *, name: str, on_death: OnDeath) -> asyncio.Task[T]:
@@ -54,7 +60,8 @@ class TaskWatch:
 
     def spawn(self, coro: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
         """Run ``coro`` as a watched task named ``name``."""
-        return watched(coro, name=name, on_death=self._died)
+        return watched(coro, name=name, on_death=self.died)
 
-    def _died(self, task: asyncio.Task[Any], exc: BaseException | None) -> None:
+    def died(self, task: asyncio.Task[Any], exc: BaseException | None) -> None:
+        """Remember ``task`` as dead (an :data:`OnDeath` for tasks :func:`watched` elsewhere)."""
         self._failed.append(task.get_name())

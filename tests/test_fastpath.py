@@ -31,6 +31,7 @@ from gateway.process import app as app_module
 from gateway.process.app import build_app
 from gateway.process.connection import ConnectionSettings
 from gateway.process.natsserver import NatsServer
+from gateway.tasks import TaskWatch
 from tests import samples
 from tests.helpers import (
     collect,
@@ -72,7 +73,13 @@ async def test_the_fast_path_serves_its_subscription_and_leaves_the_others_alone
 ) -> None:
     got: Received = []
     sub, reader = await subscribe_fast(
-        nc, subject, queue="", handler=recorder(got), pending_msgs_limit=100, pending_bytes_limit=1 << 20
+        nc,
+        subject,
+        queue="",
+        handler=recorder(got),
+        pending_msgs_limit=100,
+        pending_bytes_limit=1 << 20,
+        spawn=TaskWatch().spawn,
     )
     assert reader is not None
     others = await collect(nc, subject + ".other")
@@ -112,7 +119,13 @@ class Holding:
         """A connection whose errors come here, and a fast-path subscription this handler serves."""
         nc = await nats.connect(url, error_cb=self.on_error)
         sub, _ = await subscribe_fast(
-            nc, subject, queue="", handler=self.handler, pending_msgs_limit=msgs, pending_bytes_limit=size
+            nc,
+            subject,
+            queue="",
+            handler=self.handler,
+            pending_msgs_limit=msgs,
+            pending_bytes_limit=size,
+            spawn=TaskWatch().spawn,
         )
         return nc, sub
 
@@ -170,7 +183,13 @@ async def test_drain_returns_only_when_every_message_received_before_it_is_handl
         return gate.wait() if len(handled) == 1 else None
 
     sub, _ = await subscribe_fast(
-        nc, subject, queue="", handler=handler, pending_msgs_limit=0, pending_bytes_limit=0
+        nc,
+        subject,
+        queue="",
+        handler=handler,
+        pending_msgs_limit=0,
+        pending_bytes_limit=0,
+        spawn=TaskWatch().spawn,
     )
     for i in range(20):
         await nc.publish(subject, b"%d" % i)
@@ -194,7 +213,7 @@ async def test_messages_nats_py_queued_before_the_take_over_come_first(nc: Clien
     await nc.flush()
     await until(lambda: sub.pending_msgs == 5)
     got: Received = []
-    reader = take_over(nc, sub, recorder(got))
+    reader = take_over(nc, sub, recorder(got), spawn=TaskWatch().spawn)
     for i in range(5, 10):
         await nc.publish(subject, b"%d" % i)
     await nc.flush()
@@ -216,7 +235,13 @@ async def test_a_failing_handler_is_logged_and_intake_goes_on(
         handled.append(body)
 
     sub, _ = await subscribe_fast(
-        nc, subject, queue="", handler=handler, pending_msgs_limit=0, pending_bytes_limit=0
+        nc,
+        subject,
+        queue="",
+        handler=handler,
+        pending_msgs_limit=0,
+        pending_bytes_limit=0,
+        spawn=TaskWatch().spawn,
     )
     for body in (b"a", b"boom", b"b"):
         await nc.publish(subject, body)
@@ -316,7 +341,7 @@ async def _feed(cuts: list[int]) -> tuple[Received, Received, Client]:
     nc = Client()
     sub = Subscription(nc, id=7, subject="in")
     got: Received = []
-    reader = take_over(nc, sub, recorder(got))
+    reader = take_over(nc, sub, recorder(got), spawn=TaskWatch().spawn)
     stream, expected = wire_stream()
     pos, turn = 0, 0
     while pos < len(stream):
@@ -344,7 +369,13 @@ async def test_a_message_larger_than_the_fast_buffer_arrives_whole(tmp_path: Pat
         nc = await nats.connect(server.url)
         got: Received = []
         sub, reader = await subscribe_fast(
-            nc, "big", queue="", handler=recorder(got), pending_msgs_limit=0, pending_bytes_limit=0
+            nc,
+            "big",
+            queue="",
+            handler=recorder(got),
+            pending_msgs_limit=0,
+            pending_bytes_limit=0,
+            spawn=TaskWatch().spawn,
         )
         big = bytes(range(256)) * (3 * 4096)  # 3 MiB
         for body in (b"before", big, b"after"):
@@ -363,7 +394,13 @@ async def test_after_the_reader_stops_messages_queue_as_for_any_subscription(
 ) -> None:
     got: Received = []
     sub, reader = await subscribe_fast(
-        nc, subject, queue="", handler=recorder(got), pending_msgs_limit=3, pending_bytes_limit=0
+        nc,
+        subject,
+        queue="",
+        handler=recorder(got),
+        pending_msgs_limit=3,
+        pending_bytes_limit=0,
+        spawn=TaskWatch().spawn,
     )
     assert reader is not None
     await nc.publish(subject, b"first")

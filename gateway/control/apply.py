@@ -34,11 +34,15 @@ if TYPE_CHECKING:
 __all__ = ["ChangeRefused", "ChangeResult", "Reconfigurer", "origin_kind"]
 
 log = logging.getLogger("log_gateway.control")
+_MCP_ORIGIN = "control:mcp"  # (gateway.mcp.backend's ControlClient names itself "mcp")
 _SOURCES = "_sources"  # (read_options' record of where each value came from: not a setting)
 
 
 def origin_kind(origin: str) -> str:
-    """The metric label of an origin: ``sighup``, ``control`` (``control:<client>``) or ``mcp``."""
+    """The metric label of an origin: ``sighup``, ``control`` (``control:<client>``) or ``mcp``
+    (the MCP server reaches the gateway as the control service's client ``mcp``)."""
+    if origin == _MCP_ORIGIN:
+        return "mcp"
     return origin.split(":", 1)[0][:32] or "unknown"
 
 

@@ -43,14 +43,18 @@ class Gate:
             self._warn.warning("overflow", "buffer full: dropped the newest entry")
         return admission
 
-    async def admit_blocking(self, entry: PendingEntry) -> None:
-        """Policy ``block``: hold this callback (and so intake) until there is room."""
+    async def admit_blocking(self, entry: PendingEntry) -> Admission:
+        """Policy ``block``: hold this callback (and so intake) until there is room.
+
+        Returns the final admission, never BLOCKED: a live change made while the entry
+        waited can make it OVERSIZE, which the caller must reject (else it is lost).
+        """
         while True:
             self.room.clear()
             admission = self._offer(entry)
             self._wake.set()  # (a blocked intake wakes the sender either way)
             if admission is not Admission.BLOCKED:
-                return
+                return admission
             await self.room.wait()
 
     def freed(self) -> None:

@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from gateway.ingest import nats_private as private
+from gateway.tasks import Spawn
 
 __all__ = ["Handler", "subscribe_in_bursts"]
 
@@ -40,8 +41,10 @@ async def subscribe_in_bursts(
     handler: Handler,
     pending_msgs_limit: int,
     pending_bytes_limit: int,
+    spawn: Spawn,
 ) -> tuple[Subscription, asyncio.Task[None] | None]:
-    """Subscribe and start draining in bursts; returns the subscription and its reader task."""
+    """Subscribe and start draining in bursts; returns the subscription and its reader task
+    (started by ``spawn``, so a reader that dies is logged and takes health down)."""
     sub = await nc.subscribe(
         subject, queue=queue, pending_msgs_limit=pending_msgs_limit, pending_bytes_limit=pending_bytes_limit
     )
@@ -60,7 +63,7 @@ async def subscribe_in_bursts(
             pending_msgs_limit=pending_msgs_limit,
             pending_bytes_limit=pending_bytes_limit,
         ), None
-    return sub, asyncio.create_task(_read(sub, handler), name=f"intake:{subject}")
+    return sub, spawn(_read(sub, handler), name=f"intake:{subject}")
 
 
 async def _read(sub: Subscription, handler: Handler) -> None:

@@ -15,12 +15,14 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
 from contracts.errors import DecodeError, RejectReason
-from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED
+from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED, OVERSIZE
+from gateway.core.entry import PendingEntry
 from gateway.core.stats import Stats
 from gateway.ingest.admission import Gate
 from gateway.ingest.decode import EntryDecoder, might_alert
 from gateway.ingest.fastpath import Headers, subscribe_fast
 from gateway.ingest.reject import Rejects, oversize
+from gateway.tasks import Spawn
 
 __all__ = ["CoreIntake"]
 
@@ -37,6 +39,7 @@ class CoreIntake:
         rejects: where rejected and failed messages are counted and forwarded.
         stats: ``received`` is counted here.
         pending_msgs_limit, pending_bytes_limit: nats-py's per-subscription limits.
+        spawn: starts the readers, watched (a reader that dies takes health down).
     """
 
     def __init__(
@@ -51,8 +54,10 @@ class CoreIntake:
         stats: Stats,
         pending_msgs_limit: int,
         pending_bytes_limit: int,
+        spawn: Spawn,
     ) -> None:
         self._nc = nc
+        self._spawn = spawn
         self._subjects = subjects
         self._queue = queue
         self.decoder = decoder
@@ -75,6 +80,7 @@ class CoreIntake:
                 pending_msgs_limit=msgs,
                 pending_bytes_limit=size,
                 on_shed=self.on_shed,
+                spawn=self._spawn,
             )
             self.subscriptions.append(sub)
             if reader is not None:
@@ -102,8 +108,16 @@ class CoreIntake:
         if admission is ACCEPTED or admission is DROPPED:
             return None
         if admission is BLOCKED:
-            return self._gate.admit_blocking(entry)
+            return self._admit_blocked(subject, headers, body, entry)
         return self._rejects.reject(subject, headers, body, RejectReason.OVERSIZE, oversize(len(entry.data)))
+
+    async def _admit_blocked(
+        self, subject: bytes, headers: Headers, body: bytes, entry: PendingEntry
+    ) -> None:
+        """Wait for room; an entry a live change made too big while it waited is rejected, not lost."""
+        if await self._gate.admit_blocking(entry) is OVERSIZE:
+            detail = oversize(len(entry.data))
+            await self._rejects.reject(subject, headers, body, RejectReason.OVERSIZE, detail)
 
     def on_shed(self, subject: bytes, headers: Headers, body: bytes) -> None:
         """A message shed at the pending limits (counted there as ``slow_consumer``): if it may be

@@ -33,11 +33,13 @@ from nats.js.errors import NotFoundError
 from contracts.errors import DecodeError, RejectReason
 from gateway.config import DurableIngest
 from gateway.core.accumulator import BLOCKED, OVERSIZE
+from gateway.core.entry import PendingEntry
 from gateway.core.stats import Stats
 from gateway.ingest.admission import Gate
 from gateway.ingest.bursts import Handler
 from gateway.ingest.decode import EntryDecoder
 from gateway.ingest.reject import Rejects, oversize
+from gateway.tasks import Spawn
 
 __all__ = ["DurableIntake", "DurableReader", "Settle", "ensure_ingest", "settle"]
 
@@ -171,6 +173,7 @@ class DurableIntake:
         subjects: the entry subjects the stream captures.
         decoder, gate, rejects, stats: as for core ingest.
         room: how many more entries to fetch now.
+        spawn: starts the reader, watched (a reader that dies takes health down).
     """
 
     def __init__(
@@ -184,8 +187,10 @@ class DurableIntake:
         rejects: Rejects,
         stats: Stats,
         room: Callable[[], int],
+        spawn: Spawn,
     ) -> None:
         self._js = js
+        self._spawn = spawn
         self._spec = spec
         self._subjects = subjects
         self.decoder = decoder
@@ -201,7 +206,14 @@ class DurableIntake:
         """Make sure the stream and consumer exist, then fetch as room allows."""
         psub = await ensure_ingest(self._js, self._spec, self._subjects)
         self._reader = DurableReader(psub, self._spec, self.on_message, self._room, self._wait_room)
-        self._task = asyncio.create_task(self._reader.run(), name="intake:durable")
+        self._task = self._spawn(self._read(self._reader), name="intake:durable")
+
+    @staticmethod
+    async def _read(reader: DurableReader) -> None:
+        """The reader, watched: it returns only once :meth:`stop` asked, and then ends as a
+        cancelled task, so the watch counts only a reader that died as a failure."""
+        await reader.run()
+        raise asyncio.CancelledError
 
     async def _wait_room(self) -> None:
         await self._gate.wait_room(self._room)
@@ -221,10 +233,16 @@ class DurableIntake:
         entry.handle = msg
         admission = self._gate.admit(entry)
         if admission is BLOCKED:
-            return self._gate.admit_blocking(entry)
+            return self._admit_blocked(msg, entry)
         if admission is OVERSIZE:
             return self._terminate(msg, RejectReason.OVERSIZE, oversize(len(entry.data)))
         return None
+
+    async def _admit_blocked(self, msg: Msg, entry: PendingEntry) -> None:
+        """Wait for room; an entry a live change made too big while it waited is terminated, not
+        left unacknowledged until redelivery."""
+        if await self._gate.admit_blocking(entry) is OVERSIZE:
+            await self._terminate(msg, RejectReason.OVERSIZE, oversize(len(entry.data)))
 
     async def _terminate(self, msg: Msg, reason: str, detail: str) -> None:
         """Reject a message from the ingest stream for good: a redelivery would be rejected again."""

@@ -49,6 +49,7 @@ from nats.errors import SlowConsumerError
 from gateway.ingest import nats_private as private
 from gateway.ingest.bursts import subscribe_in_bursts
 from gateway.ingest.wire import Frame, LineCache, Stop, split_frames
+from gateway.tasks import Spawn
 
 __all__ = ["Headers", "RawHandler", "ShedHandler", "fast_path_supported", "subscribe_fast", "take_over"]
 
@@ -85,6 +86,7 @@ async def subscribe_fast(
     pending_msgs_limit: int,
     pending_bytes_limit: int,
     on_shed: ShedHandler | None = None,
+    spawn: Spawn,
 ) -> tuple[Subscription, asyncio.Task[None] | None]:
     """Subscribe on the fast path (or, where unsupported, in bursts); returns the subscription and reader.
 
@@ -99,7 +101,7 @@ async def subscribe_fast(
             pending_bytes_limit=pending_bytes_limit,
         )
         if not private.subscription_problems(sub):
-            return sub, take_over(nc, sub, handler, on_shed)
+            return sub, take_over(nc, sub, handler, on_shed, spawn=spawn)
         await sub.unsubscribe()  # pragma: no cover - a nats-py whose subscriptions changed shape
     log.warning("nats-py is not the version the ingest fast path knows; using the slower path")
 
@@ -113,20 +115,22 @@ async def subscribe_fast(
         handler=from_msg,
         pending_msgs_limit=pending_msgs_limit,
         pending_bytes_limit=pending_bytes_limit,
+        spawn=spawn,
     )
 
 
 def take_over(
-    nc: Client, sub: Subscription, handler: RawHandler, on_shed: ShedHandler | None = None
+    nc: Client, sub: Subscription, handler: RawHandler, on_shed: ShedHandler | None = None, *, spawn: Spawn
 ) -> asyncio.Task[None]:
     """Serve ``sub`` (subscribed without a callback) on the fast path from now on; returns its reader.
 
     Messages nats-py already queued for it are handled first; a message the
     pending limits drop is shown to ``on_shed`` first. The caller has checked
-    :func:`fast_path_supported`.
+    :func:`fast_path_supported`. ``spawn`` starts the reader (watched: if it dies, it is
+    logged with its traceback and health goes down).
     """
     sink = _Sink(nc, sub, handler, on_shed)
-    return asyncio.create_task(sink.run(), name=f"intake:{sub.subject}")
+    return spawn(sink.run(), name=f"intake:{sub.subject}")
 
 
 class _Router:

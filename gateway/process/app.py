@@ -96,12 +96,12 @@ class GatewayApp:
     reconfigurer: Reconfigurer | None = None  # live changes (once started, when given the settings)
     control: ControlService | None = None  # the control service on NATS (once started, when on)
     mcp: McpHttp | None = None  # the /mcp listener (run --mcp), once started
-    mcp_failed: list[str] = field(default_factory=list)  # its task, should it die
+    unwatch_sighup: Callable[[], None] | None = None  # stops applying SIGHUP (while it is watched)
 
     @property
     def failed(self) -> tuple[str, ...]:
-        """The background tasks (the gateway's and the /mcp listener's) that died."""
-        return (*self.gateway.failed, *self.mcp_failed)
+        """The background tasks that died (the gateway's TaskWatch: the /mcp listener's too)."""
+        return self.gateway.failed
 
     summary: asyncio.Task[None] | None = None  # the periodic summary line, while it runs
     otlp: OtlpReceiver | None = None  # with --otlp-port
@@ -113,13 +113,14 @@ class GatewayApp:
         up = self.gateway.ready and not self.failed and _connected(self.broker)
         return up and (ingest is None or _connected(ingest))
 
-    def mcp_died(self, task: asyncio.Task[Any], _exc: BaseException | None) -> None:
-        self.mcp_failed.append(task.get_name())
-
     async def stopping(self) -> None:
         """Stop the OTLP receiver (intake first: nothing is taken once the flush begins), the
         periodic summary, the /mcp listener and the control service, the gateway (flushing what it
-        holds), then its ingest connection and the health server."""
+        holds), then its ingest connection and the health server. SIGHUP goes first: a reload
+        must not retune a stopping gateway."""
+        if self.unwatch_sighup is not None:
+            self.unwatch_sighup()
+            self.unwatch_sighup = None
         if self.otlp is not None:
             await self.otlp.stop()
         if self.summary is not None:
@@ -325,16 +326,30 @@ def _started_hook(holder: GatewayApp, http_host: str, extras: _Extras) -> Callab
     async def started() -> None:
         ingest_nc = None if ingest is None else await ingest.connect()
         await gateway.start(holder.broker.connection, ingest_nc=ingest_nc)
-        if extras.values is not None:
-            await _start_control(holder, extras.values, extras.reread)
-        _tune_collector()
-        said = await _start_servers(holder, http_host, extras.otlp)
-        await _mcp_and_ready_line(holder, gateway.config, said, extras.mcp)
-        if extras.summary_interval_s > 0:
-            holder.summary = gateway.spawn(Summary(gateway, extras.summary_interval_s).run(), name="summary")
+        try:
+            await _around_gateway(holder, http_host, extras)
+        except BaseException:
+            # FastStream runs no shutdown hook (and stops no broker) when this one raises: stop
+            # here what started, so what core intake already took is flushed (or counted) and
+            # nothing is left open.
+            await holder.stopping()
+            await holder.broker.stop()
+            raise
         holder.ready.set()
 
     return started
+
+
+async def _around_gateway(holder: GatewayApp, http_host: str, extras: _Extras) -> None:
+    """Once the gateway runs: live changes, the probes, the OTLP receiver, /mcp, the summary."""
+    gateway = holder.gateway
+    if extras.values is not None:
+        await _start_control(holder, extras.values, extras.reread)
+    _tune_collector()
+    said = await _start_servers(holder, http_host, extras.otlp)
+    await _mcp_and_ready_line(holder, gateway.config, said, extras.mcp)
+    if extras.summary_interval_s > 0:
+        holder.summary = gateway.spawn(Summary(gateway, extras.summary_interval_s).run(), name="summary")
 
 
 async def _mcp_and_ready_line(
@@ -359,7 +374,7 @@ async def _start_mcp(holder: GatewayApp, config: GatewayConfig, settings: McpHtt
         settings,
         stream=stream,
         subject_prefix=config.subjects.prefix,
-        on_death=holder.mcp_died,
+        on_death=holder.gateway.task_died,
     )
 
 
@@ -384,7 +399,7 @@ async def _start_control(
         holder.control = ControlService(nc, holder.gateway, holder.reconfigurer, version=VERSION)
         await holder.control.start()
     if reread is not None:
-        watch_sighup(holder.reconfigurer, reread)
+        holder.unwatch_sighup = watch_sighup(holder.reconfigurer, reread)
 
 
 class ListenError(GatewayError, OSError):

@@ -46,8 +46,7 @@ class GatewayCollector(Collector):
             stats.time_fallbacks,
         )
         yield from self._spool()
-        redactor = self._gw.redactor
-        yield _counter("redactions", "Secrets replaced before publishing", redactor.count if redactor else 0)
+        yield _counter("redactions", "Secrets replaced before publishing", self._gw.redactions)
         acc = getattr(self._gw, "acc", None)
         yield GaugeMetricFamily(_P + "buffered_entries", "Entries held", value=acc.held_entries if acc else 0)
         yield GaugeMetricFamily(_P + "buffered_bytes", "Entry bytes held", value=acc.held_bytes if acc else 0)

@@ -557,12 +557,6 @@ ARCHIVE_OPTIONS = (
     Option("--fsync", _bool, _default(ArchiveConfig, "fsync"), "fsync each finished segment"),
     _CONNECT_TIMEOUT,
     Option("--log-level", _level, "info", "debug, info, warning or error"),
-    Option(
-        "--control",
-        _bool,
-        True,
-        "answer the control service on NATS (log-gateway ctl; status, config get/set)",
-    ),
 )
 OTLP_EXPORT_OPTIONS = (
     *_REMOTE_CONNECTION_OPTIONS,
