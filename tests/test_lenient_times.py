@@ -1,0 +1,100 @@
+"""Entries whose ``createdAt`` is any string (the platform's contract, the gateway's default) go
+through the tools downstream of the gateway too: archived once, exported with OTLP's "unknown"
+time where they name no moment, found by time-bounded queries where they name one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client
+
+from contracts import LogArchived
+from contracts.timestamps import parse_timestamp
+from gateway.config import Subjects
+from gateway.consumers.archiver import ArchiveConfig, Archiver
+from gateway.consumers.manifest import read_manifest
+from gateway.consumers.segments import read_segment
+from gateway.core.limits import BatchLimits
+from gateway.otlp.config import OtlpConfig
+from gateway.otlp.receiver import OtlpReceiver
+from gateway.process.natsserver import NatsServer
+from tests import samples
+from tests.helpers import collect, config, publish_entries, running_gateway, until
+from tests.test_otlp_export import entries_on, export_config, exporting
+
+OCT_13_0800 = "2025-10-13T08:00:00.000Z"
+# createdAt values the gateway accepts by default, and the instant each names (None: none).
+LENIENT: list[tuple[str, str | None]] = [
+    ("Mon Oct 13 2025 10:00:00 GMT+0200 (Central European Summer Time)", OCT_13_0800),
+    ("2025-10-13 08:00:00", OCT_13_0800),
+    ("2025-10-13", "2025-10-13T00:00:00.000Z"),
+    ("", None),
+    ("soon", None),
+    ("2025-10-13T09:00:00.000Z", "2025-10-13T09:00:00.000Z"),
+]
+
+
+def lenient_entries() -> list[dict[str, Any]]:
+    return [samples.entry(i, createdAt=created) for i, (created, _) in enumerate(LENIENT)]
+
+
+async def test_the_archiver_archives_every_lenient_entry_once(
+    nats_server: NatsServer, nc: Client, tmp_path: Path
+) -> None:
+    sent = lenient_entries()
+    archived = await collect(nc, LogArchived.EVENT_TYPE)
+    cfg = config(batch=BatchLimits(max_entries=100, max_delay_ms=10))
+    before = time.time()
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        await publish_entries(nc, sent)
+        await until(lambda: gateway.stats.published == len(sent))
+    archiver = Archiver(nc, ArchiveConfig(directory=tmp_path, stream=cfg.stream.name, fsync=False))
+    stop = asyncio.Event()
+    task = asyncio.create_task(archiver.run(stop))
+    await until(lambda: archiver.writer.entries == len(sent) or task.done())
+    stop.set()
+    await asyncio.wait_for(task, 10)  # (it raised ValueError on the JavaScript form before)
+    await until(lambda: len(archived) == 1)
+    (segment,) = archiver.segments
+    assert sorted(e.logId for e in read_segment(segment.path)) == sorted(e["logId"] for e in sent)
+    event = LogArchived.parse(json.loads(archived[0].data)["data"])
+    assert event.entryCount == len(sent)
+    # The earliest named instant; the latest is the archiver's clock for the two with no time.
+    assert event.timeRange.start == "2025-10-13T00:00:00.000Z"
+    assert parse_timestamp(event.timeRange.end).timestamp() >= before - 1
+    manifest = read_manifest(segment.path)
+    assert manifest is not None
+    assert (manifest.start, manifest.end) == (event.timeRange.start, event.timeRange.end)
+    consumer = await nc.jetstream().consumer_info(cfg.stream.name, "log-archive")
+    assert consumer.num_ack_pending == 0
+
+
+async def test_otlp_export_forwards_lenient_entries_with_their_time_or_unknown(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    sent = lenient_entries()
+    async with (
+        running_gateway(nats_server.url, config()) as (source, _),
+        running_gateway(nats_server.url, config(subjects=Subjects(prefix="lt"))) as (sink, _),
+    ):
+        receiver = OtlpReceiver.for_gateway(OtlpConfig(port=0, host="127.0.0.1"), sink)
+        await receiver.start()
+        await publish_entries(nc, sent)
+        await until(lambda: source.stats.published == len(sent), 30)
+        before = time.time()
+        endpoint = f"http://127.0.0.1:{receiver.port}/v1/logs"
+        async with exporting(nc, export_config(source, endpoint)) as exporter:
+            await until(lambda: sink.stats.published == len(sent) or exporter.stats.failed > 0, 30)
+        await receiver.stop()
+    assert exporter.stats.records == len(sent)
+    got = {e.logId: e for e in await entries_on(nc, sink.config.stream.name, sink.config.subjects.batch)}
+    for data, (_, instant) in zip(sent, LENIENT, strict=True):
+        created = got[data["logId"]].createdAt
+        if instant is not None:
+            assert created == instant
+        else:  # time 0 (unknown): the receiver took the observed time, the exporter's clock
+            assert parse_timestamp(created).timestamp() >= before - 1
