@@ -31,7 +31,7 @@ class QueryStats:
     invalid: int = 0
     """Lines or messages that were not entries or batches (skipped)."""
     duplicates: int = 0
-    """Entries left out because their logId had already been handed over."""
+    """Entries left out as repeats: the same in every field (a non-empty logId) as one handed over."""
 
 
 def time_key(text: str) -> str:
