@@ -7,16 +7,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nats.aio.client import Client
 
 from contracts import LogArchived
+from contracts.query import LogQuery
 from contracts.timestamps import parse_timestamp
 from gateway.config import Subjects
 from gateway.consumers.archiver import ArchiveConfig, Archiver
 from gateway.consumers.manifest import read_manifest
+from gateway.consumers.query import query_page
 from gateway.consumers.segments import read_segment
 from gateway.core.limits import BatchLimits
 from gateway.otlp.config import OtlpConfig
@@ -98,3 +102,39 @@ async def test_otlp_export_forwards_lenient_entries_with_their_time_or_unknown(
             assert created == instant
         else:  # time 0 (unknown): the receiver took the observed time, the exporter's clock
             assert parse_timestamp(created).timestamp() >= before - 1
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is not UTC (a zone-less time must not be read as local)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()  # (TZ as it was)
+    time.tzset()
+
+
+@pytest.mark.usefixtures("new_york")
+async def test_a_time_bounded_query_reads_created_at_as_the_gateway_does(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    sent = lenient_entries()
+    cfg = config(batch=BatchLimits(max_entries=100, max_delay_ms=10))
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        await publish_entries(nc, sent)
+        await until(lambda: gateway.stats.published == len(sent))
+
+    async def messages(start: str, end: str) -> list[str]:
+        query = LogQuery(start=start, end=end, limit=100)
+        return sorted(e.message for e in (await query_page(nc, query, stream=cfg.stream.name)).entries)
+
+    at_eight = sorted(
+        e["message"] for e, (_, instant) in zip(sent, LENIENT, strict=True) if instant == OCT_13_0800
+    )
+    assert len(at_eight) == 2  # the JavaScript form and the zone-less one, both 08:00 UTC
+    assert await messages("2025-10-13T07:59:59Z", "2025-10-13T08:00:01Z") == at_eight
+    # The whole day: every entry naming a moment in it; those naming none match no time range.
+    named = sorted(e["message"] for e, (_, instant) in zip(sent, LENIENT, strict=True) if instant)
+    assert await messages("2025-10-13T00:00:00Z", "2025-10-13T23:59:59Z") == named
+    everything = await query_page(nc, LogQuery(limit=100), stream=cfg.stream.name)
+    assert len(everything.entries) == len(sent)  # (without a time range, all come out)
