@@ -17,12 +17,12 @@ from nats.aio.client import Client
 from contracts import LogArchived
 from contracts.query import LogQuery
 from contracts.timestamps import parse_timestamp
-from gateway.config import Subjects
+from gateway.config import Subjects, ThrottleLimits
 from gateway.consumers.archiver import ArchiveConfig, Archiver
 from gateway.consumers.manifest import read_manifest
 from gateway.consumers.query import query_page
 from gateway.consumers.segments import read_segment
-from gateway.core.limits import BatchLimits
+from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.otlp.config import OtlpConfig
 from gateway.otlp.receiver import OtlpReceiver
 from gateway.process.natsserver import NatsServer
@@ -138,3 +138,32 @@ async def test_a_time_bounded_query_reads_created_at_as_the_gateway_does(
     assert await messages("2025-10-13T00:00:00Z", "2025-10-13T23:59:59Z") == named
     everything = await query_page(nc, LogQuery(limit=100), stream=cfg.stream.name)
     assert len(everything.entries) == len(sent)  # (without a time range, all come out)
+
+
+@pytest.mark.parametrize(
+    ("overflow", "shed_by"),
+    [(OverflowPolicy.BLOCK, "slow_consumer"), (OverflowPolicy.DROP_NEWEST, "overflow_newest")],
+)
+async def test_time_fallbacks_count_accepted_entries_only(
+    nats_server: NatsServer, nc: Client, overflow: OverflowPolicy, shed_by: str
+) -> None:
+    """Error entries shed at the pending limit are decoded for alerts, and entries dropped
+    at a full buffer or rejected as oversize were decoded too: none of them is counted."""
+    cfg = config(
+        batch=BatchLimits(max_entries=10, max_delay_ms=10, max_bytes=64 * 1024),
+        buffer=BufferLimits(max_entries=10, overflow=overflow),
+        throttle=ThrottleLimits(max_publish_rate=5, max_in_flight=1),
+        pending_msgs_limit=20,
+    )
+    # First (before any shedding) an entry over the batch limit, its body within the bound.
+    sent = [samples.entry(300, createdAt="", message="x" * (64 * 1024))]
+    sent += [samples.entry(i, createdAt="soon") for i in range(300)]
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        await publish_entries(nc, sent)
+        await until(lambda: gateway.stats.received == len(sent))
+        await gateway.stop()
+    stats = gateway.stats
+    assert stats.dropped[shed_by] > 0
+    assert stats.rejected == {"oversize": 1}
+    assert stats.published + stats.total_dropped + 1 == len(sent)
+    assert stats.time_fallbacks == stats.published  # every accepted one was published
