@@ -167,3 +167,18 @@ async def test_time_fallbacks_count_accepted_entries_only(
     assert stats.rejected == {"oversize": 1}
     assert stats.published + stats.total_dropped + 1 == len(sent)
     assert stats.time_fallbacks == stats.published  # every accepted one was published
+
+
+async def test_a_time_bounded_query_over_a_batch_from_year_one_still_answers(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """0001-01-01T00:00:00+01:00 is valid RFC 3339 but before year 1 in UTC: a batch holding
+    it has it as firstCreatedAt, which the query could not turn into a key (OverflowError)."""
+    sent = [samples.entry(0, createdAt="0001-01-01T00:00:00+01:00"), samples.entry(1)]
+    cfg = config(batch=BatchLimits(max_entries=2, max_delay_ms=1000))
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        await publish_entries(nc, sent)
+        await until(lambda: gateway.stats.published == len(sent))
+    query = LogQuery(start="2025-10-13T07:00:00Z", end="2025-10-13T09:00:00Z", limit=10)
+    page = await query_page(nc, query, stream=cfg.stream.name)
+    assert [e.logId for e in page.entries] == [sent[1]["logId"]]

@@ -46,19 +46,19 @@ def time_key(text: str) -> str:
     JavaScript's ``Date`` forms, ISO 8601 with no zone as UTC).
 
     Raises:
-        ValueError: ``text`` names no moment.
+        ValueError: ``text`` names no moment, or one beyond the years 1 to 9999 in UTC.
     """
     if len(text) == 24 and text[23] == "Z" and text[19] == ".":
         return text[:23] + "000Z"
-    if _RFC3339.fullmatch(text) is not None:
-        return parse_timestamp(text).astimezone(UTC).strftime(_KEY_FORMAT)
-    epoch = lenient_epoch(text)
     try:
+        if _RFC3339.fullmatch(text) is not None:
+            return parse_timestamp(text).astimezone(UTC).strftime(_KEY_FORMAT)
+        epoch = lenient_epoch(text)
         if epoch is not None:
             return datetime.fromtimestamp(epoch, UTC).strftime(_KEY_FORMAT)
     except (OverflowError, OSError):
-        pass  # beyond what a datetime holds
-    raise ValueError(f"names no moment: {text[:64]!r}")
+        pass  # beyond the years 1 to 9999 once in UTC (0001-01-01T00:00:00+01:00)
+    raise ValueError(f"names no moment a key can hold: {text[:64]!r}")
 
 
 class Matcher:

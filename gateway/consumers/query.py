@@ -322,6 +322,9 @@ def _batch_may_match(data: dict[str, Any], matcher: Matcher) -> bool:
     if not matcher.any_level(data.get("levelCounts")):
         return False
     first, last = data.get("firstCreatedAt"), data.get("lastCreatedAt")
-    if isinstance(first, str) and isinstance(last, str):
-        return matcher.spans(time_key(first), time_key(last))
+    try:
+        if isinstance(first, str) and isinstance(last, str):
+            return matcher.spans(time_key(first), time_key(last))
+    except ValueError:
+        pass  # a time no key holds (an entry's own, year 1 with an offset): its entries are looked at
     return True
