@@ -231,7 +231,6 @@ def _decoder(parts: Parts, limits: BatchLimits, alerts: AlertPublisher | None) -
         redactor=parts.redactor,
         on_error_entry=alerts.observe if alerts else None,
         strict=parts.config.strict_entries,
-        stats=parts.stats,
     )
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from contracts.query import LogQuery
-from contracts.timestamps import parse_timestamp
+from contracts.timestamps import RFC3339_PATTERN, lenient_epoch, parse_timestamp
 
 __all__ = ["Matcher", "QueryStats", "time_key"]
 
@@ -31,17 +31,34 @@ class QueryStats:
     invalid: int = 0
     """Lines or messages that were not entries or batches (skipped)."""
     duplicates: int = 0
-    """Entries left out because their logId had already been handed over."""
+    """Entries left out as repeats: the same in every field (a non-empty logId) as one handed over."""
+
+
+_RFC3339 = re.compile(RFC3339_PATTERN)
+_KEY_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def time_key(text: str) -> str:
     """A timestamp as a string that sorts as its instant does (UTC, microseconds).
 
-    The platform's own form (``2025-10-13T08:00:00.000Z``) needs no parsing.
+    The platform's own form (``2025-10-13T08:00:00.000Z``) needs no parsing. Any other form
+    is read as the gateway reads ``createdAt`` (:func:`contracts.timestamps.lenient_epoch`:
+    JavaScript's ``Date`` forms, ISO 8601 with no zone as UTC).
+
+    Raises:
+        ValueError: ``text`` names no moment, or one beyond the years 1 to 9999 in UTC.
     """
     if len(text) == 24 and text[23] == "Z" and text[19] == ".":
         return text[:23] + "000Z"
-    return parse_timestamp(text).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        if _RFC3339.fullmatch(text) is not None:
+            return parse_timestamp(text).astimezone(UTC).strftime(_KEY_FORMAT)
+        epoch = lenient_epoch(text)
+        if epoch is not None:
+            return datetime.fromtimestamp(epoch, UTC).strftime(_KEY_FORMAT)
+    except (OverflowError, OSError):
+        pass  # beyond the years 1 to 9999 once in UTC (0001-01-01T00:00:00+01:00)
+    raise ValueError(f"names no moment a key can hold: {text[:64]!r}")
 
 
 class Matcher:
@@ -139,6 +156,8 @@ class Matcher:
         )
 
     def _in_time(self, created: Any) -> bool:
+        """Is ``created`` within the range? An entry whose ``createdAt`` names no moment has no
+        place in time: it matches no time-bounded query."""
         if self.start is None and self.end is None:
             return True
         if not isinstance(created, str):

@@ -7,8 +7,10 @@ were stored, not a sort by ``createdAt`` (producers' clocks differ); a cursor
 names the last position handed over, so paging is stable while new entries
 arrive. A stream sequence the stream still holds is read from the stream, an
 older one from the archive, so an entry in both comes out once; within one
-call an entry whose ``logId`` was already handed over (durable ingest can
-store a redelivered entry twice) is also left out.
+call an entry the same in every field (a non-empty ``logId`` included) as one
+already handed over (durable ingest can store a redelivered entry twice) is also
+left out; entries that only share a ``logId`` all come out (see
+:mod:`gateway.consumers.identity`).
 
 Example::
 
@@ -37,6 +39,7 @@ from contracts.models import LogBatchCreated, LogEntryCreated
 from contracts.query import LogQuery, Position, QueryError, QueryPage, decode_cursor, encode_cursor
 from contracts.timestamps import parse_timestamp
 from gateway.consumers.archivescan import Found, Segment, legacy_entries, list_segments, sequenced_entries
+from gateway.consumers.identity import entry_key
 from gateway.consumers.match import Matcher, QueryStats, time_key
 from gateway.consumers.streamscan import (
     StoredBatch,
@@ -155,7 +158,7 @@ async def _results(
 ) -> AsyncGenerator[tuple[Position, LogEntryCreated], None]:
     plan = await _plan(nc, query, where)
     stats = where.stats
-    seen: OrderedDict[str, None] = OrderedDict()
+    seen: OrderedDict[bytes, None] = OrderedDict()
     async with contextlib.aclosing(_found(nc, plan)) as found:
         async for position, data in found:
             entry = _accept(data, seen, stats)
@@ -163,20 +166,23 @@ async def _results(
                 yield position, entry
 
 
-def _accept(data: dict[str, Any], seen: OrderedDict[str, None], stats: QueryStats) -> LogEntryCreated | None:
-    """The entry, unless its logId was handed over already in this call or it is no entry."""
-    log_id = data.get("logId")
-    if isinstance(log_id, str) and log_id in seen:
-        stats.duplicates += 1
-        return None
+def _accept(
+    data: dict[str, Any], seen: OrderedDict[bytes, None], stats: QueryStats
+) -> LogEntryCreated | None:
+    """The entry, unless it is no entry or the same entry was handed over already in this call."""
     try:
         entry = LogEntryCreated.parse(data)
     except ContractError:
         stats.invalid += 1
         return None
-    seen[entry.logId] = None
-    if len(seen) > _DEDUP_CAPACITY:
-        seen.popitem(last=False)
+    key = entry_key(entry)
+    if key is not None:
+        if key in seen:
+            stats.duplicates += 1
+            return None
+        seen[key] = None
+        if len(seen) > _DEDUP_CAPACITY:
+            seen.popitem(last=False)
     stats.entries_matched += 1
     return entry
 
@@ -316,6 +322,9 @@ def _batch_may_match(data: dict[str, Any], matcher: Matcher) -> bool:
     if not matcher.any_level(data.get("levelCounts")):
         return False
     first, last = data.get("firstCreatedAt"), data.get("lastCreatedAt")
-    if isinstance(first, str) and isinstance(last, str):
-        return matcher.spans(time_key(first), time_key(last))
+    try:
+        if isinstance(first, str) and isinstance(last, str):
+            return matcher.spans(time_key(first), time_key(last))
+    except ValueError:
+        pass  # a time no key holds (an entry's own, year 1 with an offset): its entries are looked at
     return True

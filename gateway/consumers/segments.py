@@ -12,8 +12,9 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -24,7 +25,7 @@ import orjson
 import zstandard
 
 from contracts.models import LogArchived, LogEntryCreated
-from contracts.timestamps import now_timestamp, parse_timestamp
+from contracts.timestamps import entry_time, now_timestamp
 from gateway.consumers.manifest import ManifestBuilder, write_manifest
 
 __all__ = [
@@ -90,9 +91,16 @@ class SegmentWriter:
     """Writes entries into rolling segment files in ``directory``."""
 
     def __init__(
-        self, directory: Path, *, compression: Compression, fsync: bool = True, stream: str | None = None
+        self,
+        directory: Path,
+        *,
+        compression: Compression,
+        fsync: bool = True,
+        stream: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.directory = directory
+        self._wall_clock = wall_clock
         self.stream = stream
         self.stream_created: str | None = None
         """When ``stream`` was created (UTC ISO 8601), recorded in each manifest when known."""
@@ -116,8 +124,14 @@ class SegmentWriter:
         return self._open.opened_at if self._open else None
 
     def write(self, entry: LogEntryCreated, now: float) -> None:
-        """Append one entry (its JSON exactly as received, one line)."""
-        moment = (parse_timestamp(entry.createdAt).timestamp(), entry.createdAt)
+        """Append one entry (its JSON exactly as received, one line).
+
+        ``createdAt`` is any string (the platform's contract): the segment's first and last
+        times take it as the gateway does (:func:`contracts.timestamps.entry_time`), and the
+        time of writing where it names no moment, so every entry the gateway took is archived.
+        """
+        when = entry_time(entry.createdAt, self._wall_clock())
+        moment = (when.epoch, when.text)
         seg = self._open or self._start(now, moment)
         line = entry.to_json() + b"\n"
         seg.stream.write(line)

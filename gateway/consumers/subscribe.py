@@ -4,9 +4,12 @@ A durable JetStream pull consumer by default (or core NATS when asked). A batch
 is acknowledged only after the handler returns; a handler error leads to a
 redelivery with backoff, and after ``max_deliver`` attempts the batch goes to a
 dead-letter subject with the error. A batch seen twice (redelivery, a gateway
-retry) is recognised by ``batchId`` and an entry seen twice (durable ingest can
-put a redelivered entry in a second batch) by ``logId``, within a bounded memory
-of recent ids; neither is handed over twice. A gap in a gateway's ``sequence``
+retry) is recognised by ``batchId``; an entry seen twice (durable ingest can
+put a redelivered entry in a second batch) by being the same in every field, a
+non-empty ``logId`` included (:mod:`gateway.consumers.identity`: entries that only
+share a ``logId``, an empty one too, all come out), and an entry of a batch
+handed over again by its place in it; all within a bounded memory of recent
+ones, and none is handed over twice. A gap in a gateway's ``sequence``
 and any ``droppedSinceLast`` are reported through callbacks and counters.
 
 Example::
@@ -22,7 +25,7 @@ import asyncio
 import contextlib
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client
@@ -35,6 +38,7 @@ from nats.js.client import JetStreamContext
 from contracts.cloudevents import decode_contract, encode_structured, make_attributes
 from contracts.errors import DecodeError
 from contracts.models import LogBatchCreated, LogEntryCreated
+from gateway.consumers.identity import entry_key
 
 __all__ = ["BatchSubscriber", "Delivery", "Filters", "SubscriberConfig", "SubscriberStats"]
 
@@ -114,16 +118,16 @@ class SubscriberStats:
 
 
 class _Recent:
-    """A bounded set of recently seen ids."""
+    """A bounded set of recently seen ids (or entry keys)."""
 
     def __init__(self, capacity: int) -> None:
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ids: OrderedDict[Hashable, None] = OrderedDict()
         self._capacity = capacity
 
-    def __contains__(self, key: str) -> bool:
+    def __contains__(self, key: Hashable) -> bool:
         return key in self._ids
 
-    def add(self, key: str) -> None:
+    def add(self, key: Hashable) -> None:
         self._ids[key] = None
         self._ids.move_to_end(key)
         if len(self._ids) > self._capacity:
@@ -256,12 +260,12 @@ class BatchSubscriber:
         entries are handled; entries already handled are skipped on redelivery."""
 
         async def each(batch: LogBatchCreated) -> None:
-            for entry in batch.entries:
-                if entry.logId in self._seen_entries:
+            for key, entry in self._keyed(batch):
+                if key in self._seen_entries:
                     self.stats.duplicate_entries += 1
                     continue
                 await handler(entry)
-                self._seen_entries.add(entry.logId)
+                self._seen_entries.add(key)
                 self.stats.entries += 1
 
         await self._run(each, count_entries=False)
@@ -285,13 +289,19 @@ class BatchSubscriber:
     async def entries(self) -> AsyncIterator[LogEntryCreated]:
         """New entries one by one; a batch is acked once the loop has moved past its last entry."""
         async for batch in self._batches(count_entries=False):
-            for entry in batch.entries:
-                if entry.logId in self._seen_entries:
+            for key, entry in self._keyed(batch):
+                if key in self._seen_entries:
                     self.stats.duplicate_entries += 1
                     continue
                 yield entry
-                self._seen_entries.add(entry.logId)
+                self._seen_entries.add(key)
                 self.stats.entries += 1
+
+    @staticmethod
+    def _keyed(batch: LogBatchCreated) -> list[tuple[Hashable, LogEntryCreated]]:
+        """Each entry with what tells it from others: its content (a non-empty ``logId``),
+        else its place in the batch (so a redelivered batch's handled entries are skipped)."""
+        return [(entry_key(e) or (batch.batchId, i), e) for i, e in enumerate(batch.entries)]
 
     async def deliveries(self) -> AsyncIterator[Delivery]:
         """New batches with their acknowledgement left to the caller (e.g. an archiver that

@@ -18,6 +18,8 @@ class PendingEntry:
         created_at: ``createdAt`` as seconds since the epoch (for ordering).
         created_text: ``createdAt`` exactly as sent.
         received_at: when the gateway received it, on the monotonic clock.
+        time_fallback: ``createdAt`` named no moment, so ``created_at`` is the receipt
+            time; counted (``Stats.time_fallbacks``) when the pipeline accepts the entry.
         handle: what the edge needs to settle the entry's source message once
             its batch is stored (the JetStream message under durable ingest);
             the core never looks at it.
@@ -29,4 +31,5 @@ class PendingEntry:
     created_at: float
     created_text: str
     received_at: float
+    time_fallback: bool = False
     handle: object = None

@@ -89,8 +89,11 @@ class BatchPipeline:
         acc = self.acc
         was_idle = acc.is_empty
         admission = acc.offer(entry)
-        if admission is ACCEPTED and (was_idle or acc.has_waiting):
-            self._on_wake()
+        if admission is ACCEPTED:
+            if entry.time_fallback:  # (counted here: only an accepted entry's time is used)
+                self._stats.time_fallbacks += 1
+            if was_idle or acc.has_waiting:
+                self._on_wake()
         return admission
 
     def take(self, now: float, wall_now: str) -> ReadyBatch | None:

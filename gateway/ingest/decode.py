@@ -74,7 +74,11 @@ class EntryDecoder:
         strict: hold entries to :class:`~contracts.models.StrictLogEntryCreated`
             (``--strict``) instead of the platform's own contract.
         wall_clock: the receipt time in epoch seconds, standing in for a ``createdAt``
-            that names no moment (counted in ``stats.time_fallbacks``).
+            that names no moment (the entry's ``time_fallback``; the pipeline counts the
+            accepted ones in the gateway's ``Stats.time_fallbacks``).
+        stats: this decoder's own tally of the fallbacks it decoded (``time_fallbacks``),
+            whatever became of the entries (shed, dropped, rejected as oversize): a separate
+            ``Stats``, never the gateway's, which counts accepted entries only.
     """
 
     def __init__(
@@ -139,8 +143,9 @@ class EntryDecoder:
         data, attributes, encoded = _event(headers, body)
         created_at = plainly_valid_entry(data, strict=self.strict)
         created: str = data["createdAt"] if created_at is not None else ""
+        fallback = False
         if created_at is None:
-            created_at, created = self._validated_time(data)
+            created_at, created, fallback = self._validated_time(data)
         level: str = data["level"]
         if attributes:
             _keep_trace_attributes(data, attributes)
@@ -155,18 +160,18 @@ class EntryDecoder:
         if self.redactor is not None and self.redactor.entry(data):
             encoded = None
         return PendingEntry(
-            _compact(data, encoded, body), level, data["source"], created_at, created, self._clock()
+            _compact(data, encoded, body), level, data["source"], created_at, created, self._clock(), fallback
         )
 
-    def _validated_time(self, data: Any) -> tuple[float, str]:
+    def _validated_time(self, data: Any) -> tuple[float, str, bool]:
         """The model's verdict where the fast check could not give one, and the entry's time:
-        ``createdAt`` parsed (epoch seconds, an RFC 3339 text), or the receipt time, counted.
+        ``createdAt`` parsed (epoch seconds, an RFC 3339 text), or the receipt time (True).
 
         Raises:
             DecodeError: ``invalid_entry``, with the model's field errors.
         """
         if self.strict:
-            return _validated_created_at(data)
+            return (*_validated_created_at(data), False)
         try:
             entry = LogEntryCreated.parse(data)
         except ContractError as exc:
@@ -174,7 +179,7 @@ class EntryDecoder:
         when: EntryTime = entry_time(entry.createdAt, self._wall_clock())
         if when.fallback:
             self.stats.time_fallbacks += 1
-        return when.epoch, when.text
+        return when.epoch, when.text, when.fallback
 
 
 def _keep_trace_attributes(data: dict[str, Any], attributes: Mapping[str, Any]) -> None:

@@ -29,11 +29,14 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from contracts.timestamps import RFC3339_PATTERN, lenient_epoch
+
 __all__ = [
     "ENTRY_SEVERITY",
     "BadRequest",
     "entries_of",
     "entry_data",
+    "entry_time_ns",
     "export_request",
     "level_of",
     "parse_json_request",
@@ -66,6 +69,8 @@ ENTRY_SEVERITY = {"debug": (5, "DEBUG"), "info": (9, "INFO"), "warn": (13, "WARN
 ENTRY_SEVERITY["fatal"] = (21, "FATAL")
 _INT64 = (-(2**63), 2**63 - 1)
 _FRACTION = re.compile(r"\.([0-9]+)")
+_RFC3339 = re.compile(RFC3339_PATTERN)
+_FIXED64 = 2**64
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEX_LENGTHS = {"traceId": 32, "spanId": 16}
 
@@ -144,6 +149,25 @@ def parse_timestamp_ns(text: str) -> int:
     return seconds * 1_000_000_000 + int((digits + "000000000")[:9])
 
 
+def entry_time_ns(text: object) -> int | None:
+    """An entry's ``createdAt`` (any string, as the platform allows) as nanoseconds since the
+    epoch: RFC 3339 to the nanosecond, the other forms the gateway reads
+    (:func:`contracts.timestamps.lenient_epoch`, no zone read as UTC) to the microsecond; None
+    when it names no moment OTLP can hold (none at all, or before 1970)."""
+    if not isinstance(text, str):
+        return None
+    ns: int | None = None
+    if _RFC3339.fullmatch(text) is not None:
+        try:
+            ns = parse_timestamp_ns(text)
+        except (ValueError, OverflowError):
+            return None
+    else:
+        epoch = lenient_epoch(text)
+        ns = None if epoch is None else round(epoch * 1_000_000) * 1000
+    return ns if ns is not None and 0 <= ns < _FIXED64 else None
+
+
 def entry_data(
     record: LogRecord, *, source: str, component: str, now_ns: int | None = None
 ) -> dict[str, Any]:
@@ -195,11 +219,12 @@ def entries_of(request: ExportLogsServiceRequest) -> Iterator[dict[str, Any]]:
 
 def _log_record(entry: Mapping[str, Any]) -> LogRecord:
     """One entry as a LogRecord (see the module's table)."""
-    ns = parse_timestamp_ns(entry["createdAt"])
+    ns = entry_time_ns(entry["createdAt"])
     number, text = ENTRY_SEVERITY[entry["level"]]
     record = LogRecord(
-        time_unix_nano=ns,
-        observed_time_unix_nano=ns,
+        # No moment in createdAt: time 0 is OTLP's "unknown", observed now.
+        time_unix_nano=0 if ns is None else ns,
+        observed_time_unix_nano=time.time_ns() if ns is None else ns,
         severity_number=number,  # type: ignore[arg-type]  # (an int is what the enum holds)
         severity_text=text,
         body=AnyValue(string_value=entry["message"]),
