@@ -14,17 +14,9 @@ from contracts.events import subject_for
 from contracts.models import LogBatchCreated, LogEntryCreated
 from contracts.query import LogQuery
 from gateway.consumers.query import query_entries, query_page
+from gateway.consumers.tail import level_label, place
 
 __all__ = ["QueryOutput", "format_row", "run_query"]
-
-_COLORS = {
-    "debug": "\x1b[2m",
-    "info": "\x1b[32m",
-    "warn": "\x1b[33m",
-    "error": "\x1b[31m",
-    "fatal": "\x1b[1;97;41m",
-}
-_RESET = "\x1b[0m"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -45,12 +37,9 @@ class QueryOutput:
 
 def format_row(entry: LogEntryCreated, *, color: bool) -> str:
     """One row: createdAt, level, source/component, message, then metadata as JSON."""
-    where = entry.source + (f"/{entry.component}" if entry.component else "")
-    level = f"{entry.level.upper():5}"
-    if color:
-        level = f"{_COLORS[entry.level]}{level}{_RESET}"
+    level = level_label(entry.level, color=color)
     extra = f"  {json.dumps(entry.metadata, separators=(',', ':'))}" if entry.metadata else ""
-    return f"{entry.createdAt:24}  {level}  {where:24}  {entry.message}{extra}"
+    return f"{entry.createdAt:24}  {level}  {place(entry):24}  {entry.message}{extra}"
 
 
 async def run_query(

@@ -18,7 +18,7 @@ from contracts.models import LEVELS, EntryRejected, ErrorPatternDetected, LogEnt
 from gateway.consumers.subscribe import BatchSubscriber, Filters, SubscriberConfig
 from gateway.core.announce import stream_started
 
-__all__ = ["TailOptions", "format_alert", "format_entry", "format_rejected", "tail"]
+__all__ = ["TailOptions", "format_alert", "format_entry", "format_rejected", "level_label", "place", "tail"]
 
 _RESET = "\x1b[0m"
 _COLORS = {
@@ -55,15 +55,23 @@ class TailOptions:
         return frozenset(LEVELS[LEVELS.index(self.min_level) :])
 
 
+def level_label(level: str, *, color: bool) -> str:
+    """The level, upper case in five columns, coloured for a terminal."""
+    label = f"{level.upper():5}"
+    return f"{_COLORS[level]}{label}{_RESET}" if color else label
+
+
+def place(entry: LogEntryCreated) -> str:
+    """Where an entry comes from: ``source`` or ``source/component``."""
+    return entry.source + (f"/{entry.component}" if entry.component else "")
+
+
 def format_entry(entry: LogEntryCreated, *, color: bool) -> str:
     """One line: time, level, source/component, message, then metadata as JSON."""
     clock = entry.createdAt[11:23] if len(entry.createdAt) >= 23 else entry.createdAt
-    where = entry.source + (f"/{entry.component}" if entry.component else "")
-    level = f"{entry.level.upper():5}"
-    if color:
-        level = f"{_COLORS[entry.level]}{level}{_RESET}"
+    level = level_label(entry.level, color=color)
     extra = f" {json.dumps(entry.metadata, separators=(',', ':'))}" if entry.metadata else ""
-    return f"{clock} {level} {where}: {entry.message}{extra}"
+    return f"{clock} {level} {place(entry)}: {entry.message}{extra}"
 
 
 def format_alert(data: dict[str, Any], *, color: bool) -> str:
