@@ -23,6 +23,7 @@ from gateway.core.encode import header_size
 from gateway.core.entry import PendingEntry
 from gateway.ingest.fastpath import Headers
 from gateway.service import Gateway
+from publishers.roundtrip import server_has_read
 from publishers.stream import StreamSpec
 from tests import samples
 
@@ -150,8 +151,7 @@ async def collect(nc: Client, subject: str) -> list[Msg]:
         got.append(msg)
 
     await nc.subscribe(subject, cb=on_msg)
-    await nc.flush()
-    await nc.flush()  # (twice: nats-py 2.16 can send the first PING ahead of the SUB)
+    await server_has_read(nc)
     return got
 
 

@@ -45,6 +45,7 @@ from gateway.control.apply import ChangeRefused, Reconfigurer
 from gateway.control.changes import LIVE, shown_settings
 from gateway.control.status import gateway_status
 from gateway.control.subjects import ENDPOINTS, QUERY_GROUP, SERVICE_NAME, control_subject
+from publishers.roundtrip import server_has_read
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
@@ -109,11 +110,7 @@ class ControlService:
                     metadata={"target": "all" if target is None else "gateway"},
                 )
                 await service.add_endpoint(config)
-        # Answer once started. Twice: nats-py 2.16 writes a flush's PING straight to the socket,
-        # ahead of SUBs still queued for its flusher; the first round trip lets the flusher send
-        # them, the second one's PONG comes back only after the server has them.
-        await self._nc.flush()
-        await self._nc.flush()
+        await server_has_read(self._nc)  # (answering once the server has the SUBs)
         self._service = service
 
     async def stop(self) -> None:

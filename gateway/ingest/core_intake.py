@@ -23,6 +23,7 @@ from gateway.ingest.decode import EntryDecoder, might_alert
 from gateway.ingest.fastpath import Headers, subscribe_fast
 from gateway.ingest.reject import Rejects, oversize
 from gateway.tasks import Spawn
+from publishers.roundtrip import server_has_read
 
 __all__ = ["CoreIntake"]
 
@@ -85,11 +86,7 @@ class CoreIntake:
             self.subscriptions.append(sub)
             if reader is not None:
                 self._readers.append(reader)
-        # Subscribed once the server has the SUBs. Flush twice: nats-py 2.16 writes a flush's
-        # PING straight to the socket, ahead of SUBs still queued for its flusher, so one
-        # PONG can come back before them (entries published then found no subscriber).
-        await self._nc.flush()
-        await self._nc.flush()
+        await server_has_read(self._nc)  # (subscribed once the server has the SUBs)
 
     def on_message(self, subject: bytes, headers: Headers, body: bytes) -> Awaitable[None] | None:
         """Take one message; synchronous unless it must wait (block policy) or be forwarded.

@@ -17,6 +17,7 @@ from gateway.consumers.query import query_page
 from gateway.control.client import ControlClient, ControlError
 from gateway.mcp.tools import GatewayReplies, LogMessageResult, PlatformLevel, QueryLogsResult, entry_level
 from publishers.emit import EventPublisher
+from publishers.roundtrip import server_has_read
 
 __all__ = ["Backend", "BadCursor", "ToolFailed"]
 
@@ -109,17 +110,10 @@ class Backend:
         return GatewayReplies(gateways=replies)
 
     async def _refusal_after(self, before: BaseException | None) -> BaseException | None:
-        """The connection error that arrived since ``before`` within two round trips, if any.
-
-        nats-server may answer a PING before the ``-ERR`` for a publish it refused by
-        permissions (seen on 2.15 about one time in seven), so one flush does not prove the
-        entry was taken; by the second answer the refusal has always arrived.
-        """
-        for _ in range(2):
-            await self.nc.flush(timeout=max(1, round(self.timeout_s)))
-            if self.nc.last_error is not before:
-                return self.nc.last_error
-        return None
+        """The connection error that came after ``before`` by the time the server read the entry."""
+        await server_has_read(self.nc, self.timeout_s)
+        error = self.nc.last_error
+        return None if error is before else error
 
     def _control(self) -> ControlClient:
         return ControlClient(self.nc, timeout_s=self.timeout_s, client="mcp", prefix=self.subject_prefix)
