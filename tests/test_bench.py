@@ -45,7 +45,7 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[  1/18]" in result.stderr  # progress is shown while it runs
+    assert "[  1/19]" in result.stderr  # progress is shown while it runs
     results = json.loads((tmp_path / "results.json").read_text())
     for form in ("structured", "binary", "bare", "mix"):
         row = results["throughput"][form]
@@ -67,8 +67,7 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
     assert 0 < latency["p50_ms"] < 60_000  # entries carry the time they were sent, not the placeholder
     assert latency["bus_msgs_per_s"] < latency["offered_per_s"]  # batching cut the bus messages
     assert [row["batch_size"] for row in results["batch_size_sweep"]] == [50, 500]
-    _check_overload_rows(results)
-    _check_workers_and_call_costs(results)
+    _check_later_rows(results, tmp_path)
     table = (tmp_path / "results.md").read_text()
     assert "gateway / limit" in table
     assert "OpenTelemetry" in table
@@ -76,6 +75,23 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
     assert "Sustained capacity" in table
     assert (tmp_path / "batch_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "headline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _check_later_rows(results: dict[str, Any], out: Path) -> None:
+    _check_overload_rows(results)
+    _check_workers_and_call_costs(results)
+    _check_memory_row(results)
+    assert "x their wire bytes**" in (out / "results.md").read_text()
+
+
+def _check_memory_row(results: dict[str, Any]) -> None:
+    memory = results["memory"]
+    assert memory["entries"] == 10 * results["config"]["entries"]
+    # Every entry offered was held, none lost: the gateway's own counts (and the warm-up entry).
+    assert memory["buffered"] == memory["entries"] == memory["received"] - 1
+    assert memory["dropped"] == memory["rejected"] == 0
+    assert memory["added_bytes"] == memory["loaded_rss_bytes"] - memory["base_rss_bytes"] > 0
+    assert memory["ratio_to_wire"] == pytest.approx(memory["added_bytes"] / memory["wire_bytes"])
 
 
 def _check_workers_and_call_costs(results: dict[str, Any]) -> None:

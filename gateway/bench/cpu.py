@@ -12,7 +12,7 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["tree_cpu_s"]
+__all__ = ["tree_cpu_s", "tree_pids"]
 
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
 
@@ -37,13 +37,18 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and its live descendants."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(_children(current))
+    return out
+
+
 def tree_cpu_s(pid: int | None) -> float:
     """CPU seconds spent so far by ``pid`` and its live descendants; NaN without ``/proc``."""
     if pid is None or not Path("/proc/self/stat").exists():
         return math.nan
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += _own_cpu_s(current)
-        todo.extend(_children(current))
-    return total
+    return sum(_own_cpu_s(each) for each in tree_pids(pid))

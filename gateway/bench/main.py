@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import nats
 
+from gateway.bench.memory import measure_memory
 from gateway.bench.overload import measure_goodput
 from gateway.bench.payloads import FORMS, messages
 from gateway.bench.report import write_headline, write_markdown, write_plot
@@ -54,6 +55,11 @@ class BenchConfig:
     sustained_s: float = 60.0
     sustained_shares: tuple[float, ...] = (0.9, 0.7, 0.5)
     out_dir: Path = Path("bench-results")
+
+    @property
+    def memory_entries(self) -> int:
+        """Entries the memory row holds: ten times ``entries`` (1,000,000 in the full run)."""
+        return 10 * self.entries
 
     @classmethod
     def quick(cls, out_dir: Path) -> BenchConfig:
@@ -277,6 +283,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         + (len(config.workers) + 1) * config.rounds
         + 3
         + len(config.sustained_shares)
+        + 1
     )
     progress = _Progress(steps)
     with NatsServer(config=_SERVER_CONFIG) as server:
@@ -292,6 +299,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         variants = await _variants(server.url, config, progress, server.pid)
         calls = await _fresh(measure_call_cost, server.url, min(config.entries, 20_000))
         progress.say("per-call cost of logger.info", ", ".join(f"{k} {v:.1f} us" for k, v in calls.items()))
+        memory = await _memory(server.url, config, progress)
     return {
         "config": {**asdict(config), "out_dir": str(config.out_dir)},
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()},
@@ -303,7 +311,18 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         "batch_size_sweep": sweep,
         "variants": variants,
         "call_cost_us": calls,
+        "memory": memory,
     }
+
+
+async def _memory(url: str, config: BenchConfig, progress: _Progress) -> dict[str, float]:
+    """RSS of a throttled gateway holding ``memory_entries`` mix entries, against their wire bytes."""
+    result = await measure_memory(url, messages(config.memory_entries, "mix"))
+    progress.say(
+        f"memory holding {result.entries:,} entries",
+        f"{result.ratio:.2f}x their wire bytes, {result.added_bytes / result.entries:,.0f} B per entry",
+    )
+    return result.as_dict()
 
 
 def _cpus() -> int:

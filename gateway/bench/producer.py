@@ -32,7 +32,7 @@ from nats.protocol.command import hpub_cmd, pub_cmd
 
 from gateway.bench.payloads import Message, encode, entry
 
-__all__ = ["Producer", "wire"]
+__all__ = ["Producer", "header_block", "wire"]
 
 _CTX = multiprocessing.get_context("spawn")
 _CONNECT = (
@@ -47,6 +47,12 @@ _PLACEHOLDER_BYTES = b"1111111111.111111"
 _PACED_POOL = 50_000
 
 
+def header_block(headers: dict[str, str]) -> bytes:
+    """``headers`` as nats-py writes them ahead of a body (the block an HPUB's size counts)."""
+    lines = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items())
+    return b"NATS/1.0\r\n" + lines + b"\r\n"
+
+
 def wire(subject: str, msgs: list[Message]) -> bytes:
     """``msgs`` as the commands nats-py writes when publishing each of them to ``subject``."""
     out = []
@@ -54,10 +60,7 @@ def wire(subject: str, msgs: list[Message]) -> bytes:
         if headers is None:
             out.append(pub_cmd(subject, "", body))
         else:
-            block = b"NATS/1.0\r\n" + b"".join(
-                b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items()
-            )
-            out.append(hpub_cmd(subject, "", block + b"\r\n", body))
+            out.append(hpub_cmd(subject, "", header_block(headers), body))
     return b"".join(out)
 
 

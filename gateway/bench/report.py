@@ -27,6 +27,8 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
         cpu = f"{row['limit_cpu_us']['median']:.1f}, {row['gateway_cpu_us']['median']:.1f}"
         lines.append(f"| {form} | {_cell(row['limit'])} | {_cell(row['gateway'])} | {ratio} | {cpu} |")
     lines += _contenders(results)
+    if "memory" in results:
+        lines += ["", _memory_line(results["memory"])]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -35,6 +37,16 @@ def _overload_line(row: dict[str, Any]) -> str:
         f"Overload: {row['offered_per_s']:,.0f} entries/s offered (twice the peak of "
         f"{row['peak_per_s']:,.0f}/s) for {row['seconds']} s: goodput median {row['median_per_s']:,.0f}/s, "
         f"weakest second {row['min_per_s']:,.0f}/s, **{row['ratio_to_peak']:.2f} of the peak**."
+    )
+
+
+def _memory_line(row: dict[str, Any]) -> str:
+    return (
+        f"Memory: holding {row['entries']:,} mix entries under a throttle "
+        f"({row['wire_bytes'] / 1e6:,.1f} MB on the wire, {row['wire_bytes_per_entry']:,.0f} B each), "
+        f"the gateway's RSS grew {row['added_bytes'] / 1e6:,.1f} MB over its base of "
+        f"{row['base_rss_bytes'] / 1e6:,.1f} MB: **{row['ratio_to_wire']:.2f}x their wire bytes** "
+        f"({row['added_bytes_per_entry']:,.0f} B per entry; none dropped)."
     )
 
 

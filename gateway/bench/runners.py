@@ -75,6 +75,7 @@ class GatewayProcess:
         self.url = url
         self.args = args
         self.proc: asyncio.subprocess.Process | None = None
+        self.said = b""  # what it printed until ready (the ready lines: where it listens)
 
     async def __aenter__(self) -> GatewayProcess:
         argv = [
@@ -102,6 +103,7 @@ class GatewayProcess:
             line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
             if not line:
                 raise RuntimeError("log-gateway run exited before it was ready")
+            self.said += line
             ready += line.count(b"log-gateway: ready")
         return self
 
