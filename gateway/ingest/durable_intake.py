@@ -226,6 +226,11 @@ class DurableIntake:
         self._reader = reader
         self._task = self._spawn(self._read(reader), name="intake:durable")
 
+    @property
+    def reader(self) -> DurableReader | PullReader | None:
+        """What reads the consumer (a :class:`PullReader` where the fast path is supported), once started."""
+        return self._reader
+
     async def _ensure(self) -> None:
         await ensure_consumer(self._js, self._spec, self._subjects)
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
@@ -178,7 +178,13 @@ class PullReader:
         self._unavailable = 0  # 503s in a row
         self._stopping = False
         self.asked = self.received = self.returned = 0  # messages asked for, come, handed back
+        self.ends: Counter[str] = Counter()  # how requests ended: "filled", "given_up" or the status code
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def inbox(self) -> str:
+        """The prefix of the requests' reply subjects (``<inbox>.<n>``), once started."""
+        return self._inbox
 
     def free(self) -> int:
         """How many messages the next request may ask for."""
@@ -246,6 +252,7 @@ class PullReader:
     async def _after(self, end: _End) -> None:
         """Act on how a request ended, before the next one."""
         action, status = end
+        self.ends[str(status.code) if status else "filled" if end is _FILLED else "given_up"] += 1
         if action is not PullAction.UNAVAILABLE:
             self._unavailable = 0
         if action is PullAction.ENDED:
