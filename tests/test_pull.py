@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
+import sys
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,7 +22,8 @@ from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from gateway.config import DurableIngest
-from gateway.ingest import nats_private
+from gateway.core.limits import BatchLimits
+from gateway.ingest import durable_intake, nats_private
 from gateway.ingest.acks import Acks, Settle, commands
 from gateway.ingest.durable_intake import ensure_consumer
 from gateway.ingest.jsmeta import (
@@ -35,8 +39,22 @@ from gateway.ingest.jsmeta import (
 )
 from gateway.ingest.pull import PullError, PullReader, next_subject
 from gateway.logs import RateLimitedLog
+from gateway.process.natsserver import NatsServer
 from gateway.tasks import TaskWatch
-from tests.helpers import ingest_state, until, until_ingest
+from publishers import PublishPolicy
+from tests.helpers import (
+    config,
+    entries,
+    ingest_state,
+    log_ids,
+    publish_entries,
+    running_gateway,
+    stored_batches,
+    until,
+    until_ingest,
+)
+
+FAST = PublishPolicy(timeout_s=0.5, retry_deadline_s=1.0, backoff_max_s=0.2)
 
 # -- the ack subject ----------------------------------------------------------------------
 
@@ -302,7 +320,7 @@ async def test_a_request_the_stream_cannot_fill_expires_with_408_and_the_next_fo
 
 
 async def test_a_consumer_deleted_while_fetching_is_made_again(nc: Client) -> None:
-    spec = spec_for(fetch_timeout_s=5.0)
+    spec = spec_for(fetch_timeout_s=1.0)
     holder = Holder(cap=50)
     async with reading(nc, spec, holder) as (reader, _, made):
         await until(lambda: reader.asked > 0)  # a request waits on the empty stream
@@ -376,3 +394,97 @@ async def test_a_push_consumer_under_the_name_takes_health_down(nc: Client) -> N
         # 409 Consumer is push based: the reader dies with it (its watch takes health down).
         assert isinstance(run.exception(), PullError)
         assert "push based" in str(run.exception())
+
+
+# -- the gateway on it ------------------------------------------------------------------------
+
+# A gateway process that is SIGKILLed at the moment its first stored batch's acks would be
+# written: after the output stream acknowledged the batch, before any of its entries' acks left.
+_KILLED_BEFORE_ACK = """
+import asyncio, os, signal, sys
+import nats
+from gateway.config import DurableIngest, GatewayConfig
+from gateway.core.limits import BatchLimits
+from gateway.ingest import acks
+from gateway.service import Gateway
+from publishers import PublishPolicy
+from publishers.stream import StreamSpec
+
+real = acks.Acks.settle
+
+async def settle(self, handles, how):
+    if how is acks.Settle.ACK:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return await real(self, handles, how)
+
+acks.Acks.settle = settle
+
+async def main():
+    url, stream, ingest = sys.argv[1:4]
+    nc = await nats.connect(url)
+    gateway = Gateway(GatewayConfig(
+        stream=StreamSpec(name=stream),
+        durable_ingest=DurableIngest(stream=ingest, ack_wait_s=2.0, fetch_timeout_s=0.2),
+        publish=PublishPolicy(timeout_s=0.5, retry_deadline_s=1.0, backoff_max_s=0.2),
+        batch=BatchLimits(max_entries=50, max_delay_ms=20),
+    ))
+    await gateway.start(nc)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_gateway_killed_between_store_and_ack_leaves_its_entries_redelivered(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    spec = spec_for(ack_wait_s=2.0, fetch_timeout_s=0.2)
+    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=50, max_delay_ms=20))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _KILLED_BEFORE_ACK,
+        nats_server.url,
+        cfg.stream.name,
+        spec.stream,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert await asyncio.wait_for(proc.stdout.readline(), 30) == b"ready\n"
+    sent = entries(200)
+    await publish_entries(nc, sent)
+    assert await asyncio.wait_for(proc.wait(), 30) == -signal.SIGKILL
+    before = log_ids(await stored_batches(nc.jetstream(), cfg.stream.name))
+    # Stored, not acked: every entry the killed gateway took is still pending in the ingest stream.
+    assert before
+    left, pending = await ingest_state(nc, spec)
+    assert left == 200  # (a work queue removes what is acked: nothing was)
+    assert pending >= len(before)
+    async with running_gateway(nats_server.url, cfg) as (second, _):
+        await until_ingest(nc, spec, (0, 0))
+        await until(lambda: second.acc.held_entries == 0)
+    copies = Counter(log_ids(await stored_batches(nc.jetstream(), cfg.stream.name)))
+    # in: 200; stored: every one; the batches stored before the kill are stored again
+    # (redelivered, never lost), nothing else twice.
+    assert set(copies) == {e["logId"] for e in sent}
+    assert {log_id for log_id, n in copies.items() if n > 1} == set(before)
+    assert second.stats.redelivered >= len(before)
+    assert second.stats.total_dropped == 0
+
+
+async def test_where_the_fast_path_is_unsupported_nats_py_fetches_as_before(
+    nats_server: NatsServer, nc: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(durable_intake, "fast_path_supported", lambda _nc: False)
+    spec = spec_for(ack_wait_s=5.0, fetch_timeout_s=0.2)
+    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=50, max_delay_ms=20))
+    sent = entries(300)
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        assert isinstance(gateway.rooms.intake, durable_intake.DurableIntake)
+        assert isinstance(gateway.rooms.intake.reader, durable_intake.DurableReader)
+        await publish_entries(nc, sent)
+        await until(lambda: gateway.stats.published == 300)
+        await until_ingest(nc, spec, (0, 0))
+    stored = log_ids(await stored_batches(nc.jetstream(), cfg.stream.name))
+    assert sorted(stored) == sorted(e["logId"] for e in sent)
