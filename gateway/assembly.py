@@ -215,7 +215,6 @@ def _intake(
         acks=acks,
         room=room,
         spawn=parts.tasks.spawn,
-        warn=parts.warn,
     )
 
 

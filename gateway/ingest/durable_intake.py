@@ -166,7 +166,6 @@ class DurableIntake:
         acks: settles messages (rejected ones here; the fate settles the rest).
         room: how many more entries to fetch now.
         spawn: starts the reader, watched (a reader that dies takes health down).
-        warn: rate-limited warnings.
     """
 
     def __init__(
@@ -183,7 +182,6 @@ class DurableIntake:
         acks: Acks,
         room: Callable[[], int],
         spawn: Spawn,
-        warn: RateLimitedLog,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -196,7 +194,7 @@ class DurableIntake:
         self._stats = stats
         self._acks = acks
         self._room = room
-        self._warn = warn
+        self._warn = RateLimitedLog(log)
         self._reader: DurableReader | PullReader | None = None
         self._task: asyncio.Task[None] | None = None
         self.subscriptions: list[Subscription] = []  # nats-py's pending limits do not apply here
