@@ -353,12 +353,16 @@ class PullReader:
         """A message beyond what was asked: nak it at once, so the room stays a hard bound."""
         self.returned += 1
         self._warn.warning("pull-excess", "handed back a message no pull request was waiting for")
-        task = asyncio.get_running_loop().create_task(self._write(commands([reply], Settle.NAK)))
+        task = asyncio.get_running_loop().create_task(self._write(commands([reply], Settle.NAK), 4))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _write(self, command: bytes) -> None:
-        await private.write_commands(self._nc, command, 1, 4)
+    async def _write(self, command: bytes, payload: int) -> None:
+        """Write one PUB (a nak, or a flow-control answer) without waiting in the read loop."""
+        try:
+            await private.write_commands(self._nc, command, 1, payload)
+        except Exception as exc:  # noqa: BLE001 - a lost nak: the message comes back after ack_wait_s
+            log.debug("writing to the ingest consumer failed: %r", exc)
 
     def _status(self, subject: bytes, reply: bytes, headers: bytes | None) -> None:
         status = read_status(headers)
@@ -367,7 +371,7 @@ class PullReader:
             return  # (a late status for a request already ended or given up)
         action = action_of(status, has_reply=bool(reply))
         if action is PullAction.FLOW_CONTROL:
-            task = asyncio.get_running_loop().create_task(self._nc.publish(reply.decode()))
+            task = asyncio.get_running_loop().create_task(self._write(b"PUB %s 0\r\n\r\n" % reply, 0))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if action in (PullAction.ALIVE, PullAction.FLOW_CONTROL):
