@@ -304,18 +304,19 @@ class PullReader:
     # -- frames, in the read loop ----------------------------------------------
 
     def _on_frame(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
-        try:
-            if reply.startswith(ACK_PREFIX):
-                self._message((subject, reply, headers, data))
-            else:
-                self._status(subject, reply, headers)
-        except Exception:  # a bug here must not stop the read loop
-            log.exception("durable ingest failed on a frame on %s", subject.decode(errors="replace"))
+        """One frame of the inbox, in the read loop: a message (its reply is an ack subject) or a status.
 
-    def _message(self, frame: _Frame) -> None:
+        (One call deep to the handler on the common path: this runs once per entry.)
+        """
+        if not reply.startswith(ACK_PREFIX):
+            try:
+                self._status(subject, reply, headers)
+            except Exception:  # a bug here must not stop the read loop
+                log.exception("durable ingest failed on a status on %s", subject.decode(errors="replace"))
+            return
         request = self._live
         if request is None or request.left <= 0:
-            self._hand_back(frame[1])
+            self._hand_back(reply)
             return
         request.left -= 1
         self.received += 1
@@ -323,13 +324,17 @@ class PullReader:
         if request.left == 0:
             request.end(_FILLED)
         if self._busy or self._queue:
-            self._queue.append(frame)  # (behind the message the handler waits on)
+            self._queue.append((subject, reply, headers, data))  # (behind the one the handler waits on)
             return
-        self._handle(frame)
-
-    def _handle(self, frame: _Frame) -> None:
-        pending = self._call(frame)
+        try:
+            pending = self._handler(subject, reply, headers, data)
+        except Exception:  # a bug in the handler must neither stop the read loop nor hold room
+            log.exception(
+                "durable ingest handler failed on a message on %s", subject.decode(errors="replace")
+            )
+            pending = None
         if pending is None:
+            self._unhandled -= 1
             return
         self._busy = True
         self._idle.clear()
