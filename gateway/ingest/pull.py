@@ -177,6 +177,7 @@ class PullReader:
         self._idle.set()
         self._unavailable = 0  # 503s in a row
         self._stopping = False
+        self._failure: Exception | None = None  # a bug the reader's task dies of
         self.asked = self.received = self.returned = 0  # messages asked for, come, handed back
         self.ends: Counter[str] = Counter()  # how requests ended: "filled", "given_up" or the status code
         self._tasks: set[asyncio.Task[None]] = set()
@@ -200,6 +201,8 @@ class PullReader:
     async def run(self) -> None:
         """Ask and hand over until :meth:`stop`; a request in progress is finished, not abandoned."""
         while not self._stopping:
+            if self._failure is not None:
+                raise self._failure
             want = min(self.free(), self.max_batch)
             if want <= 0:
                 await self._wait_room(self.free)
@@ -258,7 +261,8 @@ class PullReader:
         if action is PullAction.ENDED:
             return
         if action is PullAction.FATAL:
-            assert status is not None  # noqa: S101 - FATAL comes from a status only
+            if status is None:  # (a bug on the way to the handler: see _fail)
+                return
             raise PullError(status)
         if action is PullAction.CONSUMER_GONE:
             log.warning("the ingest consumer was deleted; making it again")
@@ -311,8 +315,8 @@ class PullReader:
         if not reply.startswith(ACK_PREFIX):
             try:
                 self._status(subject, reply, headers)
-            except Exception:  # a bug here must not stop the read loop
-                log.exception("durable ingest failed on a status on %s", subject.decode(errors="replace"))
+            except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
+                self._fail(exc)
             return
         request = self._live
         if request is None or request.left <= 0:
@@ -328,10 +332,8 @@ class PullReader:
             return
         try:
             pending = self._handler(subject, reply, headers, data)
-        except Exception:  # a bug in the handler must neither stop the read loop nor hold room
-            log.exception(
-                "durable ingest handler failed on a message on %s", subject.decode(errors="replace")
-            )
+        except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
+            self._fail(exc)
             pending = None
         if pending is None:
             self._unhandled -= 1
@@ -345,10 +347,8 @@ class PullReader:
         """The handler on one message; None once done with it (counted so), else what it waits on."""
         try:
             pending = self._handler(*frame)
-        except Exception:  # a bug in the handler must neither stop intake nor hold room
-            log.exception(
-                "durable ingest handler failed on a message on %s", frame[0].decode(errors="replace")
-            )
+        except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
+            self._fail(exc)
             pending = None
         if pending is None:
             self._unhandled -= 1
@@ -384,6 +384,17 @@ class PullReader:
             return
         request.end(_End(action, status))
 
+    def _fail(self, exc: Exception) -> None:
+        """A bug on a message's way to the handler (the handler catches what a message can cause):
+        raised in the reader's task, which dies of it, logged with its traceback, and takes health
+        down, as nats-py's fetch loop did. Its message is left unacknowledged (redelivered after
+        ``ack_wait_s``); the read loop, which serves the whole connection, goes on."""
+        if self._failure is None:
+            self._failure = exc
+        if self._live is not None:
+            self._live.end(_End(PullAction.FATAL))
+        self._freed()  # (a reader waiting for room looks again, and finds the failure)
+
     # -- the drainer -----------------------------------------------------------
 
     async def _drain(self) -> None:
@@ -403,7 +414,7 @@ class PullReader:
     async def _finish(self, pending: Awaitable[object]) -> None:
         try:
             await pending
-        except Exception:  # a bug in the handler must not stop intake
-            log.exception("durable ingest handler failed while waiting")
+        except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
+            self._fail(exc)
         self._unhandled -= 1
         self._freed()
