@@ -488,3 +488,24 @@ async def test_where_the_fast_path_is_unsupported_nats_py_fetches_as_before(
         await until_ingest(nc, spec, (0, 0))
     stored = log_ids(await stored_batches(nc.jetstream(), cfg.stream.name))
     assert sorted(stored) == sorted(e["logId"] for e in sent)
+
+
+async def test_a_404_ends_the_request_and_a_100_keeps_it_alive(nc: Client) -> None:
+    """Real statuses on the live request's reply subject: a no-wait request on an empty stream
+    answers 404 there; one with an idle heartbeat sends 100s there."""
+    spec = spec_for(fetch_timeout_s=2.0)
+    holder = Holder(cap=50)
+    next_ = next_subject(spec.stream, spec.durable)
+    async with reading(nc, spec, holder) as (reader, run, _):
+        await until(lambda: reader.live_subject is not None)
+        live = str(reader.live_subject)
+        await nc.publish(next_, b'{"batch":1,"no_wait":true}', reply=live)
+        await until(lambda: reader.ends["404"] == 1)
+        await until(lambda: reader.live_subject not in (None, live))  # the next request followed
+        body = b'{"batch":1,"expires":%d,"idle_heartbeat":%d}' % (int(1.5e9), int(0.1e9))
+        await nc.publish(next_, body, reply=str(reader.live_subject))
+        await until(lambda: reader.heartbeats >= 2)
+        assert not run.done()
+    # 404: ended, followed at once; 100: alive, nothing ended by it.
+    assert reader.ends["404"] == 1
+    assert sum(reader.ends.values()) == 1 + reader.ends["408"]

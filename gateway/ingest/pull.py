@@ -180,12 +180,18 @@ class PullReader:
         self._failure: Exception | None = None  # a bug the reader's task dies of
         self.asked = self.received = self.returned = 0  # messages asked for, come, handed back
         self.ends: Counter[str] = Counter()  # how requests ended: "filled", "given_up" or the status code
+        self.heartbeats = 0  # 100 statuses: a live request said alive
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def inbox(self) -> str:
         """The prefix of the requests' reply subjects (``<inbox>.<n>``), once started."""
         return self._inbox
+
+    @property
+    def live_subject(self) -> str | None:
+        """The reply subject of the request waiting now, if one is."""
+        return None if self._live is None else self._live.subject.decode()
 
     def free(self) -> int:
         """How many messages the next request may ask for."""
@@ -380,6 +386,7 @@ class PullReader:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         if action in (PullAction.ALIVE, PullAction.FLOW_CONTROL):
+            self.heartbeats += 1
             request.deadline = asyncio.get_running_loop().time() + self.expires_s * 1.5 + 0.5
             return
         request.end(_End(action, status))
