@@ -162,8 +162,7 @@ class PullReader:
         self._ensure = ensure
         self._spawn = spawn
         self._warn = warn
-        self.max_batch = spec.fetch_batch
-        self.expires_s = spec.fetch_timeout_s
+        self.max_batch, self.expires_s = spec.fetch_batch, spec.fetch_timeout_s  # (409s may lower them)
         self._inbox = ""
         self._sub: Subscription | None = None
         self._seq = 0
@@ -172,8 +171,7 @@ class PullReader:
         self._queue: deque[_Frame] = deque()  # received while the handler waits, in order
         self._busy = False  # the drainer holds a message the handler waits on
         self._waiting: Awaitable[object] | None = None
-        self._wake: asyncio.Event = asyncio.Event()
-        self._idle: asyncio.Event = asyncio.Event()
+        self._wake, self._idle = asyncio.Event(), asyncio.Event()  # (a message to wait on; none held)
         self._idle.set()
         self._unavailable = 0  # 503s in a row
         self._stopping = False
