@@ -280,6 +280,8 @@ class PullReader:
             await self._unanswered()
         elif status is not None:
             self._warn.warning("pull", "the ingest consumer ended a pull request: %d %s", *status)
+        else:
+            self._warn.warning("pull", "a pull request got no end by its deadline; asking again")
         await asyncio.sleep(_PAUSE_S)
 
     def _shrink(self, action: PullAction, status: PullStatus) -> None:
