@@ -20,6 +20,7 @@ from gateway.core.accumulator import Accumulator
 from gateway.core.announce import stream_started
 from gateway.core.pipeline import BatchPipeline
 from gateway.core.redact import Redactor
+from gateway.ingest.acks import Acks
 from gateway.ingest.admission import Gate
 from gateway.ingest.core_intake import CoreIntake
 from gateway.ingest.decode import EntryDecoder
@@ -149,7 +150,8 @@ def assemble(
     wake = asyncio.Event()
     pipeline = _pipeline(parts, limits, wake)
     gate = Gate(pipeline, wake, parts.warn)
-    fate: EntryFate = CoreFate(stats) if config.durable_ingest is None else DurableFate(stats)
+    acks = Acks(ingest_nc)
+    fate: EntryFate = CoreFate(stats) if config.durable_ingest is None else DurableFate(stats, acks.settle)
     sender = Sender(
         pipeline,
         publisher,
@@ -167,7 +169,9 @@ def assemble(
     decoder = _decoder(parts, limits, alerts)
     rejects = Rejects(nc, config.subjects.rejected, config.gateway_id, stats, parts.warn)
     room = _fetch_room(pipeline.acc, sender)
-    intake = _intake(parts, nc=ingest_nc, js=js, room=room, decoder=decoder, gate=gate, rejects=rejects)
+    intake = _intake(
+        parts, nc=ingest_nc, js=js, room=room, decoder=decoder, gate=gate, rejects=rejects, acks=acks
+    )
     replayer = None if spooler is None else parts.tasks.spawn(spooler.run(), name="log-gateway-replay")
     return Rooms(pipeline, publisher, fate, sender, intake, spooler, replayer, gate, rejects)
 
@@ -181,6 +185,7 @@ def _intake(
     decoder: EntryDecoder,
     gate: Gate,
     rejects: Rejects,
+    acks: Acks,
 ) -> CoreIntake | DurableIntake:
     config = parts.config
     subjects = (config.subjects.entry, config.subjects.entry_children)
@@ -199,6 +204,7 @@ def _intake(
             spawn=parts.tasks.spawn,
         )
     return DurableIntake(
+        nc,
         js,
         spec,
         subjects,
@@ -206,6 +212,7 @@ def _intake(
         gate=gate,
         rejects=rejects,
         stats=parts.stats,
+        acks=acks,
         room=room,
         spawn=parts.tasks.spawn,
     )

@@ -13,6 +13,11 @@ batch was stored but before its acks reached the server, or when a batch takes
 longer than ``ack_wait_s``. Such duplicates are bounded by ``max_ack_pending``
 per failure, keep their ``logId``, and :class:`gateway.consumers.subscribe.BatchSubscriber`
 drops them by ``logId``. Redelivered messages are counted.
+
+Where nats-py has the shape the ingest fast path knows, the consumer is read by
+:class:`gateway.ingest.pull.PullReader` (requests issued by hand, frames straight from the
+read loop, a batch's acks written at once by :class:`gateway.ingest.acks.Acks`); elsewhere by
+:class:`DurableReader`, on nats-py's ``fetch``.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from enum import StrEnum
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
@@ -35,13 +40,18 @@ from gateway.config import DurableIngest
 from gateway.core.accumulator import BLOCKED, OVERSIZE
 from gateway.core.entry import PendingEntry
 from gateway.core.stats import Stats
+from gateway.ingest.acks import Acks, Settle, settle
 from gateway.ingest.admission import Gate
 from gateway.ingest.bursts import Handler
 from gateway.ingest.decode import EntryDecoder
+from gateway.ingest.fastpath import Headers, fast_path_supported
+from gateway.ingest.jsmeta import delivered_count
+from gateway.ingest.pull import PullReader
 from gateway.ingest.reject import Rejects, oversize
+from gateway.logs import RateLimitedLog
 from gateway.tasks import Spawn
 
-__all__ = ["DurableIntake", "DurableReader", "Settle", "ensure_ingest", "settle"]
+__all__ = ["DurableIntake", "DurableReader", "Settle", "ensure_consumer", "ensure_ingest", "settle"]
 
 log = logging.getLogger("log_gateway")
 
@@ -50,6 +60,13 @@ async def ensure_ingest(
     js: JetStreamContext, spec: DurableIngest, subjects: Iterable[str]
 ) -> JetStreamContext.PullSubscription:
     """Create the work-queue stream and the durable consumer if missing; bind a pull subscription."""
+    await ensure_consumer(js, spec, subjects)
+    return await js.pull_subscribe_bind(spec.durable, spec.stream)
+
+
+async def ensure_consumer(js: JetStreamContext, spec: DurableIngest, subjects: Iterable[str]) -> None:
+    """Create the work-queue stream and the durable consumer if missing (the same consumer
+    again is no change)."""
     try:
         await js.stream_info(spec.stream)
     except NotFoundError:
@@ -75,7 +92,6 @@ async def ensure_ingest(
             max_deliver=-1,
         ),
     )
-    return await js.pull_subscribe_bind(spec.durable, spec.stream)
 
 
 class DurableReader:
@@ -137,47 +153,24 @@ class DurableReader:
             await self._psub.unsubscribe()
 
 
-class Settle(StrEnum):
-    """What to tell JetStream about an entry's message."""
-
-    ACK = "ack"  # stored in a batch (or spooled): done
-    NAK = "nak"  # not stored: redeliver it
-    TERM = "term"  # rejected: never redeliver
-
-
-async def settle(handles: Iterable[object], how: Settle) -> int:
-    """Tell JetStream what became of entries' messages (handles that are not messages are skipped).
-
-    Returns:
-        How many could not be settled (the connection is gone): those are
-        redelivered once ``ack_wait_s`` passes.
-    """
-    failed = 0
-    for msg in handles:
-        if not isinstance(msg, Msg):
-            continue
-        try:
-            await getattr(msg, how.value)()
-        except Exception:  # noqa: BLE001 - redelivery covers it; the caller counts it
-            failed += 1
-    return failed
-
-
 class DurableIntake:
     """Durable ingest: entries fetched from the work-queue stream, held unacknowledged until
     their batch is stored (the fate acks them), rejected ones terminated.
 
     Args:
-        js: the JetStream context of the main connection.
+        nc: the connection the consumer is read on (the main one).
+        js: its JetStream context.
         spec: the ingest stream and consumer.
         subjects: the entry subjects the stream captures.
         decoder, gate, rejects, stats: as for core ingest.
+        acks: settles messages (rejected ones here; the fate settles the rest).
         room: how many more entries to fetch now.
         spawn: starts the reader, watched (a reader that dies takes health down).
     """
 
     def __init__(
         self,
+        nc: Client,
         js: JetStreamContext,
         spec: DurableIngest,
         subjects: tuple[str, ...],
@@ -186,9 +179,11 @@ class DurableIntake:
         gate: Gate,
         rejects: Rejects,
         stats: Stats,
+        acks: Acks,
         room: Callable[[], int],
         spawn: Spawn,
     ) -> None:
+        self._nc = nc
         self._js = js
         self._spawn = spawn
         self._spec = spec
@@ -197,19 +192,48 @@ class DurableIntake:
         self._gate = gate
         self._rejects = rejects
         self._stats = stats
+        self._acks = acks
         self._room = room
-        self._reader: DurableReader | None = None
+        self._warn = RateLimitedLog(log)
+        self._reader: DurableReader | PullReader | None = None
         self._task: asyncio.Task[None] | None = None
         self.subscriptions: list[Subscription] = []  # nats-py's pending limits do not apply here
 
     async def start(self) -> None:
         """Make sure the stream and consumer exist, then fetch as room allows."""
-        psub = await ensure_ingest(self._js, self._spec, self._subjects)
-        self._reader = DurableReader(psub, self._spec, self.on_message, self._room, self._wait_room)
-        self._task = self._spawn(self._read(self._reader), name="intake:durable")
+        if not fast_path_supported(self._nc):
+            log.warning("nats-py is not the version the ingest fast path knows; durable ingest fetches")
+            psub = await ensure_ingest(self._js, self._spec, self._subjects)
+            reader: DurableReader | PullReader = DurableReader(
+                psub, self._spec, self.on_message, self._room, self._wait_room
+            )
+        else:
+            await self._ensure()
+            reader = PullReader(
+                self._nc,
+                self._spec,
+                self.on_frame,
+                room=self._room,
+                wait_room=self._gate.wait_room,
+                freed=self._gate.freed,
+                ensure=self._ensure,
+                spawn=self._spawn,
+                warn=self._warn,
+            )
+            await reader.start()
+        self._reader = reader
+        self._task = self._spawn(self._read(reader), name="intake:durable")
+
+    @property
+    def reader(self) -> DurableReader | PullReader | None:
+        """What reads the consumer (a :class:`PullReader` where the fast path is supported), once started."""
+        return self._reader
+
+    async def _ensure(self) -> None:
+        await ensure_consumer(self._js, self._spec, self._subjects)
 
     @staticmethod
-    async def _read(reader: DurableReader) -> None:
+    async def _read(reader: DurableReader | PullReader) -> None:
         """The reader, watched: it returns only once :meth:`stop` asked, and then ends as a
         cancelled task, so the watch counts only a reader that died as a failure."""
         await reader.run()
@@ -218,44 +242,70 @@ class DurableIntake:
     async def _wait_room(self) -> None:
         await self._gate.wait_room(self._room)
 
+    def on_frame(
+        self, subject: bytes, reply: bytes, headers: bytes | None, body: bytes
+    ) -> Awaitable[object] | None:
+        """Take one message off the pull fast path (``reply``: its ack subject, its handle)."""
+        return self._take(subject, headers, body, reply, delivered_count(reply))
+
     def on_message(self, msg: Msg) -> Awaitable[object] | None:
-        """Take one message fetched from the ingest stream; settled once its batch is stored."""
+        """Take one message fetched by nats-py; settled once its batch is stored."""
+        return self._take(msg.subject.encode(), msg.headers, msg.data, msg, msg.metadata.num_delivered)
+
+    def _take(
+        self, subject: bytes, headers: Headers, body: bytes, handle: object, delivered: int
+    ) -> Awaitable[object] | None:
         self._stats.received += 1
-        if msg.metadata.num_delivered > 1:
+        if delivered > 1:
             self._stats.redelivered += 1
         try:
-            entry = self.decoder.decode(msg.headers, msg.data)
+            entry = self.decoder.decode(headers, body)
         except DecodeError as exc:
-            return self._terminate(msg, exc.reason, exc.detail)
+            return self._terminate(subject, headers, body, handle, reason=exc.reason, detail=exc.detail)
         except Exception:  # noqa: BLE001 - as on core ingest; a redelivery would fail again
-            self._rejects.failed(msg.subject.encode())
-            return settle([msg], Settle.TERM)
-        entry.handle = msg
+            self._rejects.failed(subject)
+            return self._acks.settle([handle], Settle.TERM)
+        entry.handle = handle
         admission = self._gate.admit(entry)
         if admission is BLOCKED:
-            return self._admit_blocked(msg, entry)
+            return self._admit_blocked(subject, headers, body, entry)
         if admission is OVERSIZE:
-            return self._terminate(msg, RejectReason.OVERSIZE, oversize(len(entry.data)))
+            detail = oversize(len(entry.data))
+            return self._terminate(
+                subject, headers, body, handle, reason=RejectReason.OVERSIZE, detail=detail
+            )
         return None
 
-    async def _admit_blocked(self, msg: Msg, entry: PendingEntry) -> None:
+    async def _admit_blocked(
+        self, subject: bytes, headers: Headers, body: bytes, entry: PendingEntry
+    ) -> None:
         """Wait for room; an entry a live change made too big while it waited is terminated, not
         left unacknowledged until redelivery."""
         if await self._gate.admit_blocking(entry) is OVERSIZE:
-            await self._terminate(msg, RejectReason.OVERSIZE, oversize(len(entry.data)))
+            detail = oversize(len(entry.data))
+            await self._terminate(
+                subject, headers, body, entry.handle, reason=RejectReason.OVERSIZE, detail=detail
+            )
 
-    async def _terminate(self, msg: Msg, reason: str, detail: str) -> None:
+    async def _terminate(
+        self, subject: bytes, headers: Headers, body: bytes, handle: object, *, reason: str, detail: str
+    ) -> None:
         """Reject a message from the ingest stream for good: a redelivery would be rejected again."""
-        await self._rejects.reject(msg.subject.encode(), msg.headers, msg.data, reason, detail)
-        await settle([msg], Settle.TERM)
+        await self._rejects.reject(subject, headers, body, reason, detail)
+        await self._acks.settle([handle], Settle.TERM)
 
     async def stop(self, deadline_s: float) -> None:
         """Let the fetch in progress finish (what it brings is batched, not left unacknowledged)."""
         if self._reader is None or self._task is None:
             return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + deadline_s
         self._reader.stop()
         self._gate.freed()
         await asyncio.wait([self._task], timeout=max(0.01, deadline_s))
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        if isinstance(self._reader, PullReader):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reader.handled(), max(0.01, until - loop.time()))
         await self._reader.close()

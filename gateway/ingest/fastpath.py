@@ -51,7 +51,17 @@ from gateway.ingest.bursts import subscribe_in_bursts
 from gateway.ingest.wire import Frame, LineCache, Stop, split_frames
 from gateway.tasks import Spawn
 
-__all__ = ["Headers", "RawHandler", "ShedHandler", "fast_path_supported", "subscribe_fast", "take_over"]
+__all__ = [
+    "Headers",
+    "InboxHandler",
+    "RawHandler",
+    "ShedHandler",
+    "fast_path_supported",
+    "route_inbox",
+    "subscribe_fast",
+    "take_over",
+    "unroute_inbox",
+]
 
 log = logging.getLogger("log_gateway")
 
@@ -63,6 +73,9 @@ RawHandler = Callable[[bytes, Headers, bytes], Awaitable[object] | None]
 # on_shed(subject, headers, body): a message the pending limits drop, shown before it goes
 # (so the gateway can still look at error entries while it sheds bulk traffic).
 ShedHandler = Callable[[bytes, Headers, bytes], None]
+# inbox(subject, reply, raw header block or None, body): an inbox's frames, handled in the read
+# loop with their reply subject (durable ingest's pull replies); it must not wait.
+InboxHandler = Callable[[bytes, bytes, bytes | None, bytes], None]
 _Item = tuple[bytes, Headers, bytes]
 # After a burst this long the reader lets other tasks (the sender) run before the next.
 _LONG_BURST = 1024
@@ -133,6 +146,17 @@ def take_over(
     return spawn(sink.run(), name=f"intake:{sub.subject}")
 
 
+def route_inbox(nc: Client, sub: Subscription, inbox: InboxHandler) -> None:
+    """Hand every frame for ``sub`` (subscribed without a callback, nothing received yet) to
+    ``inbox``, in the read loop, from now on. The caller has checked :func:`fast_path_supported`."""
+    _Router.of(nc).inboxes[private.subscription_id(sub)] = inbox
+
+
+def unroute_inbox(nc: Client, sub: Subscription) -> None:
+    """Frames for ``sub`` go to nats-py again (before unsubscribing it)."""
+    _Router.of(nc).inboxes.pop(private.subscription_id(sub), None)
+
+
 class _Router:
     """Stands in for ``Client._process_msg`` and the protocol parser's ``parse``.
 
@@ -146,6 +170,7 @@ class _Router:
 
     def __init__(self, nc: Client) -> None:
         self.sinks: dict[int, _Sink] = {}
+        self.inboxes: dict[int, InboxHandler] = {}
         self._nc = nc
         self._original = private.process_msg(nc)
         self._stats: dict[str, int] = nc.stats
@@ -165,7 +190,12 @@ class _Router:
     async def process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: Any) -> None:
         sink = self.sinks.get(sid)
         if sink is None:
-            await self._original(sid, subject, reply, data, headers)
+            if (inbox := self.inboxes.get(sid)) is None:
+                await self._original(sid, subject, reply, data, headers)
+            else:
+                self._stats["in_msgs"] += 1
+                self._stats["in_bytes"] += len(data)
+                inbox(subject, reply, headers, data)
             return
         stats = self._stats
         stats["in_msgs"] += 1
@@ -199,7 +229,12 @@ class _Router:
             for subject, sid, reply, headers, data in frames:
                 sink = sinks.get(sid)
                 if sink is None:
-                    await self._original(sid, subject, reply, data, headers)
+                    if (inbox := self.inboxes.get(sid)) is None:
+                        await self._original(sid, subject, reply, data, headers)
+                        continue
+                    inbox(subject, reply, headers, data)
+                    count += 1
+                    payload += len(data)
                     continue
                 count += 1
                 payload += len(data)

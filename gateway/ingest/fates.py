@@ -8,12 +8,12 @@ hands back. The sender and shutdown call the fate; they never ask the mode.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
 from gateway.core.entry import PendingEntry
 from gateway.core.stats import Stats
-from gateway.ingest.durable_intake import Settle, settle
+from gateway.ingest.acks import Settle, settle
 
 __all__ = ["CoreFate", "DurableFate", "EntryFate"]
 
@@ -62,12 +62,15 @@ class DurableFate:
     spoolable = False
     unpublished_means = "handed back to the ingest stream"
 
-    def __init__(self, stats: Stats) -> None:
+    def __init__(
+        self, stats: Stats, settler: Callable[[Iterable[object], Settle], Awaitable[int]] = settle
+    ) -> None:
         self._stats = stats
+        self._settle = settler  # (gateway.ingest.acks.Acks.settle: a batch's acks in one write)
 
     async def published(self, entries: Iterable[PendingEntry]) -> None:
-        await settle([e.handle for e in entries], Settle.ACK)
+        await self._settle([e.handle for e in entries], Settle.ACK)
 
     async def lost(self, entries: Iterable[PendingEntry], count: int, reason: str) -> None:
         self._stats.returned += count
-        await settle([e.handle for e in entries], Settle.NAK)
+        await self._settle([e.handle for e in entries], Settle.NAK)

@@ -34,6 +34,7 @@ __all__ = [
     "CLIENT_NAMES",
     "NATS_PY_VERSION",
     "SUBSCRIPTION_NAMES",
+    "WRITE_NAMES",
     "Parse",
     "PendingQueue",
     "PrivateName",
@@ -56,6 +57,8 @@ __all__ = [
     "subscription_id",
     "subscription_problems",
     "take_queued",
+    "write_commands",
+    "write_problems",
 ]
 
 NATS_PY_VERSION: str = _nats_version
@@ -178,6 +181,32 @@ CLIENT_NAMES: tuple[PrivateName, ...] = (
 )
 
 
+def _send_command_shape(nc: Client) -> bool:
+    method = getattr(type(nc), "_send_command", None)
+    return inspect.iscoroutinefunction(method) and list(inspect.signature(method).parameters)[:2] == [
+        "self",
+        "cmd",
+    ]
+
+
+# What durable ingest's pipelined acks write with (gateway.ingest.pull): checked on their own, so
+# a nats-py without them only sends acks one publish each; core ingest's fast path needs neither.
+WRITE_NAMES: tuple[PrivateName, ...] = (
+    PrivateName(
+        "Client",
+        "_send_command",
+        "coroutine (self, cmd, priority=False): queues raw protocol bytes for the flusher",
+        _send_command_shape,
+    ),
+    PrivateName(
+        "Client",
+        "_flush_pending",
+        "a coroutine method that kicks the flusher",
+        lambda nc: inspect.iscoroutinefunction(getattr(nc, "_flush_pending", None)),
+    ),
+)
+
+
 def _int_field(name: str) -> Callable[[Subscription], bool]:
     return lambda sub: isinstance(getattr(sub, name, None), int)
 
@@ -224,6 +253,11 @@ def _problems(names: tuple[PrivateName, ...], target: object, *, everything: boo
 def client_problems(nc: Client, *, everything: bool = False) -> list[str]:
     """What of :data:`CLIENT_NAMES` this client lacks (``everything``: the source checks too)."""
     return _problems(CLIENT_NAMES, nc, everything=everything)
+
+
+def write_problems(nc: Client) -> list[str]:
+    """What of :data:`WRITE_NAMES` this client lacks."""
+    return _problems(WRITE_NAMES, nc, everything=False)
 
 
 def subscription_problems(
@@ -282,6 +316,15 @@ def between_operations(nc: Client) -> bool:
 async def report_error(nc: Client, exc: Exception) -> None:
     """Report ``exc`` to the connection's error callback, as nats-py reports its own."""
     await nc._error_cb(exc)
+
+
+async def write_commands(nc: Client, commands: bytes, messages: int, payload: int) -> None:
+    """Queue ``commands`` (whole PUB operations: ``messages`` of them, ``payload`` bytes of
+    bodies) for the flusher and kick it once; counted in ``nc.stats`` as nats-py counts publishes."""
+    nc.stats["out_msgs"] += messages
+    nc.stats["out_bytes"] += payload
+    await nc._send_command(commands)
+    await nc._flush_pending()
 
 
 # -- a subscription -------------------------------------------------------------

@@ -1,0 +1,427 @@
+"""Durable ingest's pull requests, issued by hand and read on the ingest fast path.
+
+nats-py's ``fetch`` costs a task and a uuid per request, a ``Msg`` per message, the generic
+header parser, and the metadata parse (a ``datetime`` per message) before the gateway does
+any work. Here the reader asks the consumer itself: a request
+``$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`` with the JSON body ``{"batch": N,
+"expires": ns}``, its reply subject ``<inbox>.<n>`` (a new ``n`` for each request) on one
+wildcard subscription served by :func:`gateway.ingest.fastpath.route_inbox`: each frame comes
+as ``(subject, reply, header block, body)`` straight from the read loop. A message's
+delivery count is read from its ack subject (:func:`gateway.ingest.jsmeta.delivered_count`),
+and the ack subject itself is the entry's handle (:class:`gateway.ingest.acks.Acks`).
+
+**The room is a hard bound.** One request is live at a time, and it asks for at most the room
+the buffer has: ``room()`` less what was received and not yet handled. Each message counts
+against the live request; when it has all it asked for, or a status ends it, the next is
+sent. A message beyond what was asked (a request given up after a lost connection that the
+server served after all) is handed back at once (nak), so what is held never exceeds the
+room; it is not received, so it is not counted.
+
+**Status messages** (``NATS/1.0 <code>`` on the request's own reply subject, so a late one
+for an earlier request is told apart and ignored); the rules are in
+:func:`gateway.ingest.jsmeta.action_of`:
+
+- 100 Idle Heartbeat: the request is alive; its local deadline moves on. (No heartbeat is
+  asked for: a request lives ``fetch_timeout_s``, a second by default, and the local deadline
+  below catches a lost one soon enough.) 100 with a reply (flow control, which pull
+  consumers do not send) is answered all the same.
+- 404 No Messages, 408 Request Timeout: the request ended early; the next follows at once.
+- 409: Consumer Deleted: the consumer is made again (``ensure``); if that fails the reader
+  dies, logged with its traceback, and health goes down: never a silent stall. Exceeded
+  MaxRequestBatch of N / MaxRequestExpires of D: the next requests ask within the limit.
+  Consumer is push based: the reader dies (health down). Any other (Leadership Change, Server
+  Shutdown, Exceeded MaxWaiting, ...): the request ended; the next follows after a short pause.
+- 503 No Responders: no consumer answers (JetStream is electing a leader, or the consumer is
+  gone): a short pause, and every third one in a row the consumer is made again if missing.
+- 400 Bad Request: the reader dies (health down): asking again would be refused again.
+
+A request whose end never comes (the connection dropped) is given up at its local deadline,
+``expires`` plus half of it plus half a second.
+
+**Why ``AckPolicy.EXPLICIT`` stays.** Several gateways fetch from one consumer; each holds the
+messages of its own open batches. ``AckAll`` acks every message up to the one acked, across
+the consumer, so one gateway's ack would also ack messages another gateway still holds
+unstored, which a crash of that gateway would then lose. ``AckNone`` loses whatever a crash
+catches in memory. Explicit acks, one per message, are what make a SIGKILL lose nothing; what
+made them costly was the awaited publish per entry, and :class:`gateway.ingest.acks.Acks`
+writes a batch's acks in one piece instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+
+from contracts.errors import GatewayError
+from gateway.config import DurableIngest
+from gateway.ingest import nats_private as private
+from gateway.ingest.acks import Settle, commands
+from gateway.ingest.fastpath import route_inbox, unroute_inbox
+from gateway.ingest.jsmeta import (
+    ACK_PREFIX,
+    PullAction,
+    PullStatus,
+    action_of,
+    go_duration_s,
+    limit_of,
+    read_status,
+)
+from gateway.logs import RateLimitedLog
+from gateway.tasks import Spawn
+
+__all__ = ["FrameHandler", "PullError", "PullReader", "next_subject"]
+
+log = logging.getLogger("log_gateway")
+
+# handler(subject, ack subject, raw header block or None, body): None when done with the
+# message, or an awaitable when it must wait (the block policy, a reject being forwarded).
+FrameHandler = Callable[[bytes, bytes, bytes | None, bytes], Awaitable[object] | None]
+_Frame = tuple[bytes, bytes, bytes | None, bytes]
+_PAUSE_S: Final = 0.2  # before the next request, after one the server refused for now
+_CHECK_EVERY: Final = 3  # 503s in a row before the consumer is looked at
+
+
+class PullError(GatewayError, RuntimeError):
+    """The consumer refused pull requests in a way asking again cannot mend."""
+
+    def __init__(self, status: PullStatus) -> None:
+        super().__init__(f"the ingest consumer refused a pull request: {status.code} {status.description}")
+        self.status = status
+
+
+def next_subject(stream: str, durable: str) -> str:
+    """Where pull requests for ``durable`` on ``stream`` go (the default JetStream API prefix)."""
+    return f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
+
+
+class _End(NamedTuple):
+    """How a request ended: what to do next, and the status that said so (None: no status)."""
+
+    action: PullAction
+    status: PullStatus | None = None
+
+
+_FILLED: Final = _End(PullAction.ENDED)  # every message asked for came
+_GIVEN_UP: Final = _End(PullAction.RETRY)  # no end came by the local deadline
+
+
+@dataclass(slots=True)
+class _Request:
+    subject: bytes
+    left: int  # messages asked for and not yet come
+    deadline: float  # loop time
+    done: asyncio.Future[_End]
+
+    def end(self, how: _End) -> None:
+        if not self.done.done():
+            self.done.set_result(how)
+
+
+class PullReader:
+    """Asks the durable consumer for as many messages as there is room for; see the module docstring.
+
+    Args:
+        nc: the connection (its fast path supported: see ``fastpath.fast_path_supported``).
+        spec: the stream, consumer, request size and expiry.
+        handler: takes one message's frame.
+        room: how many more entries the buffer takes now.
+        wait_room: returns once the buffer may have room again.
+        freed: wakes ``wait_room`` (called when a message that waited is done with).
+        ensure: makes the stream and the consumer if missing.
+        spawn: starts the reader's background task, watched.
+        warn: rate-limited warnings.
+    """
+
+    def __init__(
+        self,
+        nc: Client,
+        spec: DurableIngest,
+        handler: FrameHandler,
+        *,
+        room: Callable[[], int],
+        wait_room: Callable[[Callable[[], int]], Awaitable[None]],
+        freed: Callable[[], None],
+        ensure: Callable[[], Awaitable[object]],
+        spawn: Spawn,
+        warn: RateLimitedLog,
+    ) -> None:
+        self._nc = nc
+        self._next = next_subject(spec.stream, spec.durable)
+        self._handler = handler
+        self._room = room
+        self._wait_room = wait_room
+        self._freed = freed
+        self._ensure = ensure
+        self._spawn = spawn
+        self._warn = warn
+        self.max_batch, self.expires_s = spec.fetch_batch, spec.fetch_timeout_s  # (409s may lower them)
+        self._inbox = ""
+        self._sub: Subscription | None = None
+        self._seq = 0
+        self._live: _Request | None = None
+        self._unhandled = 0  # received, not yet done with by the handler
+        self._queue: deque[_Frame] = deque()  # received while the handler waits, in order
+        self._busy = False  # the drainer holds a message the handler waits on
+        self._waiting: Awaitable[object] | None = None
+        self._wake, self._idle = asyncio.Event(), asyncio.Event()  # (a message to wait on; none held)
+        self._idle.set()
+        self._unavailable = 0  # 503s in a row
+        self._stopping = False
+        self._failure: Exception | None = None  # a bug the reader's task dies of
+        self.asked = self.received = self.returned = 0  # messages asked for, come, handed back
+        self.ends: Counter[str] = Counter()  # how requests ended: "filled", "given_up" or the status code
+        self.heartbeats = 0  # 100 statuses: a live request said alive
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def inbox(self) -> str:
+        """The prefix of the requests' reply subjects (``<inbox>.<n>``), once started."""
+        return self._inbox
+
+    @property
+    def live_subject(self) -> str | None:
+        """The reply subject of the request waiting now, if one is."""
+        return None if self._live is None else self._live.subject.decode()
+
+    def free(self) -> int:
+        """How many messages the next request may ask for."""
+        return self._room() - self._unhandled
+
+    async def start(self) -> None:
+        """Subscribe the reply inbox on the fast path and start the drainer."""
+        self._inbox = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*")
+        route_inbox(self._nc, self._sub, self._on_frame)
+        self._tasks.add(self._spawn(self._drain(), name="intake:durable-drain"))
+
+    async def run(self) -> None:
+        """Ask and hand over until :meth:`stop`; a request in progress is finished, not abandoned."""
+        while not self._stopping:
+            if self._failure is not None:
+                raise self._failure
+            want = min(self.free(), self.max_batch)
+            if want <= 0:
+                await self._wait_room(self.free)
+                continue
+            await self._after(await self._request(want))
+
+    def stop(self) -> None:
+        """Ask no more; the request in progress ends within ``fetch_timeout_s``."""
+        self._stopping = True
+
+    async def handled(self) -> None:
+        """Return once every message received so far is done with by the handler."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Stop serving the inbox; unacknowledged messages go back after ``ack_wait_s``."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._sub is not None:
+            unroute_inbox(self._nc, self._sub)
+            try:
+                await self._sub.unsubscribe()
+            except NatsError as exc:
+                log.debug("unsubscribing the pull inbox failed: %r", exc)
+
+    # -- requests -------------------------------------------------------------
+
+    async def _request(self, want: int) -> _End:
+        """Send one request for ``want`` messages and wait for its end (or give it up)."""
+        loop = asyncio.get_running_loop()
+        self._seq += 1
+        subject = f"{self._inbox}.{self._seq}"
+        grace = 0.5 + self.expires_s / 2
+        request = _Request(subject.encode(), want, loop.time() + self.expires_s + grace, loop.create_future())
+        body = b'{"batch":%d,"expires":%d}' % (want, int(self.expires_s * 1e9))
+        self._live = request
+        self.asked += want
+        try:
+            await self._nc.publish(self._next, body, reply=subject)
+            while not request.done.done() and (wait := request.deadline - loop.time()) > 0:
+                await asyncio.wait([request.done], timeout=wait)
+        except NatsError as exc:  # reconnecting: ask again shortly
+            self._warn.warning("pull", "a pull request to the ingest consumer failed: %r", exc)
+            request.end(_GIVEN_UP)
+        finally:
+            self._live = None
+        return request.done.result() if request.done.done() else _GIVEN_UP
+
+    async def _after(self, end: _End) -> None:
+        """Act on how a request ended, before the next one."""
+        action, status = end
+        self.ends[str(status.code) if status else "filled" if end is _FILLED else "given_up"] += 1
+        if action is not PullAction.UNAVAILABLE:
+            self._unavailable = 0
+        if action is PullAction.ENDED:
+            return
+        if action is PullAction.FATAL:
+            if status is None:  # (a bug on the way to the handler: see _fail)
+                return
+            raise PullError(status)
+        if action is PullAction.CONSUMER_GONE:
+            log.warning("the ingest consumer was deleted; making it again")
+            await self._ensure()  # (if that fails the reader dies: health goes down)
+            return
+        if action in (PullAction.SHRINK_BATCH, PullAction.SHRINK_EXPIRES):
+            assert status is not None  # noqa: S101 - both come from a status only
+            self._shrink(action, status)
+            return
+        if action is PullAction.UNAVAILABLE:
+            await self._unanswered()
+        elif status is not None:
+            self._warn.warning("pull", "the ingest consumer ended a pull request: %d %s", *status)
+        else:
+            self._warn.warning("pull", "a pull request got no end by its deadline; asking again")
+        await asyncio.sleep(_PAUSE_S)
+
+    def _shrink(self, action: PullAction, status: PullStatus) -> None:
+        """Ask within a limit the consumer set (``Exceeded MaxRequestBatch of 5``)."""
+        limit = limit_of(status) or ""
+        if action is PullAction.SHRINK_BATCH and limit.isdigit() and int(limit) > 0:
+            self.max_batch = min(self.max_batch, int(limit))
+        elif action is PullAction.SHRINK_EXPIRES and (seconds := go_duration_s(limit)):
+            self.expires_s = min(self.expires_s, seconds * 0.9)
+        else:
+            self.max_batch = max(1, self.max_batch // 2)
+            self.expires_s = max(0.01, self.expires_s / 2)
+        log.warning(
+            "the ingest consumer limits pull requests (%s): asking for %d at most, for %g s",
+            status.description,
+            self.max_batch,
+            self.expires_s,
+        )
+
+    async def _unanswered(self) -> None:
+        """503: nobody answers the request; every few in a row, make sure the consumer exists."""
+        self._unavailable += 1
+        self._warn.warning("pull", "no ingest consumer answers pull requests (503); asking again")
+        if self._unavailable % _CHECK_EVERY == 0:
+            try:
+                await self._ensure()
+            except NatsError as exc:  # JetStream itself is away: keep asking
+                self._warn.warning("pull-ensure", "could not check the ingest consumer: %r", exc)
+
+    # -- frames, in the read loop ----------------------------------------------
+
+    def _on_frame(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
+        """One frame of the inbox, in the read loop: a message (its reply is an ack subject) or a status.
+
+        (One call deep to the handler on the common path: this runs once per entry.)
+        """
+        if not reply.startswith(ACK_PREFIX):
+            try:
+                self._status(subject, reply, headers)
+            except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
+                self._fail(exc)
+            return
+        request = self._live
+        if request is None or request.left <= 0:
+            self._hand_back(reply)
+            return
+        request.left -= 1
+        self.received += 1
+        self._unhandled += 1
+        if request.left == 0:
+            request.end(_FILLED)
+        if self._busy or self._queue:
+            self._queue.append((subject, reply, headers, data))  # (behind the one the handler waits on)
+            return
+        try:
+            pending = self._handler(subject, reply, headers, data)
+        except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
+            self._fail(exc)
+            pending = None
+        if pending is None:
+            self._unhandled -= 1
+            return
+        self._busy = True
+        self._idle.clear()
+        self._waiting = pending
+        self._wake.set()
+
+    def _call(self, frame: _Frame) -> Awaitable[object] | None:
+        """The handler on one message; None once done with it (counted so), else what it waits on."""
+        try:
+            pending = self._handler(*frame)
+        except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
+            self._fail(exc)
+            pending = None
+        if pending is None:
+            self._unhandled -= 1
+        return pending
+
+    def _hand_back(self, reply: bytes) -> None:
+        """A message beyond what was asked: nak it at once, so the room stays a hard bound."""
+        self.returned += 1
+        self._warn.warning("pull-excess", "handed back a message no pull request was waiting for")
+        task = asyncio.get_running_loop().create_task(self._write(commands([reply], Settle.NAK), 4))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, command: bytes, payload: int) -> None:
+        """Write one PUB (a nak, or a flow-control answer) without waiting in the read loop."""
+        try:
+            await private.write_commands(self._nc, command, 1, payload)
+        except Exception as exc:  # noqa: BLE001 - a lost nak: the message comes back after ack_wait_s
+            log.debug("writing to the ingest consumer failed: %r", exc)
+
+    def _status(self, subject: bytes, reply: bytes, headers: bytes | None) -> None:
+        status = read_status(headers)
+        request = self._live
+        if status is None or request is None or subject != request.subject:
+            return  # (a late status for a request already ended or given up)
+        action = action_of(status, has_reply=bool(reply))
+        if action is PullAction.FLOW_CONTROL:
+            task = asyncio.get_running_loop().create_task(self._write(b"PUB %s 0\r\n\r\n" % reply, 0))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if action in (PullAction.ALIVE, PullAction.FLOW_CONTROL):
+            self.heartbeats += 1
+            request.deadline = asyncio.get_running_loop().time() + self.expires_s * 1.5 + 0.5
+            return
+        request.end(_End(action, status))
+
+    def _fail(self, exc: Exception) -> None:
+        """A bug on a message's way to the handler (the handler catches what a message can cause):
+        raised in the reader's task, which dies of it, logged with its traceback, and takes health
+        down, as nats-py's fetch loop did. Its message is left unacknowledged (redelivered after
+        ``ack_wait_s``); the read loop, which serves the whole connection, goes on."""
+        if self._failure is None:
+            self._failure = exc
+        if self._live is not None:
+            self._live.end(_End(PullAction.FATAL))
+        self._freed()  # (a reader waiting for room looks again, and finds the failure)
+
+    # -- the drainer -----------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Wait on what the handler waits on, then hand over what queued meanwhile, in order."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if (waiting := self._waiting) is not None:
+                self._waiting = None
+                await self._finish(waiting)
+            while self._queue:
+                if (pending := self._call(self._queue.popleft())) is not None:
+                    await self._finish(pending)
+            self._busy = False
+            self._idle.set()
+
+    async def _finish(self, pending: Awaitable[object]) -> None:
+        try:
+            await pending
+        except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
+            self._fail(exc)
+        self._unhandled -= 1
+        self._freed()
