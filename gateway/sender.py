@@ -186,8 +186,11 @@ class Sender:
             if due is not None and due <= now:
                 return
             timeout = None if due is None else due - now
+            # asyncio.timeout, not wait_for: no task of its own, so a wake-up is one turn of
+            # the loop, not three (each turn may wait behind a slice of ingest).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _until_rate_allows(self) -> None:
         # While waiting here the open batch keeps filling: fewer, fuller batches.
@@ -198,7 +201,8 @@ class Sender:
                 return
             self._retuned.clear()  # (a new rate may allow the batch sooner: look again then)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._retuned.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._retuned.wait()
 
     def _take(self, now: float) -> ReadyBatch | None:
         batch = self._pipeline.take(now, now_timestamp())

@@ -51,7 +51,9 @@ def _memory_line(row: dict[str, Any]) -> str:
 
 
 def _sustained_line(row: dict[str, Any]) -> str:
-    tried = ", ".join(f"{t['offered_per_s']:,.0f}/s: p99 {t['p99_ms']:.0f} ms" for t in row["tried"])
+    tried = ", ".join(
+        f"{t['share']:.0%} ({t['offered_per_s']:,.0f}/s): p99 {t['p99_ms']:.0f} ms" for t in row["tried"]
+    )
     held = row["held"]
     verdict = (
         f"**{held['offered_per_s']:,.0f} entries/s ({held['share']:.0%} of the burst peak "
@@ -60,7 +62,8 @@ def _sustained_line(row: dict[str, Any]) -> str:
         else "**none of the rates tried**"
     )
     return (
-        f"Sustained capacity (held for {row['seconds']:g} s with p99 within {row['p99_bound_ms']:.0f} ms): "
+        f"Sustained capacity (held for {row['seconds']:g} s with p99, send to stored in JetStream, "
+        f"within {row['p99_bound_ms']:.0f} ms): "
         f"{verdict}; tried {tried}."
     )
 

@@ -79,6 +79,14 @@ InboxHandler = Callable[[bytes, bytes, bytes | None, bytes], None]
 _Item = tuple[bytes, Headers, bytes]
 # After a burst this long the reader lets other tasks (the sender) run before the next.
 _LONG_BURST = 1024
+# The read loop hands the frames of one read (up to 32 KiB, and back to back while nats-py's
+# stream buffer holds more) to the handlers without an await in between: everything else on
+# the loop (the sender taking a due batch, the PubAcks that free publish slots) waits for it.
+# Measured at 70 % of the burst peak, an ack the server sent 2 ms after the take was seen by
+# the sender 49 ms later (median; p99 400 ms) and sealed batches waited for slots held by acks
+# already read off the socket. So the frames go to the handlers in slices, with a turn of the
+# loop in between: a slice of this many frames is about 1 ms of work.
+_SLICE_FRAMES = 32
 _NO_LIMIT = 1 << 62
 # The parser's fast loop copies the read buffer once per read; past this (a
 # large message arriving in pieces) nats-py's parser reads it instead.
@@ -226,7 +234,9 @@ class _Router:
         sinks = self.sinks
         count = payload = 0  # the fast path's messages, added to nats-py's stats once
         try:
-            for subject, sid, reply, headers, data in frames:
+            for index, (subject, sid, reply, headers, data) in enumerate(frames):
+                if index and not index % _SLICE_FRAMES:
+                    await asyncio.sleep(0)  # (see _SLICE_FRAMES)
                 sink = sinks.get(sid)
                 if sink is None:
                     if (inbox := self.inboxes.get(sid)) is None:
