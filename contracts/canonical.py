@@ -82,6 +82,9 @@ class CanonicalEvent(TypedDict):
     data: CanonicalEntry
 
 
+# What msgspec raises for a body it does not take: one the types do not fit, or (skipping a
+# field the types do not name) one nested deeper than the interpreter's recursion limit.
+_UNDECIDED = (msgspec.MsgspecError, RecursionError)
 _entry = msgspec.json.Decoder(CanonicalEntry).decode
 _event = msgspec.json.Decoder(CanonicalEvent).decode
 encode = msgspec.json.Encoder().encode
@@ -97,7 +100,7 @@ def canonical_entry(body: bytes, *, strict: bool = False) -> tuple[CanonicalEntr
     """
     try:
         entry = _entry(body)
-    except msgspec.MsgspecError:
+    except _UNDECIDED:
         return None
     if encode(entry) != body:
         return None
@@ -109,7 +112,7 @@ def canonical_event(body: bytes, *, strict: bool = False) -> tuple[CanonicalEntr
     event's trace extensions added as the general path adds them, and its time; else None."""
     try:
         event = _event(body)
-    except msgspec.MsgspecError:
+    except _UNDECIDED:
         return None
     if encode(event) != body or ("time" in event and not valid_event_time(event["time"])):
         return None

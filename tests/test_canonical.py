@@ -182,6 +182,21 @@ def test_hostile_metadata_goes_the_general_way_and_is_rejected_as_before(
     assert canonical_event(event) is None
 
 
+@pytest.mark.parametrize(
+    ("depth", "reason"), [(1000, RejectReason.TOO_DEEP), (5000, RejectReason.INVALID_JSON)]
+)
+def test_a_field_it_does_not_know_nested_past_the_recursion_limit_goes_the_general_way(
+    depth: int, reason: RejectReason
+) -> None:
+    body = orjson.dumps(samples.ENTRY)[:-1] + b',"x":' + b"[" * depth + b"]" * depth + b"}"
+    assert canonical_entry(body) is None
+    with pytest.raises(DecodeError) as caught:
+        EntryDecoder(max_batch_bytes=1 << 20).decode(None, body)
+    assert caught.value.reason is reason
+    event = encode_structured(make_attributes(LogEntryCreated.EVENT_TYPE, "//test"), body)[1]
+    assert canonical_event(event) is None
+
+
 def publishers_entries() -> list[dict[str, Any]]:
     """Entries in the field orders this platform's publishers write."""
     rng = random.Random(5)
