@@ -51,7 +51,15 @@ from gateway.ingest.bursts import subscribe_in_bursts
 from gateway.ingest.wire import Frame, LineCache, Stop, split_frames
 from gateway.tasks import Spawn
 
-__all__ = ["Headers", "RawHandler", "ShedHandler", "fast_path_supported", "subscribe_fast", "take_over"]
+__all__ = [
+    "Headers",
+    "RawHandler",
+    "RunHandler",
+    "ShedHandler",
+    "fast_path_supported",
+    "subscribe_fast",
+    "take_over",
+]
 
 log = logging.getLogger("log_gateway")
 
@@ -60,6 +68,11 @@ Headers = bytes | Mapping[str, str] | None
 # handler(subject, headers, body) returns None when done with the message, or an
 # awaitable when it must wait (the block policy, forwarding a reject).
 RawHandler = Callable[[bytes, Headers, bytes], Awaitable[object] | None]
+# run_handler(frames, start, stop) handles frames[start:stop] (the messages of one read, all for
+# its subscription) in order, as the handler would one by one: None when done with all of them,
+# or (awaitable, next) when the message before ``next`` must wait; the reader waits for it, and
+# the messages from ``next`` on queue behind it. One call per read instead of one per message.
+RunHandler = Callable[[list[Frame], int, int], tuple[Awaitable[object], int] | None]
 # on_shed(subject, headers, body): a message the pending limits drop, shown before it goes
 # (so the gateway can still look at error entries while it sheds bulk traffic).
 ShedHandler = Callable[[bytes, Headers, bytes], None]
@@ -86,11 +99,13 @@ async def subscribe_fast(
     pending_msgs_limit: int,
     pending_bytes_limit: int,
     on_shed: ShedHandler | None = None,
+    run_handler: RunHandler | None = None,
     spawn: Spawn,
 ) -> tuple[Subscription, asyncio.Task[None] | None]:
     """Subscribe on the fast path (or, where unsupported, in bursts); returns the subscription and reader.
 
-    ``on_shed`` sees each message the pending limits drop (on the fast path only).
+    ``on_shed`` sees each message the pending limits drop, and ``run_handler`` (if given) takes
+    the messages of a read together (both on the fast path only).
     """
     sub = None
     if fast_path_supported(nc):
@@ -101,7 +116,7 @@ async def subscribe_fast(
             pending_bytes_limit=pending_bytes_limit,
         )
         if not private.subscription_problems(sub):
-            return sub, take_over(nc, sub, handler, on_shed, spawn=spawn)
+            return sub, take_over(nc, sub, handler, on_shed, spawn=spawn, run_handler=run_handler)
         await sub.unsubscribe()  # pragma: no cover - a nats-py whose subscriptions changed shape
     log.warning("nats-py is not the version the ingest fast path knows; using the slower path")
 
@@ -120,16 +135,23 @@ async def subscribe_fast(
 
 
 def take_over(
-    nc: Client, sub: Subscription, handler: RawHandler, on_shed: ShedHandler | None = None, *, spawn: Spawn
+    nc: Client,
+    sub: Subscription,
+    handler: RawHandler,
+    on_shed: ShedHandler | None = None,
+    *,
+    spawn: Spawn,
+    run_handler: RunHandler | None = None,
 ) -> asyncio.Task[None]:
     """Serve ``sub`` (subscribed without a callback) on the fast path from now on; returns its reader.
 
     Messages nats-py already queued for it are handled first; a message the
     pending limits drop is shown to ``on_shed`` first. The caller has checked
     :func:`fast_path_supported`. ``spawn`` starts the reader (watched: if it dies, it is
-    logged with its traceback and health goes down).
+    logged with its traceback and health goes down). ``run_handler``, if given, takes what
+    arrives while nothing is queued one read at a time (see :data:`RunHandler`).
     """
-    sink = _Sink(nc, sub, handler, on_shed)
+    sink = _Sink(nc, sub, handler, on_shed, run_handler)
     return spawn(sink.run(), name=f"intake:{sub.subject}")
 
 
@@ -192,19 +214,31 @@ class _Router:
             await self._parse()
 
     async def _deliver(self, frames: list[Frame]) -> None:
-        """Hand each frame to its sink (or, for any other subscription, to nats-py)."""
+        """Hand each run of frames for one fast-path subscription to its sink (frames for any
+        other subscription, one by one, to nats-py)."""
         sinks = self.sinks
         count = payload = 0  # the fast path's messages, added to nats-py's stats once
+        start, total = 0, len(frames)
         try:
-            for subject, sid, reply, headers, data in frames:
+            while start < total:
+                subject, sid, reply, headers, data = frames[start]
                 sink = sinks.get(sid)
                 if sink is None:
                     await self._original(sid, subject, reply, data, headers)
+                    start += 1
                     continue
-                count += 1
-                payload += len(data)
-                if not sink.deliver(subject, headers, data):
-                    await self._slow_consumer(sink, sid, subject, reply)
+                stop = start
+                for stop in range(start, total):
+                    frame = frames[stop]
+                    if frame[1] != sid:
+                        break
+                    payload += len(frame[4])
+                else:
+                    stop = total
+                count += stop - start
+                for dropped in sink.deliver_run(frames, start, stop):
+                    await self._slow_consumer(sink, sid, dropped[0], dropped[2])
+                start = stop
         finally:
             self._stats["in_msgs"] += count
             self._stats["in_bytes"] += payload
@@ -220,11 +254,17 @@ class _Sink:
     """
 
     def __init__(
-        self, nc: Client, sub: Subscription, handler: RawHandler, on_shed: ShedHandler | None = None
+        self,
+        nc: Client,
+        sub: Subscription,
+        handler: RawHandler,
+        on_shed: ShedHandler | None = None,
+        run_handler: RunHandler | None = None,
     ) -> None:
         self.sub = sub
         self._handler = handler
         self._on_shed = on_shed
+        self._run_handler = run_handler
         self._router = _Router.of(nc)
         self._items: list[_Item] = []
         self._held = 0  # the rest of the burst in hand, while the reader waits
@@ -265,6 +305,29 @@ class _Sink:
             self._deferred = deferred
             self._wake()
         return True
+
+    def deliver_run(self, frames: list[Frame], start: int, stop: int) -> list[Frame]:
+        """Take ``frames[start:stop]`` from the parser, as :meth:`deliver` takes each; returns
+        the frames the pending limits drop.
+
+        With nothing queued and the reader idle, the run handler takes them all at once; from
+        a message it must wait on, the rest queue behind it.
+        """
+        run = self._run_handler
+        if run is None or self._busy or self._items:
+            return [frame for frame in frames[start:stop] if not self.deliver(frame[0], frame[3], frame[4])]
+        private.count_received(self.sub, stop - start)
+        try:
+            waiting = run(frames, start, stop)
+        except Exception:  # a bug in the handler must not stop the read loop
+            log.exception("ingest handler failed on the messages of a read on %s", self.sub.subject)
+            return []
+        if waiting is None:
+            return []
+        self._busy = True
+        self._deferred, start = waiting
+        self._wake()
+        return [frame for frame in frames[start:stop] if not self._queue(frame[0], frame[3], frame[4])]
 
     def _queue(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
         sub = self.sub
