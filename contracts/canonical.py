@@ -85,6 +85,10 @@ class CanonicalEvent(TypedDict):
 # What msgspec raises for a body it does not take: one the types do not fit, or (skipping a
 # field the types do not name) one nested deeper than the interpreter's recursion limit.
 _UNDECIDED = (msgspec.MsgspecError, RecursionError)
+# A body with '": ' in its first bytes is written with spaces (Python's json.dumps), so not
+# canonical (bar a string holding an escaped quote before ': ', which then merely goes the
+# general way too): it goes there at once, not after a decoding and an encoding.
+_LOOK = 64
 _entry = msgspec.json.Decoder(CanonicalEntry).decode
 _event = msgspec.json.Decoder(CanonicalEvent).decode
 encode = msgspec.json.Encoder().encode
@@ -98,18 +102,23 @@ def canonical_entry(body: bytes, *, strict: bool = False) -> tuple[CanonicalEntr
     ``strict``: held to :class:`~contracts.models.StrictLogEntryCreated` (``logId`` and
     ``source`` not empty) instead of :class:`~contracts.models.LogEntryCreated`.
     """
+    if body.find(b'": ', 0, _LOOK) >= 0:  # written with spaces (json.dumps): not canonical
+        return None
     try:
         entry = _entry(body)
     except _UNDECIDED:
         return None
-    if encode(entry) != body:
+    if encode(entry) != body or (strict and not (entry["logId"] and entry["source"])):
         return None
-    return _checked(entry, strict)
+    epoch = platform_epoch(entry["createdAt"])
+    return None if epoch is None else (entry, epoch)
 
 
 def canonical_event(body: bytes, *, strict: bool = False) -> tuple[CanonicalEntry, float] | None:
     """The entry of a structured-mode entry event whose envelope certainly passes, with the
     event's trace extensions added as the general path adds them, and its time; else None."""
+    if body.find(b'": ', 0, _LOOK) >= 0:
+        return None
     try:
         event = _event(body)
     except _UNDECIDED:
@@ -117,14 +126,12 @@ def canonical_event(body: bytes, *, strict: bool = False) -> tuple[CanonicalEntr
     if encode(event) != body or ("time" in event and not valid_event_time(event["time"])):
         return None
     entry = event["data"]
-    for name in PLATFORM_EXTENSIONS:
-        if name in event and name not in entry:
-            entry[name] = event[name]  # type: ignore[literal-required]
-    return _checked(entry, strict)
-
-
-def _checked(entry: CanonicalEntry, strict: bool) -> tuple[CanonicalEntry, float] | None:
     if strict and not (entry["logId"] and entry["source"]):
         return None
     epoch = platform_epoch(entry["createdAt"])
-    return None if epoch is None else (entry, epoch)
+    if epoch is None:
+        return None
+    for name in PLATFORM_EXTENSIONS:
+        if name in event and name not in entry:
+            entry[name] = event[name]  # type: ignore[literal-required]
+    return entry, epoch

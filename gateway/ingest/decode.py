@@ -143,6 +143,10 @@ class EntryDecoder:
             raise DecodeError(RejectReason.OVERSIZE, self._oversize(len(body)))
         if self.redactor is None and (done := self._canonical(headers, body)) is not None:
             return done
+        return self._general(headers, body)
+
+    def _general(self, headers: Mapping[str, str] | bytes | None, body: bytes) -> PendingEntry:
+        """The entry, by the general path: orjson and its checks, the fast entry check, the model."""
         data, attributes, encoded = _event(headers, body)
         created_at = plainly_valid_entry(data, strict=self.strict)
         created: str = data["createdAt"] if created_at is not None else ""

@@ -103,10 +103,7 @@ async def subscribe_fast(
     spawn: Spawn,
 ) -> tuple[Subscription, asyncio.Task[None] | None]:
     """Subscribe on the fast path (or, where unsupported, in bursts); returns the subscription and reader.
-
-    ``on_shed`` sees each message the pending limits drop, and ``run_handler`` (if given) takes
-    the messages of a read together (both on the fast path only).
-    """
+    ``on_shed`` (the messages the pending limits drop) and ``run_handler`` serve the fast path only."""
     sub = None
     if fast_path_supported(nc):
         sub = await nc.subscribe(
