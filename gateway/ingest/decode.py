@@ -141,8 +141,13 @@ class EntryDecoder:
         """
         if len(body) > self._max_body:
             raise DecodeError(RejectReason.OVERSIZE, self._oversize(len(body)))
-        if self.redactor is None and (done := self._canonical(headers, body)) is not None:
-            return done
+        if self.redactor is None:
+            if not headers:  # (bare entries, the commonest, without a call between)
+                found = canonical_entry(body, strict=self.strict)
+                if found is not None:
+                    return self._pending(*found, body)
+            elif (done := self._canonical(headers, body)) is not None:
+                return done
         return self._general(headers, body)
 
     def _general(self, headers: Mapping[str, str] | bytes | None, body: bytes) -> PendingEntry:
@@ -171,11 +176,8 @@ class EntryDecoder:
         )
 
     def _canonical(self, headers: Mapping[str, str] | bytes | None, body: bytes) -> PendingEntry | None:
-        """The entry, if the message is an entry written canonically in any wire form
-        (:mod:`contracts.canonical`); None leaves it to the general path."""
-        if not headers:
-            found = canonical_entry(body, strict=self.strict)
-            return None if found is None else self._pending(*found, body)
+        """The entry, if the message (with headers) is an entry written canonically in
+        structured or binary mode (:mod:`contracts.canonical`); None leaves it to the general path."""
         if type(headers) is not bytes:
             return None
         if headers in _STRUCTURED_BLOCKS:
