@@ -46,6 +46,7 @@ __all__ = [
     "plain_structured_data",
     "plainly_valid_attributes",
     "to_sdk_event",
+    "valid_event_time",
 ]
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -280,6 +281,11 @@ def plainly_valid_attributes(attrs: Mapping[str, str], event_type: str) -> bool:
         if name not in _CHECKED and name not in good:
             return False
     return True
+
+
+def valid_event_time(value: str) -> bool:
+    """Is ``value`` an RFC 3339 timestamp, as the ``time`` attribute must be?"""
+    return value in _GOOD_TIMES or _good_time(value)
 
 
 def _good_time(value: str) -> bool:

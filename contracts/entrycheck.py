@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from contracts.models import LEVELS
 
-__all__ = ["plainly_valid_entry"]
+__all__ = ["plainly_valid_entry", "platform_epoch"]
 
 _LEVELS: Final = frozenset(LEVELS)
 _OPTIONAL_TEXT: Final = ("component", "userId", "sessionId")
@@ -65,10 +65,11 @@ def plainly_valid_entry(data: Any, *, strict: bool = False) -> float | None:
             return None
     if type(data.get("metadata", _NO_METADATA)) is not dict:
         return None
-    return _epoch(created)
+    return platform_epoch(created)
 
 
-def _epoch(created: str) -> float | None:
+def platform_epoch(created: str) -> float | None:
+    """``created`` in epoch seconds if it is in the platform's own form and names a moment, else None."""
     epoch = _EPOCHS.get(created)
     if epoch is not None:
         return epoch

@@ -79,7 +79,9 @@ class Accumulator:
         limits: batch thresholds.
         buffer: caps on everything held, and the overflow policy.
         overhead_for: the byte bound of a batch's non-entry parts, per source.
-        stats: where drops are counted.
+        stats: where drops (and accepted entries' time fallbacks) are counted.
+        on_ready: called when a batch may have become ready to take sooner than the taker
+            last saw: one is sealed, or the first opens while none is open.
     """
 
     def __init__(
@@ -88,11 +90,14 @@ class Accumulator:
         buffer: BufferLimits,
         overhead_for: Callable[[str | None], int],
         stats: Stats,
+        *,
+        on_ready: Callable[[], object] = lambda: None,
     ) -> None:
         self.limits = limits
         self.buffer = buffer
         self._overhead_for = overhead_for
         self._stats = stats
+        self._on_ready = on_ready
         self._open: OrderedDict[str | None, SealedBatch] = OrderedDict()
         self._waiting: deque[SealedBatch] = deque()
         self.held_entries = 0
@@ -124,6 +129,30 @@ class Accumulator:
         key = entry.source if limits.per_source else None
         size = len(entry.data)
         batch = self._open.get(key)
+        if (
+            batch is not None
+            and len(batch.entries) < limits.max_entries
+            and batch.overhead + batch.data_bytes + size + len(batch.entries) <= limits.max_bytes
+            and self.held_entries < buffer.max_entries
+            and self.held_bytes + size <= buffer.max_bytes
+        ):  # the common case, written out: it fits the open batch and the buffer
+            entries = batch.entries
+            entries.append(entry)
+            batch.data_bytes += size
+            self.held_entries += 1
+            self.held_bytes += size
+            if len(entries) >= limits.max_entries:
+                self._seal(key)
+        else:
+            admission = self._offer(entry, key, size, batch)
+            if admission is not ACCEPTED:
+                return admission
+        if entry.time_fallback:  # (counted here: only an accepted entry's time is used)
+            self._stats.time_fallbacks += 1
+        return ACCEPTED
+
+    def _offer(self, entry: PendingEntry, key: str | None, size: int, batch: SealedBatch | None) -> Admission:
+        limits, buffer = self.limits, self.buffer
         overhead = batch.overhead if batch is not None else self._overhead_for(key)
         if overhead + size > limits.max_bytes:
             return OVERSIZE
@@ -189,7 +218,10 @@ class Accumulator:
         if batch is None:
             if len(self._open) >= limits.max_open_sources:
                 self._seal(next(iter(self._open)))
+            opens_first = not self._open
             batch = self._open[key] = SealedBatch(key, self._overhead_for(key))
+            if opens_first:
+                self._on_ready()
         entries = batch.entries
         entries.append(entry)
         batch.data_bytes += size
@@ -200,6 +232,7 @@ class Accumulator:
 
     def _seal(self, key: str | None) -> None:
         self._waiting.append(self._open.pop(key))
+        self._on_ready()
 
     def next_due(self) -> float | None:
         """When a batch is next ready to send (monotonic seconds), or None when empty.

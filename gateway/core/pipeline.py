@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.core.accumulator import ACCEPTED, Accumulator, Admission, SealedBatch
+from gateway.core.accumulator import Accumulator, Admission, SealedBatch
 from gateway.core.encode import BatchEncoder, EncodedBatch
 from gateway.core.entry import PendingEntry
 from gateway.core.limits import BatchLimits, BufferLimits
@@ -53,8 +53,8 @@ class BatchPipeline:
         buffer: caps on what is held, and the overflow policy.
         encoder: makes the ``logBatchCreated`` messages.
         stats: drops are counted here and reported in the batches.
-        on_wake: called when a batch may be ready to take (the first entry after
-            idle, or a sealed batch waiting), so a sender wakes instead of polling.
+        on_wake: called when a batch may be ready to take (one is sealed, or the first
+            opens), so a sender wakes instead of polling.
     """
 
     def __init__(
@@ -66,7 +66,10 @@ class BatchPipeline:
         *,
         on_wake: Callable[[], object] = lambda: None,
     ) -> None:
-        self.acc = Accumulator(limits, buffer, encoder.overhead_for, stats)
+        self.acc = Accumulator(limits, buffer, encoder.overhead_for, stats, on_ready=on_wake)
+        # Offer one entry (see Accumulator.offer); the accumulator wakes the taker when it should
+        # look. The accumulator's own method: no layer between on the hot path.
+        self.offer: Callable[[PendingEntry], Admission] = self.acc.offer
         self._encoder = encoder
         self._stats = stats
         self._on_wake = on_wake
@@ -83,18 +86,6 @@ class BatchPipeline:
         self._encoder = self._encoder.resized(limits.max_entries)
         self.acc.retune(limits, buffer, self._encoder.overhead_for)
         self._on_wake()  # sealed batches, or a new delay: the taker should look again
-
-    def offer(self, entry: PendingEntry) -> Admission:
-        """Offer one entry (see :meth:`Accumulator.offer`); wakes the taker when it should look."""
-        acc = self.acc
-        was_idle = acc.is_empty
-        admission = acc.offer(entry)
-        if admission is ACCEPTED:
-            if entry.time_fallback:  # (counted here: only an accepted entry's time is used)
-                self._stats.time_fallbacks += 1
-            if was_idle or acc.has_waiting:
-                self._on_wake()
-        return admission
 
     def take(self, now: float, wall_now: str) -> ReadyBatch | None:
         """The next due batch, encoded with the next sequence number and the drops not yet

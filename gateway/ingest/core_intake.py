@@ -15,13 +15,14 @@ from nats.aio.client import Client
 from nats.aio.subscription import Subscription
 
 from contracts.errors import DecodeError, RejectReason
-from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED, OVERSIZE
+from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED, OVERSIZE, Admission
 from gateway.core.entry import PendingEntry
 from gateway.core.stats import Stats
 from gateway.ingest.admission import Gate
 from gateway.ingest.decode import EntryDecoder, might_alert
 from gateway.ingest.fastpath import Headers, subscribe_fast
 from gateway.ingest.reject import Rejects, oversize
+from gateway.ingest.wire import Frame
 from gateway.tasks import Spawn
 from publishers.roundtrip import server_has_read
 
@@ -81,6 +82,7 @@ class CoreIntake:
                 pending_msgs_limit=msgs,
                 pending_bytes_limit=size,
                 on_shed=self.on_shed,
+                run_handler=self.on_frames,
                 spawn=self._spawn,
             )
             self.subscriptions.append(sub)
@@ -104,6 +106,32 @@ class CoreIntake:
         admission = self._gate.admit(entry)
         if admission is ACCEPTED or admission is DROPPED:
             return None
+        return self._not_admitted(subject, headers, body, entry, admission)
+
+    def on_frames(self, frames: list[Frame], start: int, stop: int) -> tuple[Awaitable[None], int] | None:
+        """Take the messages of one read (``frames[start:stop]``), each as :meth:`on_message`
+        takes it, in one loop; from the first that must wait, the fast path queues the rest."""
+        stats, decode, admit = self._stats, self.decoder.decode, self._gate.admit
+        for index in range(start, stop):
+            subject, _, _, headers, body = frames[index]
+            try:
+                admission = admit(entry := decode(headers, body))
+            except DecodeError as exc:
+                stats.received += index + 1 - start
+                return self._rejects.reject(subject, headers, body, exc.reason, exc.detail), index + 1
+            except Exception:  # noqa: BLE001 - a bug on one message must neither stop ingest nor go uncounted
+                self._rejects.failed(subject)
+                continue
+            if admission is not ACCEPTED and admission is not DROPPED:
+                stats.received += index + 1 - start
+                return self._not_admitted(subject, headers, body, entry, admission), index + 1
+        stats.received += stop - start
+        return None
+
+    def _not_admitted(
+        self, subject: bytes, headers: Headers, body: bytes, entry: PendingEntry, admission: Admission
+    ) -> Awaitable[None]:
+        """Wait for room (BLOCKED), or reject an entry too large for any batch (OVERSIZE)."""
         if admission is BLOCKED:
             return self._admit_blocked(subject, headers, body, entry)
         return self._rejects.reject(subject, headers, body, RejectReason.OVERSIZE, oversize(len(entry.data)))

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import orjson
 
 from contracts import jsonsafe
+from contracts.canonical import CanonicalEntry, canonical_entry, canonical_event, encode
 from contracts.cloudevents import (
     PLATFORM_EXTENSIONS,
     STRUCTURED_CONTENT_TYPE,
@@ -140,6 +141,17 @@ class EntryDecoder:
         """
         if len(body) > self._max_body:
             raise DecodeError(RejectReason.OVERSIZE, self._oversize(len(body)))
+        if self.redactor is None:
+            if not headers:  # (bare entries, the commonest, without a call between)
+                found = canonical_entry(body, strict=self.strict)
+                if found is not None:
+                    return self._pending(*found, body)
+            elif (done := self._canonical(headers, body)) is not None:
+                return done
+        return self._general(headers, body)
+
+    def _general(self, headers: Mapping[str, str] | bytes | None, body: bytes) -> PendingEntry:
+        """The entry, by the general path: orjson and its checks, the fast entry check, the model."""
         data, attributes, encoded = _event(headers, body)
         created_at = plainly_valid_entry(data, strict=self.strict)
         created: str = data["createdAt"] if created_at is not None else ""
@@ -162,6 +174,42 @@ class EntryDecoder:
         return PendingEntry(
             _compact(data, encoded, body), level, data["source"], created_at, created, self._clock(), fallback
         )
+
+    def _canonical(self, headers: Mapping[str, str] | bytes | None, body: bytes) -> PendingEntry | None:
+        """The entry, if the message (with headers) is an entry written canonically in
+        structured or binary mode (:mod:`contracts.canonical`); None leaves it to the general path."""
+        if type(headers) is not bytes:
+            return None
+        if headers in _STRUCTURED_BLOCKS:
+            found = canonical_event(body, strict=self.strict)
+            return None if found is None else self._pending(*found, None)
+        return self._canonical_binary(headers, body)
+
+    def _canonical_binary(self, headers: bytes, body: bytes) -> PendingEntry | None:
+        attributes = binary_attributes(headers)
+        if attributes is None or not plainly_valid_attributes(attributes, _ENTRY_TYPE):
+            return None
+        found = canonical_entry(body, strict=self.strict)
+        if found is None:
+            return None
+        entry, epoch = found
+        added = False
+        for name in PLATFORM_EXTENSIONS:  # (as _keep_trace_attributes adds them)
+            if name in attributes and name not in entry:
+                entry[name] = attributes[name]  # type: ignore[literal-required]
+                added = True
+        return self._pending(entry, epoch, None if added else body)
+
+    def _pending(self, entry: CanonicalEntry, epoch: float, data: bytes | None) -> PendingEntry:
+        """``entry`` held as ``data``, its JSON (None: encode it as it is now)."""
+        level, source, created = entry["level"], entry["source"], entry["createdAt"]
+        if self._on_error_entry is not None and level in _ALERT_LEVELS:
+            self._on_error_entry(
+                source=source, message=entry["message"], level=level, created=created, created_at=epoch
+            )
+        if data is None:
+            data = encode(entry)
+        return PendingEntry(data, level, source, epoch, created, self._clock())
 
     def _validated_time(self, data: Any) -> tuple[float, str, bool]:
         """The model's verdict where the fast check could not give one, and the entry's time:

@@ -55,6 +55,7 @@ __all__ = [
     "Headers",
     "InboxHandler",
     "RawHandler",
+    "RunHandler",
     "ShedHandler",
     "fast_path_supported",
     "route_inbox",
@@ -70,6 +71,11 @@ Headers = bytes | Mapping[str, str] | None
 # handler(subject, headers, body) returns None when done with the message, or an
 # awaitable when it must wait (the block policy, forwarding a reject).
 RawHandler = Callable[[bytes, Headers, bytes], Awaitable[object] | None]
+# run_handler(frames, start, stop) handles frames[start:stop] (the messages of one read, all for
+# its subscription) in order, as the handler would one by one: None when done with all of them,
+# or (awaitable, next) when the message before ``next`` must wait; the reader waits for it, and
+# the messages from ``next`` on queue behind it. One call per read instead of one per message.
+RunHandler = Callable[[list[Frame], int, int], tuple[Awaitable[object], int] | None]
 # on_shed(subject, headers, body): a message the pending limits drop, shown before it goes
 # (so the gateway can still look at error entries while it sheds bulk traffic).
 ShedHandler = Callable[[bytes, Headers, bytes], None]
@@ -107,12 +113,11 @@ async def subscribe_fast(
     pending_msgs_limit: int,
     pending_bytes_limit: int,
     on_shed: ShedHandler | None = None,
+    run_handler: RunHandler | None = None,
     spawn: Spawn,
 ) -> tuple[Subscription, asyncio.Task[None] | None]:
     """Subscribe on the fast path (or, where unsupported, in bursts); returns the subscription and reader.
-
-    ``on_shed`` sees each message the pending limits drop (on the fast path only).
-    """
+    ``on_shed`` (the messages the pending limits drop) and ``run_handler`` serve the fast path only."""
     sub = None
     if fast_path_supported(nc):
         sub = await nc.subscribe(
@@ -122,7 +127,7 @@ async def subscribe_fast(
             pending_bytes_limit=pending_bytes_limit,
         )
         if not private.subscription_problems(sub):
-            return sub, take_over(nc, sub, handler, on_shed, spawn=spawn)
+            return sub, take_over(nc, sub, handler, on_shed, spawn=spawn, run_handler=run_handler)
         await sub.unsubscribe()  # pragma: no cover - a nats-py whose subscriptions changed shape
     log.warning("nats-py is not the version the ingest fast path knows; using the slower path")
 
@@ -141,16 +146,23 @@ async def subscribe_fast(
 
 
 def take_over(
-    nc: Client, sub: Subscription, handler: RawHandler, on_shed: ShedHandler | None = None, *, spawn: Spawn
+    nc: Client,
+    sub: Subscription,
+    handler: RawHandler,
+    on_shed: ShedHandler | None = None,
+    *,
+    spawn: Spawn,
+    run_handler: RunHandler | None = None,
 ) -> asyncio.Task[None]:
     """Serve ``sub`` (subscribed without a callback) on the fast path from now on; returns its reader.
 
     Messages nats-py already queued for it are handled first; a message the
     pending limits drop is shown to ``on_shed`` first. The caller has checked
     :func:`fast_path_supported`. ``spawn`` starts the reader (watched: if it dies, it is
-    logged with its traceback and health goes down).
+    logged with its traceback and health goes down). ``run_handler``, if given, takes what
+    arrives while nothing is queued one read at a time (see :data:`RunHandler`).
     """
-    sink = _Sink(nc, sub, handler, on_shed)
+    sink = _Sink(nc, sub, handler, on_shed, run_handler)
     return spawn(sink.run(), name=f"intake:{sub.subject}")
 
 
@@ -230,29 +242,45 @@ class _Router:
             await self._parse()
 
     async def _deliver(self, frames: list[Frame]) -> None:
-        """Hand each frame to its sink (or, for any other subscription, to nats-py)."""
-        sinks = self.sinks
+        """Hand each run of frames for one fast-path subscription to its sink, at most
+        ``_SLICE_FRAMES`` at a time with a turn of the loop between slices; a frame for a
+        durable pull inbox to its handler; any other subscription's, one by one, to nats-py."""
         count = payload = 0  # the fast path's messages, added to nats-py's stats once
+        start, total, since_turn = 0, len(frames), 0
         try:
-            for index, (subject, sid, reply, headers, data) in enumerate(frames):
-                if index and not index % _SLICE_FRAMES:
+            while start < total:
+                if since_turn >= _SLICE_FRAMES:
                     await asyncio.sleep(0)  # (see _SLICE_FRAMES)
-                sink = sinks.get(sid)
+                    since_turn = 0
+                subject, sid, reply, headers, data = frames[start]
+                sink = self.sinks.get(sid)
                 if sink is None:
                     if (inbox := self.inboxes.get(sid)) is None:
                         await self._original(sid, subject, reply, data, headers)
-                        continue
-                    inbox(subject, reply, headers, data)
-                    count += 1
-                    payload += len(data)
+                    else:
+                        inbox(subject, reply, headers, data)
+                        count, payload = count + 1, payload + len(data)
+                    start, since_turn = start + 1, since_turn + 1
                     continue
-                count += 1
-                payload += len(data)
-                if not sink.deliver(subject, headers, data):
-                    await self._slow_consumer(sink, sid, subject, reply)
+                stop, size = _run_end(frames, start, min(total, start + _SLICE_FRAMES - since_turn), sid)
+                count, payload = count + stop - start, payload + size
+                for dropped in sink.deliver_run(frames, start, stop):
+                    await self._slow_consumer(sink, sid, dropped[0], dropped[2])
+                start, since_turn = stop, since_turn + stop - start
         finally:
             self._stats["in_msgs"] += count
             self._stats["in_bytes"] += payload
+
+
+def _run_end(frames: list[Frame], start: int, limit: int, sid: int) -> tuple[int, int]:
+    """Where the run of frames for ``sid`` from ``start`` ends (before ``limit``), and its payload bytes."""
+    size = 0
+    for stop in range(start, limit):
+        frame = frames[stop]
+        if frame[1] != sid:
+            return stop, size
+        size += len(frame[4])
+    return limit, size
 
 
 class _Sink:
@@ -265,11 +293,17 @@ class _Sink:
     """
 
     def __init__(
-        self, nc: Client, sub: Subscription, handler: RawHandler, on_shed: ShedHandler | None = None
+        self,
+        nc: Client,
+        sub: Subscription,
+        handler: RawHandler,
+        on_shed: ShedHandler | None = None,
+        run_handler: RunHandler | None = None,
     ) -> None:
         self.sub = sub
         self._handler = handler
         self._on_shed = on_shed
+        self._run_handler = run_handler
         self._router = _Router.of(nc)
         self._items: list[_Item] = []
         self._held = 0  # the rest of the burst in hand, while the reader waits
@@ -310,6 +344,29 @@ class _Sink:
             self._deferred = deferred
             self._wake()
         return True
+
+    def deliver_run(self, frames: list[Frame], start: int, stop: int) -> list[Frame]:
+        """Take ``frames[start:stop]`` from the parser, as :meth:`deliver` takes each; returns
+        the frames the pending limits drop.
+
+        With nothing queued and the reader idle, the run handler takes them all at once; from
+        a message it must wait on, the rest queue behind it.
+        """
+        run = self._run_handler
+        if run is None or self._busy or self._items:
+            return [frame for frame in frames[start:stop] if not self.deliver(frame[0], frame[3], frame[4])]
+        private.count_received(self.sub, stop - start)
+        try:
+            waiting = run(frames, start, stop)
+        except Exception:  # a bug in the handler must not stop the read loop
+            log.exception("ingest handler failed on the messages of a read on %s", self.sub.subject)
+            return []
+        if waiting is None:
+            return []
+        self._busy = True
+        self._deferred, start = waiting
+        self._wake()
+        return [frame for frame in frames[start:stop] if not self._queue(frame[0], frame[3], frame[4])]
 
     def _queue(self, subject: bytes, headers: bytes | None, data: bytes) -> bool:
         sub = self.sub

@@ -341,9 +341,9 @@ def pending_limits(sub: Subscription) -> tuple[int, int]:
     return sub._pending_msgs_limit, sub._pending_bytes_limit
 
 
-def count_received(sub: Subscription) -> None:
-    """One more message delivered (``sub._received``, read as ``Subscription.delivered``)."""
-    sub._received += 1
+def count_received(sub: Subscription, count: int = 1) -> None:
+    """``count`` more messages delivered (``sub._received``, read as ``Subscription.delivered``)."""
+    sub._received += count
 
 
 def pending_bytes(sub: Subscription) -> int:
