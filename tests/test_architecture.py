@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import parse_python
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("contracts", "gateway", "publishers")
 _RUNTIME = (
@@ -131,7 +133,7 @@ def module_name(path: Path) -> str:
 
 def imports_of(source: str, module: str) -> Iterator[str]:
     """Every module ``source`` imports (relative imports resolved against ``module``)."""
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse_python(source)):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

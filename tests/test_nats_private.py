@@ -16,7 +16,7 @@ from nats.aio.client import Client
 
 from gateway.ingest import bursts, fastpath, nats_private
 from gateway.ingest.nats_private import CLIENT_NAMES, NATS_PY_VERSION, SUBSCRIPTION_NAMES, PrivateName
-from tests.helpers import until
+from tests.helpers import parse_python, until
 
 
 def _why(private: PrivateName) -> str:
@@ -102,7 +102,7 @@ async def test_a_stand_in_pending_queue_is_what_nats_py_counts_and_drains_on(
 
 
 def _private_attributes(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
+    tree = parse_python(path.read_text())
     return {
         node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr.startswith("_")
     }
@@ -115,7 +115,7 @@ def test_the_fast_path_touches_no_private_nats_py_name_itself(module: ModuleType
     path = Path(str(module.__file__))
     touched = _private_attributes(path)
     assert not touched & listed, touched & listed
-    tree = ast.parse(path.read_text())
+    tree = parse_python(path.read_text())
     on_nats_objects = [
         ast.unparse(node)
         for node in ast.walk(tree)

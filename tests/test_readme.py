@@ -12,6 +12,7 @@ import gateway.consumers.subscribe as subscribe_api
 import gateway.core
 import publishers
 from gateway.process.settings import RUN_OPTIONS
+from tests.helpers import parse_python
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 DOCS = Path(__file__).parent.parent / "docs"
@@ -72,7 +73,7 @@ def test_functions_stay_within_40_lines() -> None:
     long = []
     for folder in ("contracts", "gateway", "publishers", "tests"):
         for path in sorted((root / folder).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text())):
+            for node in ast.walk(parse_python(path.read_text())):
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                     lines = (node.end_lineno or node.lineno) - node.lineno + 1
                     if lines > 40:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from gateway.ingest import wire
 from gateway.ingest.wire import Frame, LineCache, MessageLine, Split, Stop, parse_line, split_frames
+from tests.helpers import parse_python
 
 HEAD = b"NATS/1.0\r\nce-id: 1\r\n\r\n"
 
@@ -160,7 +161,7 @@ def test_the_cache_remembers_lines_without_a_reply_and_stays_bounded() -> None:
 
 
 def test_the_splitter_imports_nothing_from_nats() -> None:
-    tree = ast.parse(Path(wire.__file__).read_text())
+    tree = parse_python(Path(wire.__file__).read_text())
     imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     assert not [name for name in imported if name.split(".")[0] in ("nats", "gateway", "asyncio")]
