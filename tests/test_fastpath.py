@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 from nats.protocol.parser import Parser
@@ -32,6 +33,7 @@ from gateway.process.app import build_app
 from gateway.process.connection import ConnectionSettings
 from gateway.process.natsserver import NatsServer
 from gateway.tasks import TaskWatch
+from publishers.roundtrip import server_has_read
 from tests import samples
 from tests.helpers import (
     collect,
@@ -465,3 +467,33 @@ def test_durable_ingest_opens_no_second_connection() -> None:
         config(durable_ingest=DurableIngest()), ConnectionSettings(servers=("nats://localhost:1",))
     )
     assert holder.ingest is None
+
+
+async def test_a_pull_inbox_handler_that_raises_does_not_stop_the_connection_reading(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The inbox handler runs in the read loop, which serves the whole connection: a bug there
+    is logged with its traceback and the loop reads on (it stopped, with the client still
+    "connected", before)."""
+    nc, talker = await nats.connect(nats_server.url), await nats.connect(nats_server.url)
+    got: list[bytes] = []
+
+    async def take(msg: Msg) -> None:
+        got.append(msg.data)
+
+    def broken(_subject: bytes, _reply: bytes, _headers: bytes | None, _data: bytes) -> None:
+        raise RuntimeError("a bug in the inbox handler")
+
+    try:
+        await nc.subscribe("other", cb=take)
+        fastpath.route_inbox(nc, await nc.subscribe("inbox.*"), broken)
+        await server_has_read(nc)
+        await talker.publish("inbox.1", b"x")
+        await talker.publish("other", b"after")
+        await server_has_read(talker)
+        await until(lambda: got == [b"after"])
+    finally:
+        await nc.close()
+        await talker.close()
+    assert "a pull inbox's handler failed" in caplog.text
+    assert "a bug in the inbox handler" in caplog.text

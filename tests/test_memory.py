@@ -63,9 +63,7 @@ async def test_a_throttled_gateway_holds_every_entry_and_its_rss_is_set_against_
     assert counts.dropped == counts.rejected == 0
     # What it holds is the entries' JSON: less than the wire bytes (no envelope, no headers).
     assert 0 < counts.buffered_bytes < result.wire_bytes == wire_bytes(msgs)
-    # The RSS grew by at least what is held, and the ratio is computed from the readings.
+    # The RSS grew by at least what is held.
     assert result.added_bytes > counts.buffered_bytes
-    assert result.ratio == result.added_bytes / result.wire_bytes
     # Measured here: 1.5-1.75 at 20,000 entries (1.46 at 1,000,000); the aim is <= 2.
     assert result.ratio < 4, result.as_dict()
-    assert result.as_dict()["ratio_to_wire"] == result.ratio

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from gateway.config import DurableIngest
@@ -394,6 +395,31 @@ async def test_a_push_consumer_under_the_name_takes_health_down(nc: Client) -> N
         # 409 Consumer is push based: the reader dies with it (its watch takes health down).
         assert isinstance(run.exception(), PullError)
         assert "push based" in str(run.exception())
+
+
+class Broken(Holder):
+    """A handler with a bug: it raises on the first message."""
+
+    def handler(self, _subject: bytes, reply: bytes, _headers: bytes | None, _body: bytes) -> None:
+        raise RuntimeError("a bug in the handler")
+
+
+async def test_a_handler_that_raises_kills_the_reader_not_the_connection(nc: Client) -> None:
+    spec = spec_for()
+    got: list[bytes] = []
+
+    async def take(msg: Msg) -> None:
+        got.append(msg.data)
+
+    await nc.subscribe("after.the.bug", cb=take)
+    async with reading(nc, spec, Broken(cap=10)) as (_, run, _):
+        await publish(nc, spec.stream.lower(), 1)
+        await asyncio.wait([run], timeout=10)
+        # The reader's task dies of the bug (its watch logs it and takes health down) ...
+        assert isinstance(run.exception(), RuntimeError)
+        # ... and the connection, whose read loop ran the handler, still reads.
+        await nc.publish("after.the.bug", b"still here")
+        await until(lambda: got == [b"still here"])
 
 
 # -- the gateway on it ------------------------------------------------------------------------

@@ -31,7 +31,9 @@ falls back to reading the subscription's queue in bursts
 (:mod:`gateway.ingest.bursts`), and ``tests/test_nats_private.py`` fails loudly.
 It serves the connection it is given; the app gives core ingest a connection of
 its own, so the one carrying the batches' PubAcks and the alerts keeps nats-py's
-own parser.
+own parser, except under durable ingest, whose pull inbox (:func:`route_inbox`) is
+served here on that connection: its other messages (the PubAcks among them) still
+go to nats-py's ``_process_msg``, one by one, in the same slices.
 """
 
 from __future__ import annotations
@@ -196,6 +198,10 @@ class _Router:
         self._stats: dict[str, int] = nc.stats
         self._parse = private.parser_parse(nc)
         self._lines = LineCache()
+        # Frames handed over since the loop last had a turn, across reads: nats-py reads the next
+        # chunk without yielding while its stream buffer holds more, so a read of fewer than
+        # _SLICE_FRAMES frames (entries of 1 KiB and up) must not start the count again.
+        self._since_turn = 0
 
     @staticmethod
     def of(nc: Client) -> _Router:
@@ -215,7 +221,7 @@ class _Router:
             else:
                 self._stats["in_msgs"] += 1
                 self._stats["in_bytes"] += len(data)
-                inbox(subject, reply, headers, data)
+                _to_inbox(inbox, subject, reply, headers, data)
             return
         stats = self._stats
         stats["in_msgs"] += 1
@@ -246,7 +252,7 @@ class _Router:
         ``_SLICE_FRAMES`` at a time with a turn of the loop between slices; a frame for a
         durable pull inbox to its handler; any other subscription's, one by one, to nats-py."""
         count = payload = 0  # the fast path's messages, added to nats-py's stats once
-        start, total, since_turn = 0, len(frames), 0
+        start, total, since_turn = 0, len(frames), self._since_turn
         try:
             while start < total:
                 if since_turn >= _SLICE_FRAMES:
@@ -258,7 +264,7 @@ class _Router:
                     if (inbox := self.inboxes.get(sid)) is None:
                         await self._original(sid, subject, reply, data, headers)
                     else:
-                        inbox(subject, reply, headers, data)
+                        _to_inbox(inbox, subject, reply, headers, data)
                         count, payload = count + 1, payload + len(data)
                     start, since_turn = start + 1, since_turn + 1
                     continue
@@ -268,8 +274,18 @@ class _Router:
                     await self._slow_consumer(sink, sid, dropped[0], dropped[2])
                 start, since_turn = stop, since_turn + stop - start
         finally:
+            self._since_turn = since_turn
             self._stats["in_msgs"] += count
             self._stats["in_bytes"] += payload
+
+
+def _to_inbox(inbox: InboxHandler, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
+    """A frame to a pull inbox's handler; a bug there is logged, never raised into the read loop
+    (which serves the whole connection: it would stop reading with the client still "connected")."""
+    try:
+        inbox(subject, reply, headers, data)
+    except Exception:  # (the handler takes its reader down itself: pull.PullReader._fail)
+        log.exception("a pull inbox's handler failed on a frame of %s", subject.decode(errors="replace"))
 
 
 def _run_end(frames: list[Frame], start: int, limit: int, sid: int) -> tuple[int, int]:

@@ -163,9 +163,8 @@ class PullReader:
         self._spawn = spawn
         self._warn = warn
         self.max_batch, self.expires_s = spec.fetch_batch, spec.fetch_timeout_s  # (409s may lower them)
-        self._inbox = ""
+        self._inbox, self._seq = "", 0
         self._sub: Subscription | None = None
-        self._seq = 0
         self._live: _Request | None = None
         self._unhandled = 0  # received, not yet done with by the handler
         self._queue: deque[_Frame] = deque()  # received while the handler waits, in order
@@ -180,6 +179,7 @@ class PullReader:
         self.ends: Counter[str] = Counter()  # how requests ended: "filled", "given_up" or the status code
         self.heartbeats = 0  # 100 statuses: a live request said alive
         self._tasks: set[asyncio.Task[None]] = set()
+        self._drainer: asyncio.Task[None] | None = None
 
     @property
     def inbox(self) -> str:
@@ -200,7 +200,8 @@ class PullReader:
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(f"{self._inbox}.*")
         route_inbox(self._nc, self._sub, self._on_frame)
-        self._tasks.add(self._spawn(self._drain(), name="intake:durable-drain"))
+        self._drainer = self._spawn(self._drain(), name="intake:durable-drain")
+        self._tasks.add(self._drainer)
 
     async def run(self) -> None:
         """Ask and hand over until :meth:`stop`; a request in progress is finished, not abandoned."""
@@ -223,6 +224,9 @@ class PullReader:
 
     async def close(self) -> None:
         """Stop serving the inbox; unacknowledged messages go back after ``ack_wait_s``."""
+        writes = [task for task in self._tasks if task is not self._drainer]
+        if writes:  # (naks just written go out, so their messages come back at once)
+            await asyncio.wait(writes, timeout=1.0)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -316,38 +320,36 @@ class PullReader:
     def _on_frame(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
         """One frame of the inbox, in the read loop: a message (its reply is an ack subject) or a status.
 
-        (One call deep to the handler on the common path: this runs once per entry.)
+        (One call deep to the handler on the common path: this runs once per entry.) Nothing
+        raised here reaches the read loop, which serves the whole connection: a bug goes to
+        :meth:`_fail`, which takes the reader down.
         """
-        if not reply.startswith(ACK_PREFIX):
-            try:
-                self._status(subject, reply, headers)
-            except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
-                self._fail(exc)
-            return
-        request = self._live
-        if request is None or request.left <= 0:
-            self._hand_back(reply)
-            return
-        request.left -= 1
-        self.received += 1
-        self._unhandled += 1
-        if request.left == 0:
-            request.end(_FILLED)
-        if self._busy or self._queue:
-            self._queue.append((subject, reply, headers, data))  # (behind the one the handler waits on)
-            return
         try:
+            if not reply.startswith(ACK_PREFIX):
+                self._status(subject, reply, headers)
+                return
+            request = self._live
+            if request is None or request.left <= 0:
+                self._hand_back(reply)
+                return
+            request.left -= 1
+            self.received += 1
+            self._unhandled += 1
+            if request.left == 0:
+                request.end(_FILLED)
+            if self._busy or self._queue:
+                self._queue.append((subject, reply, headers, data))  # (behind the one the handler waits on)
+                return
             pending = self._handler(subject, reply, headers, data)
+            if pending is None:
+                self._unhandled -= 1
+                return
+            self._busy = True
+            self._idle.clear()
+            self._waiting = pending
+            self._wake.set()
         except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
             self._fail(exc)
-            pending = None
-        if pending is None:
-            self._unhandled -= 1
-            return
-        self._busy = True
-        self._idle.clear()
-        self._waiting = pending
-        self._wake.set()
 
     def _call(self, frame: _Frame) -> Awaitable[object] | None:
         """The handler on one message; None once done with it (counted so), else what it waits on."""
