@@ -30,6 +30,9 @@ def _check_overload_rows(results: dict[str, Any]) -> None:
     assert overload["offered_per_s"] == pytest.approx(2 * overload["peak_per_s"])
     assert overload["stored"] > 0
     assert overload["ratio_to_peak"] == pytest.approx(overload["median_per_s"] / overload["peak_per_s"])
+    flood = results["overload_10x"]
+    assert flood["offered_per_s"] == pytest.approx(10 * flood["peak_per_s"])
+    assert flood["stored"] > 0
     sustained = results["sustained"]
     assert [t["share"] for t in sustained["tried"]] == [0.5]
     assert sustained["tried"][0]["entries"] > 0
@@ -45,7 +48,7 @@ def test_quick_benchmark_writes_json_markdown_and_png(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "[  1/19]" in result.stderr  # progress is shown while it runs
+    assert "[  1/20]" in result.stderr  # progress is shown while it runs
     results = json.loads((tmp_path / "results.json").read_text())
     for form in ("structured", "binary", "bare", "mix"):
         row = results["throughput"][form]

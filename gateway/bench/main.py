@@ -177,16 +177,18 @@ async def _fresh(fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
 
-async def _overload(url: str, config: BenchConfig, progress: _Progress, peak: float) -> dict[str, Any]:
-    """Goodput while twice the peak is offered for ``overload_s``, against the peak (a collapse
-    shows as a ratio far below 1)."""
-    result = await measure_goodput(url, 2 * peak, config.overload_s)
+async def _overload(
+    url: str, config: BenchConfig, progress: _Progress, peak: float, factor: float
+) -> dict[str, Any]:
+    """Goodput while ``factor`` times the peak is offered for ``overload_s``, against the peak (a
+    collapse shows as a ratio far below 1)."""
+    result = await measure_goodput(url, factor * peak, config.overload_s)
     ratio = result.ratio_to(peak)
     progress.say(
-        f"goodput at 2x the peak ({2 * peak:,.0f}/s offered)",
+        f"goodput at {factor:g}x the peak ({factor * peak:,.0f}/s offered)",
         f"{result.median_per_s:>10,.0f} entries/s, {ratio:.2f} of peak",
     )
-    return {**asdict(result), "peak_per_s": peak, "ratio_to_peak": ratio}
+    return {**asdict(result), "peak_per_s": peak, "factor": factor, "ratio_to_peak": ratio}
 
 
 # Sustained means p99 from send to stored within the batch delay plus this, for the whole run.
@@ -300,7 +302,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         + 3 * config.rounds
         + 2 * len(config.batch_sizes)
         + (len(config.workers) + 1) * config.rounds
-        + 3
+        + 4
         + _sustained_runs(len(config.sustained_shares))
         + 1
     )
@@ -312,7 +314,8 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         peak = throughput["mix"]["gateway"]["median"]
         latency = await measure_latency(server.url, peak / 2, config.latency_s)
         progress.say(f"gateway latency at half load ({peak / 2:,.0f}/s)", f"p99 {latency.p99_ms:.1f} ms")
-        overload = await _overload(server.url, config, progress, peak)
+        overload = await _overload(server.url, config, progress, peak, 2)
+        overload_10x = await _overload(server.url, config, progress, peak, 10)
         sustained = await _sustained(server.url, config, progress, peak)
         sweep = await _sweep(server.url, config, progress, peak)
         variants = await _variants(server.url, config, progress, server.pid)
@@ -326,6 +329,7 @@ async def _all(config: BenchConfig) -> dict[str, Any]:
         "baselines": baselines,
         "latency_at_half_load": asdict(latency),
         "overload": overload,
+        "overload_10x": overload_10x,
         "sustained": sustained,
         "batch_size_sweep": sweep,
         "variants": variants,
