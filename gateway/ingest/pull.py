@@ -366,7 +366,11 @@ class PullReader:
         """A message beyond what was asked: nak it at once, so the room stays a hard bound."""
         self.returned += 1
         self._warn.warning("pull-excess", "handed back a message no pull request was waiting for")
-        task = asyncio.get_running_loop().create_task(self._write(commands([reply], Settle.NAK), 4))
+        self._write_soon(commands([reply], Settle.NAK), 4)
+
+    def _write_soon(self, command: bytes, payload: int) -> None:
+        """:meth:`_write` in a task of its own (the read loop never waits), held until it ends."""
+        task = asyncio.get_running_loop().create_task(self._write(command, payload))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -384,9 +388,7 @@ class PullReader:
             return  # (a late status for a request already ended or given up)
         action = action_of(status, has_reply=bool(reply))
         if action is PullAction.FLOW_CONTROL:
-            task = asyncio.get_running_loop().create_task(self._write(b"PUB %s 0\r\n\r\n" % reply, 0))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._write_soon(b"PUB %s 0\r\n\r\n" % reply, 0)
         if action in (PullAction.ALIVE, PullAction.FLOW_CONTROL):
             self.heartbeats += 1
             request.deadline = asyncio.get_running_loop().time() + self.expires_s * 1.5 + 0.5
