@@ -24,11 +24,15 @@ from gateway.core.encode import header_size
 from gateway.core.entry import PendingEntry
 from gateway.ingest.fastpath import Headers
 from gateway.service import Gateway
+from publishers.jetstream import PublishPolicy
 from publishers.roundtrip import server_has_read
 from publishers.stream import StreamSpec
 from tests import samples
 
 FORMS = ("structured", "binary", "bare")
+
+# Publishing that gives up fast: a test of a failure sees it within a second or two.
+FAST_PUBLISH = PublishPolicy(timeout_s=0.5, retry_deadline_s=1.0, backoff_max_s=0.2)
 
 
 def config(**changes: Any) -> GatewayConfig:

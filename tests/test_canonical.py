@@ -156,6 +156,17 @@ def test_it_answers_only_what_the_general_path_accepts_and_as_it_does(body: byte
     assert epoch == parse_timestamp(expected[3]).timestamp()
 
 
+def _goes_the_general_way_and_is_rejected(body: bytes, reason: RejectReason) -> None:
+    """The fast pass declines ``body`` (bare and in a structured event) and the general path
+    rejects it with ``reason``."""
+    assert canonical_entry(body) is None
+    with pytest.raises(DecodeError) as caught:
+        EntryDecoder(max_batch_bytes=1 << 20).decode(None, body)
+    assert caught.value.reason is reason
+    event = encode_structured(make_attributes(LogEntryCreated.EVENT_TYPE, "//test"), body)[1]
+    assert canonical_event(event) is None
+
+
 @pytest.mark.parametrize(
     ("odd", "reason"),
     [
@@ -174,12 +185,7 @@ def test_hostile_metadata_goes_the_general_way_and_is_rejected_as_before(
 ) -> None:
     data = {**samples.ENTRY, "metadata": {}}
     body = orjson.dumps(data).replace(b'"metadata":{}', b'"metadata":' + odd)
-    assert canonical_entry(body) is None
-    with pytest.raises(DecodeError) as caught:
-        EntryDecoder(max_batch_bytes=1 << 20).decode(None, body)
-    assert caught.value.reason is reason
-    event = encode_structured(make_attributes(LogEntryCreated.EVENT_TYPE, "//test"), body)[1]
-    assert canonical_event(event) is None
+    _goes_the_general_way_and_is_rejected(body, reason)
 
 
 @pytest.mark.parametrize(
@@ -189,12 +195,7 @@ def test_a_field_it_does_not_know_nested_past_the_recursion_limit_goes_the_gener
     depth: int, reason: RejectReason
 ) -> None:
     body = orjson.dumps(samples.ENTRY)[:-1] + b',"x":' + b"[" * depth + b"]" * depth + b"}"
-    assert canonical_entry(body) is None
-    with pytest.raises(DecodeError) as caught:
-        EntryDecoder(max_batch_bytes=1 << 20).decode(None, body)
-    assert caught.value.reason is reason
-    event = encode_structured(make_attributes(LogEntryCreated.EVENT_TYPE, "//test"), body)[1]
-    assert canonical_event(event) is None
+    _goes_the_general_way_and_is_rejected(body, reason)
 
 
 def publishers_entries() -> list[dict[str, Any]]:

@@ -16,8 +16,8 @@ from gateway.config import DurableIngest, ThrottleLimits
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.ingest.durable_intake import Settle, ensure_ingest, settle
 from gateway.process.natsserver import NatsServer
-from publishers import PublishPolicy
 from tests.helpers import (
+    FAST_PUBLISH,
     config,
     entries,
     fail_decoding,
@@ -31,8 +31,6 @@ from tests.helpers import (
 )
 from tests.test_cli import gateway_process, http_get, metric
 
-FAST = PublishPolicy(timeout_s=0.5, retry_deadline_s=1.0, backoff_max_s=0.2)
-
 
 def durable(**changes: object) -> DurableIngest:
     return DurableIngest(**{"ack_wait_s": 5.0, "fetch_timeout_s": 0.2, **changes})  # type: ignore[arg-type]
@@ -42,7 +40,9 @@ async def test_entries_are_acknowledged_once_their_batch_is_stored(
     nats_server: NatsServer, nc: Client
 ) -> None:
     spec = durable()
-    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=100, max_delay_ms=20))
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=100, max_delay_ms=20)
+    )
     sent = entries(1000)
     async with running_gateway(nats_server.url, cfg) as (gateway, _):
         await publish_entries(nc, sent)
@@ -62,7 +62,9 @@ async def test_an_entry_the_gateway_fails_on_is_counted_and_terminated(
     nats_server: NatsServer, nc: Client
 ) -> None:
     spec = durable()
-    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=10, max_delay_ms=20))
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=10, max_delay_ms=20)
+    )
     sent = entries(40)
     doomed = sent[7]["logId"].encode()
     async with running_gateway(nats_server.url, cfg) as (gateway, _):
@@ -79,8 +81,10 @@ async def test_an_entry_the_gateway_fails_on_is_counted_and_terminated(
 
 async def test_two_gateways_share_one_consumer(nats_server: NatsServer, nc: Client) -> None:
     spec = durable(fetch_batch=50)
-    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=50, max_delay_ms=20))
-    other = config(durable_ingest=spec, publish=FAST, batch=cfg.batch, stream=cfg.stream)
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=50, max_delay_ms=20)
+    )
+    other = config(durable_ingest=spec, publish=FAST_PUBLISH, batch=cfg.batch, stream=cfg.stream)
     sent = entries(3000)
     async with (
         running_gateway(nats_server.url, cfg) as (first, _),
@@ -101,7 +105,7 @@ async def test_entries_unpublished_at_shutdown_go_back_to_the_stream(
 ) -> None:
     spec = durable(ack_wait_s=60.0)  # redelivery after a nak, not after ack_wait
     slow = ThrottleLimits(max_publish_rate=0.5, max_in_flight=1)
-    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=10), throttle=slow)
+    cfg = config(durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=10), throttle=slow)
     sent = entries(100)
     async with running_gateway(nats_server.url, cfg) as (first, _):
         await publish_entries(nc, sent)
@@ -112,7 +116,7 @@ async def test_entries_unpublished_at_shutdown_go_back_to_the_stream(
     assert first.stats.published + first.stats.returned == 100
     assert first.stats.total_dropped == 0
     async with running_gateway(
-        nats_server.url, config(durable_ingest=spec, publish=FAST, stream=cfg.stream)
+        nats_server.url, config(durable_ingest=spec, publish=FAST_PUBLISH, stream=cfg.stream)
     ) as (
         second,
         _,
@@ -150,7 +154,9 @@ async def test_a_gateway_killed_mid_batch_loses_nothing(nats_server: NatsServer,
         await proc.wait()
     published_before = log_ids(await stored_batches(nc.jetstream(), stream))
     pending_at_kill = (await ingest_state(nc, spec))[1]
-    cfg = config(durable_ingest=spec, publish=FAST, stream=dataclasses.replace(config().stream, name=stream))
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, stream=dataclasses.replace(config().stream, name=stream)
+    )
     async with running_gateway(nats_server.url, cfg) as (second, _):
         await until_ingest(nc, spec, (0, 0), timeout_s=60)
         await until(lambda: second.acc.held_entries == 0)
@@ -185,7 +191,7 @@ async def test_a_throttled_gateway_fetches_only_what_it_can_publish_before_ack_w
     """At 250 entries/s a fetch of everything would outlast a 3 s ack_wait; the gateway holds 100."""
     spec = durable(ack_wait_s=3.0)
     slow = ThrottleLimits(max_publish_rate=5, max_in_flight=1)
-    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=50), throttle=slow)
+    cfg = config(durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=50), throttle=slow)
     sent = entries(1500)
     held: list[int] = []
     async with running_gateway(nats_server.url, cfg) as (gateway, _):

@@ -42,8 +42,8 @@ from gateway.ingest.pull import PullError, PullReader, next_subject
 from gateway.logs import RateLimitedLog
 from gateway.process.natsserver import NatsServer
 from gateway.tasks import TaskWatch
-from publishers import PublishPolicy
 from tests.helpers import (
+    FAST_PUBLISH,
     config,
     entries,
     ingest_state,
@@ -54,8 +54,6 @@ from tests.helpers import (
     until,
     until_ingest,
 )
-
-FAST = PublishPolicy(timeout_s=0.5, retry_deadline_s=1.0, backoff_max_s=0.2)
 
 # -- the ack subject ----------------------------------------------------------------------
 
@@ -466,7 +464,9 @@ async def test_a_gateway_killed_between_store_and_ack_leaves_its_entries_redeliv
     nats_server: NatsServer, nc: Client
 ) -> None:
     spec = spec_for(ack_wait_s=2.0, fetch_timeout_s=0.2)
-    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=50, max_delay_ms=20))
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=50, max_delay_ms=20)
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -504,7 +504,9 @@ async def test_where_the_fast_path_is_unsupported_nats_py_fetches_as_before(
 ) -> None:
     monkeypatch.setattr(durable_intake, "fast_path_supported", lambda _nc: False)
     spec = spec_for(ack_wait_s=5.0, fetch_timeout_s=0.2)
-    cfg = config(durable_ingest=spec, publish=FAST, batch=BatchLimits(max_entries=50, max_delay_ms=20))
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=50, max_delay_ms=20)
+    )
     sent = entries(300)
     async with running_gateway(nats_server.url, cfg) as (gateway, _):
         assert isinstance(gateway.rooms.intake, durable_intake.DurableIntake)

@@ -14,8 +14,7 @@ from gateway.core.entry import PendingEntry
 from gateway.core.limits import BatchLimits
 from gateway.ingest import fastpath
 from gateway.process.natsserver import NatsServer
-from publishers import PublishPolicy
-from tests.helpers import config, entries, publish_entries, running_gateway, until
+from tests.helpers import FAST_PUBLISH, config, entries, publish_entries, running_gateway, until
 
 
 def broken(*args: object) -> None:
@@ -29,8 +28,9 @@ async def test_a_durable_reader_that_dies_takes_health_down(
     nats_server: NatsServer, nc: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = DurableIngest(ack_wait_s=5.0, fetch_timeout_s=0.2)
-    fast = PublishPolicy(timeout_s=0.5, retry_deadline_s=1.0, backoff_max_s=0.2)
-    cfg = config(durable_ingest=spec, publish=fast, batch=BatchLimits(max_entries=10, max_delay_ms=20))
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=10, max_delay_ms=20)
+    )
     async with running_gateway(nats_server.url, cfg) as (gateway, _):
         assert not gateway.failed
 
@@ -68,8 +68,9 @@ async def test_a_core_reader_that_dies_takes_health_down(
 
 async def test_a_durable_reader_stopped_on_request_is_no_failure(nats_server: NatsServer, nc: Client) -> None:
     spec = DurableIngest(ack_wait_s=5.0, fetch_timeout_s=0.2)
-    fast = PublishPolicy(timeout_s=0.5, retry_deadline_s=1.0, backoff_max_s=0.2)
-    cfg = config(durable_ingest=spec, publish=fast, batch=BatchLimits(max_entries=10, max_delay_ms=20))
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=10, max_delay_ms=20)
+    )
     async with running_gateway(nats_server.url, cfg) as (gateway, _):
         await publish_entries(nc, entries(3))
         await until(lambda: gateway.stats.published == 3)
