@@ -154,9 +154,8 @@ async def test_a_gateway_killed_mid_batch_loses_nothing(nats_server: NatsServer,
         await proc.wait()
     published_before = log_ids(await stored_batches(nc.jetstream(), stream))
     pending_at_kill = (await ingest_state(nc, spec))[1]
-    cfg = config(
-        durable_ingest=spec, publish=FAST_PUBLISH, stream=dataclasses.replace(config().stream, name=stream)
-    )
+    output = dataclasses.replace(config().stream, name=stream)
+    cfg = config(durable_ingest=spec, publish=FAST_PUBLISH, stream=output)
     async with running_gateway(nats_server.url, cfg) as (second, _):
         await until_ingest(nc, spec, (0, 0), timeout_s=60)
         await until(lambda: second.acc.held_entries == 0)
