@@ -3,51 +3,105 @@ entry for a gateway to batch, or (library mode) batches made in-process."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from nats.aio.client import Client
 
-from contracts.cloudevents import ContentMode, encode_binary, encode_structured, make_attributes
+from contracts.cloudevents import (
+    CONTENT_TYPE_HEADER,
+    JSON_CONTENT_TYPE,
+    STRUCTURED_CONTENT_TYPE,
+    ContentMode,
+    encode_binary,
+)
 from contracts.models import LogEntryCreated
 from publishers.library import LibrarySink
+from publishers.rawwrite import header_block, hpub, subject_bytes, write_commands, write_problems
 from publishers.records import SLICE, Encoded, RecordFeed, Snapshot
 from publishers.tracing import trace_extensions
 
-__all__ = ["EntrySink", "Sink", "make_sink"]
+__all__ = ["EntrySink", "Message", "Sink", "make_sink"]
+
+# One event as it goes out: its NATS headers, those headers as the block nats-py would write, its body.
+Message = tuple[dict[str, str], bytes, bytes]
+
+_STRUCTURED_HEADERS = {CONTENT_TYPE_HEADER: STRUCTURED_CONTENT_TYPE}
+_STRUCTURED_BLOCK = header_block(_STRUCTURED_HEADERS)
 
 
 class EntrySink:
-    """One CloudEvent per entry, on the entry subject (a gateway batches them)."""
+    """One CloudEvent per entry, on the entry subject (a gateway batches them).
+
+    A chunk of records goes out as one write of all its ``HPUB`` operations
+    (:mod:`publishers.rawwrite`) while the connection is up and nats-py has the
+    names that takes; otherwise one ``publish`` per event, as nats-py buffers
+    them while it reconnects. An event larger than the server's payload limit
+    is dropped as ``oversize`` (the server would close the connection on it).
+    """
 
     def __init__(self, feed: RecordFeed, nc: Client) -> None:
         self._feed = feed
         self._nc = nc
-        self._encode = encode_structured if feed.config.mode is ContentMode.STRUCTURED else encode_binary
+        self._structured = feed.config.mode is ContentMode.STRUCTURED
+        self._source = f"//{feed.config.service}"
+        self._subject = subject_bytes(feed.subject)
+        self._bulk = not write_problems(nc)
 
     def idle_timeout(self) -> float | None:
         return None
 
     async def send(self, items: list[Snapshot]) -> None:
-        sent = 0
+        messages: list[Message] = []
         for start in range(0, len(items), SLICE):
-            sent += await self._publish(self._feed.encode(items[start : start + SLICE]))
+            messages += self.messages(self._feed.encode(items[start : start + SLICE]))
             self._feed.breathe()
+        sent = await self._publish(messages)
         await self._nc.flush()
         self._feed.count_published(sent)
         self._feed.done(sent)
 
-    async def _publish(self, entries: list[Encoded]) -> int:
-        source, encode, publish = f"//{self._feed.config.service}", self._encode, self._nc.publish
-        subject = self._feed.subject
+    def messages(self, entries: list[Encoded]) -> list[Message]:
+        """The events of ``entries`` (those over the payload limit counted dropped and settled)."""
+        out: list[Message] = []
+        source, structured, limit = self._source, self._structured, self._nc.max_payload
         for data, body, trace, _created in entries:
-            attrs = make_attributes(
-                LogEntryCreated.EVENT_TYPE,
-                source,
-                event_id=data["logId"],
-                time=data["createdAt"],
-                extensions=trace_extensions(trace) if trace else None,
-            )
-            headers, message = encode(attrs, body)
-            await publish(subject, message, headers=headers)
-        return len(entries)
+            attrs: dict[str, Any] = {
+                "specversion": "1.0",
+                "id": data["logId"],
+                "source": source,
+                "type": LogEntryCreated.EVENT_TYPE,
+                "time": data["createdAt"],
+                "datacontenttype": JSON_CONTENT_TYPE,
+            }
+            if trace:
+                attrs.update(trace_extensions(trace))
+            if structured:  # as encode_structured: the attributes, then the data spliced in
+                message = (
+                    _STRUCTURED_HEADERS,
+                    _STRUCTURED_BLOCK,
+                    orjson.dumps(attrs)[:-1] + b',"data":' + body + b"}",
+                )
+            else:
+                headers, payload = encode_binary(attrs, body)
+                message = (headers, header_block(headers), payload)
+            if len(message[1]) + len(message[2]) > limit:
+                self._feed.count_dropped("oversize")
+                self._feed.done(1)
+                continue
+            out.append(message)
+        return out
+
+    async def _publish(self, messages: list[Message]) -> int:
+        nc = self._nc
+        if self._bulk and nc.is_connected:
+            subject = self._subject
+            commands = [hpub(subject, block, body) for _headers, block, body in messages]
+            await write_commands(nc, commands, sum(len(body) for _headers, _block, body in messages))
+        else:
+            for headers, _block, body in messages:
+                await nc.publish(self._feed.subject, body, headers=headers)
+        return len(messages)
 
     async def tick(self, *, final: bool = False) -> None:
         return None

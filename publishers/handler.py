@@ -20,11 +20,13 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 import traceback
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +41,16 @@ from publishers.entrysink import make_sink
 from publishers.records import Encoded, Snapshot
 from publishers.tracing import capture_context, trace_ids, trace_of
 
+try:  # the OpenTelemetry API is optional (publishers.tracing)
+    from opentelemetry.context import get_current as _otel_context
+except ImportError:  # pragma: no cover - exercised only without the bench/dev extra
+    _otel_context = None  # type: ignore[assignment]
+
 __all__ = ["HandlerConfig", "HandlerStats", "NatsLogHandler", "level_name"]
 
-_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+# What the LogRecord constructor sets: always the first keys of a record's __dict__.
+_CONSTRUCTED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
+_STANDARD = _CONSTRUCTED | {
     "message",
     "asctime",
     "taskName",
@@ -51,6 +60,11 @@ _TOP_LEVEL = ("userId", "sessionId")
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 _CHUNK = 1000  # records the worker takes at a time
 _LINGER_S = 0.005  # how long the worker waits, once woken, for more records to come
+# Handler.handle gives back what Filterer.filter gave: the record itself from Python 3.12 on.
+_FILTER_GIVES_RECORD = sys.version_info >= (3, 12)
+# tracing.capture_context without its own frame: the caller's OpenTelemetry context (None without the API).
+_capture_context: Callable[[], object] = capture_context if _otel_context is None else _otel_context
+_NO_CONTEXT = object()  # no context seen yet (None is the context without the OpenTelemetry API)
 
 
 def level_name(levelno: int) -> str:
@@ -69,13 +83,20 @@ _LEVELS = {n: level_name(n) for n in (logging.DEBUG, logging.INFO, logging.WARNI
 
 def _extra_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """The record's attributes that ``logging`` did not set (``extra``), in the order they were
-    set; ``makeRecord`` sets them last, so they are usually the trailing keys."""
-    extra = fields.keys() - _STANDARD
-    if not extra:
-        return {}
-    tail = list(fields)[-len(extra) :]
-    keys = tail if extra.issuperset(tail) else [k for k in fields if k in extra]
-    return {k: fields[k] for k in keys}
+    set. The constructor's come first and ``makeRecord`` sets ``extra`` after them, so the keys
+    are read from the end back to the last of the constructor's; a record whose keys before that
+    are not just the constructor's (a factory that sets attributes first) is read whole."""
+    found = []
+    tail = 0
+    for key in reversed(fields):
+        if key in _CONSTRUCTED:
+            break
+        tail += 1
+        if key not in _STANDARD:
+            found.append(key)
+    if len(fields) - tail != len(_CONSTRUCTED):
+        return {k: v for k, v in fields.items() if k not in _STANDARD}
+    return {k: fields[k] for k in reversed(found)}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -140,6 +161,7 @@ class NatsLogHandler(logging.Handler):
         # past that it takes its full share of the GIL, so a sustained flood slows them rather
         # than filling the queue (and dropping).
         self._breathe_below = config.queue_size // 2
+        self._queue_size = config.queue_size
         subject = subject_for(LogEntryCreated.EVENT_TYPE, config.subject_prefix)
         service_token = "".join(c if c.isalnum() or c in "-_" else "_" for c in config.service)
         self.subject = f"{subject}.{service_token}" if service_token else subject
@@ -156,6 +178,9 @@ class NatsLogHandler(logging.Handler):
     def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:  # type: ignore[override]
         """Filter and emit, without the handler lock ``logging`` takes by default: ``emit``
         is safe from any thread as it is, and the lock would be the costliest part of a call."""
+        if not self.filters:
+            self.emit(record)
+            return record if _FILTER_GIVES_RECORD else True
         rv = self.filter(record)
         if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may return a new record
             record = rv
@@ -177,11 +202,12 @@ class NatsLogHandler(logging.Handler):
                     if type(arg) not in _IMMUTABLE:
                         message = record.getMessage()
                         break
+            item = (record, message, _capture_context())
             pending = self._pending
-            if len(pending) >= self.config.queue_size:
-                self._overflow((record, message, capture_context()))
+            if len(pending) >= self._queue_size:
+                self._overflow(item)
                 return
-            pending.append((record, message, capture_context()))
+            pending.append(item)
             if self._asleep:
                 self._asleep = False
                 self._poke()
@@ -313,11 +339,17 @@ class NatsLogHandler(logging.Handler):
         encoded (e.g. a lone surrogate in the message) as ``invalid``; both are settled."""
         out: list[Encoded] = []
         failed: Counter[str] = Counter()
+        last_context: object = _NO_CONTEXT
+        trace: dict[str, str] = {}
+        pid = os.getpid()
         for record, message, context in items:
             try:
-                trace = trace_of(context)
-                data = self.entry_data(record, record.getMessage() if message is None else message, trace)
+                if context is not last_context:  # contexts are immutable: one span per context
+                    last_context, trace = context, trace_of(context)
+                text = record.getMessage() if message is None else message
+                data = self.entry_data(record, text, trace, pid)
             except Exception:  # noqa: BLE001 - a bad format string or a failing __str__
+                last_context = _NO_CONTEXT
                 failed["error"] += 1
                 continue
             try:
@@ -330,9 +362,11 @@ class NatsLogHandler(logging.Handler):
             self.done(sum(failed.values()))
         return out
 
-    def entry_data(self, record: logging.LogRecord, message: str, trace: dict[str, str]) -> dict[str, Any]:
+    def entry_data(
+        self, record: logging.LogRecord, message: str, trace: dict[str, str], pid: int
+    ) -> dict[str, Any]:
         """The ``LogEntryCreated`` data for a record (valid by construction: level from the
-        mapping, strings from the record, the timestamp formatted here)."""
+        mapping, strings from the record, the timestamp formatted here); ``pid``: this process's."""
         created = record.created
         if int(created) != self._second:  # records come in bursts: one strftime per second
             self._second = int(created)
@@ -356,7 +390,7 @@ class NatsLogHandler(logging.Handler):
                 "message": str(exc),
                 "stack": "".join(traceback.format_exception(exc_type, exc, tb)),
             }
-        metadata.setdefault("pid", os.getpid())
+        metadata.setdefault("pid", pid)
         data["metadata"] = metadata
         if trace:
             data.update(trace_ids(trace))
