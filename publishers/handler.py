@@ -60,6 +60,7 @@ _TOP_LEVEL = ("userId", "sessionId")
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 _CHUNK = 1000  # records the worker takes at a time
 _LINGER_S = 0.005  # how long the worker waits, once woken, for more records to come
+_BACKOFF_S = 0.02  # how long the worker stays away from a thread that is busy logging (breathe)
 # Handler.handle gives back what Filterer.filter gave: the record itself from Python 3.12 on.
 _FILTER_GIVES_RECORD = sys.version_info >= (3, 12)
 # tracing.capture_context without its own frame: the caller's OpenTelemetry context (None without the API).
@@ -157,10 +158,11 @@ class NatsLogHandler(logging.Handler):
         self._id_prefix = uuid.uuid4().hex[:12] + "-"
         self._ids = itertools.count(1)
         self._second, self._stamp = -1, ""
-        # While the queue is less than half full the worker gives way to the threads that log;
-        # past that it takes its full share of the GIL, so a sustained flood slows them rather
-        # than filling the queue (and dropping).
-        self._breathe_below = config.queue_size // 2
+        # While the queue is less than three quarters full the worker gives way to the threads
+        # that log (breathe); past that it takes its full share of the GIL, so a sustained flood
+        # slows them rather than filling the queue (and dropping).
+        self._breathe_below = config.queue_size * 3 // 4
+        self._waiting = 0  # threads waiting in flush (the worker then takes its full share)
         self._queue_size = config.queue_size
         subject = subject_for(LogEntryCreated.EVENT_TYPE, config.subject_prefix)
         service_token = "".join(c if c.isalnum() or c in "-_" else "_" for c in config.service)
@@ -261,8 +263,12 @@ class NatsLogHandler(logging.Handler):
         self.flush_requested = True
         self._poke()
         with self._settled_cond:
-            while self._settled < target and (left := deadline - time.monotonic()) > 0:
-                self._settled_cond.wait(left)
+            self._waiting += 1
+            try:
+                while self._settled < target and (left := deadline - time.monotonic()) > 0:
+                    self._settled_cond.wait(left)
+            finally:
+                self._waiting -= 1
 
     def close(self) -> None:
         """Flush within the deadline, stop the thread; what could not be sent is counted as dropped."""
@@ -321,11 +327,22 @@ class NatsLogHandler(logging.Handler):
         return items
 
     def breathe(self) -> None:
-        """Release the GIL for a moment while the queue has room: a thread that logs takes it
-        and keeps it for the interpreter's switch interval (5 ms), so the worker holds it only
-        in short slices of ``SLICE`` records and the callers come first."""
-        if len(self._pending) < self._breathe_below:
-            time.sleep(0)
+        """Let the threads that log run while the queue has room (under three quarters full).
+
+        ``sleep(0)`` releases the GIL; a thread that logs takes it and keeps it for the
+        interpreter's switch interval (5 ms), so the worker holds it only in short slices of
+        ``SLICE`` records. When that sleep lasted more than half a switch interval, a thread was
+        busy logging: the worker then stays away ``_BACKOFF_S`` more (asking nothing of the GIL),
+        so that a burst costs its callers little more than ``emit``. Past three quarters, and
+        while a thread waits in :meth:`flush` or :meth:`close`, the worker takes its full share."""
+        if len(self._pending) >= self._breathe_below:
+            return
+        started = time.perf_counter()
+        time.sleep(0)
+        if self._waiting or self._stopping:
+            return
+        if time.perf_counter() - started > sys.getswitchinterval() / 2:
+            time.sleep(_BACKOFF_S)
 
     def done(self, count: int) -> None:
         """``count`` queued records are settled: :meth:`flush` may return once all are."""
