@@ -1,0 +1,210 @@
+"""The logging handler's bulk worker: one write of HPUB operations per chunk, the same bytes as
+publish and the contract encoders, extras and spans as each call had them, oversize counted,
+and a flush that a busy thread cannot slow down. All on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+from nats.errors import BadHeaderError, BadSubjectError
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import TracerProvider
+
+from contracts import ContentMode, LogEntryCreated, decode_contract
+from contracts.cloudevents import encode_binary, encode_structured, make_attributes
+from gateway.process.natsserver import NatsServer
+from publishers import HandlerConfig, NatsLogHandler
+from publishers.entrysink import EntrySink
+from publishers.rawwrite import header_block, hpub, subject_bytes, write_commands, write_problems
+from publishers.tracing import trace_extensions
+from tests.helpers import collect, until
+
+tracer = TracerProvider().get_tracer("tests")
+
+
+@pytest.fixture
+def logger() -> Iterator[logging.Logger]:
+    log = logging.getLogger(f"test.bulk.{uuid.uuid4().hex[:8]}")
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    yield log
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+
+
+def decoded(got: list[Any]) -> list[LogEntryCreated]:
+    return [decode_contract(m.headers, m.data, LogEntryCreated)[1] for m in got]
+
+
+HEADER_SETS = [
+    {"content-type": "application/cloudevents+json"},
+    {"content-type": "application/json", "ce-id": "a-1", "ce-time": "2026-01-01T00:00:00.000Z"},
+    {"ce-x": "  padded value  ", "ce-crlf": "one\r\ntwo", " ": "an empty name is skipped"},
+]
+
+
+@pytest.mark.parametrize("headers", HEADER_SETS)
+async def test_bulk_operations_deliver_what_publish_delivers(nc: Client, headers: dict[str, str]) -> None:
+    got = await collect(nc, "bulk.same")
+    body = b'{"k":"v"}'
+    await nc.publish("bulk.same", body, headers=headers)
+    command = hpub(subject_bytes("bulk.same"), header_block(headers), body)
+    await write_commands(nc, [command, command], len(body) * 2)
+    await nc.flush()
+    await until(lambda: len(got) == 3)
+    assert [(m.headers, m.data) for m in got[1:]] == [(got[0].headers, got[0].data)] * 2
+    assert nc.stats["out_msgs"] >= 3
+
+
+async def test_bad_names_are_refused_as_publish_refuses_them(nc: Client) -> None:
+    with pytest.raises(BadHeaderError):
+        await nc.publish("bulk.bad", b"x", headers={"bad name": "v"})
+    with pytest.raises(BadHeaderError):
+        header_block({"bad name": "v"})
+    for subject in ("", "a b", "a\r\nPUB x 1"):
+        with pytest.raises(BadSubjectError):
+            subject_bytes(subject)
+    assert write_problems(nc) == []
+
+    class Changed(Client):
+        async def _send_command(self, data: bytes, priority: bool = False) -> None:
+            return None
+
+        def _flush_pending(self, force_flush: bool = False) -> Any:
+            return None
+
+    assert len(write_problems(Changed())) == 2
+
+
+@pytest.mark.parametrize("mode", [ContentMode.STRUCTURED, ContentMode.BINARY])
+async def test_events_are_the_contract_encoders_bytes(
+    nc: Client, logger: logging.Logger, mode: ContentMode
+) -> None:
+    handler = NatsLogHandler(HandlerConfig(servers=("nats://unused:1",), service="bytes", mode=mode))
+    records = [
+        logger.makeRecord(logger.name, logging.INFO, __file__, 1, "n %d", (i,), None) for i in range(2)
+    ]
+    with tracer.start_as_current_span("span"):
+        traced = otel_context.get_current()
+    entries = handler.encode([(records[0], None, traced), (records[1], None, None)])
+    sink = EntrySink(handler, nc)
+    reference = encode_structured if mode is ContentMode.STRUCTURED else encode_binary
+    for (data, body, trace, _created), (headers, block, payload) in zip(
+        entries, sink.messages(entries), strict=True
+    ):
+        attrs = make_attributes(
+            LogEntryCreated.EVENT_TYPE,
+            "//bytes",
+            event_id=data["logId"],
+            time=data["createdAt"],
+            extensions=trace_extensions(trace) if trace else None,
+        )
+        assert (headers, payload) == reference(attrs, body)
+        assert block == header_block(headers)
+    assert "traceparent" in str(sink.messages(entries[:1]))
+    assert "traceparent" not in str(sink.messages(entries[1:]))
+
+
+async def test_an_event_over_the_payload_limit_is_counted_and_the_rest_go_on(
+    nats_server: NatsServer, nc: Client, logger: logging.Logger
+) -> None:
+    got = await collect(nc, "cortex_logging.entry.created.>")
+    handler = NatsLogHandler(HandlerConfig(servers=(nats_server.url,), service="big"))
+    logger.addHandler(handler)
+    logger.info("before")
+    logger.info("x" * (nc.max_payload + 1))
+    logger.info("after")
+    await asyncio.to_thread(handler.flush)
+    await until(lambda: len(got) == 2)
+    assert [e.message for e in decoded(got)] == ["before", "after"]
+    assert handler.stats.dropped == {"oversize": 1}
+    assert handler.stats.published == 2
+
+
+class EarlyRecord(logging.LogRecord):
+    """A record factory that sets an attribute before the constructor sets its own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.tenant = "t-1"
+        super().__init__(*args, **kwargs)
+
+
+def test_extras_are_read_as_the_call_set_them(logger: logging.Logger) -> None:
+    handler = NatsLogHandler(HandlerConfig(servers=("nats://unused:1",), service="extras"))
+
+    def metadata(record: logging.LogRecord) -> Any:
+        return handler.entry_data(record, record.getMessage(), {}, 7)["metadata"]
+
+    record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None, extra={"b": 1, "a": 2})
+    logging.Formatter("%(asctime)s %(message)s").format(record)  # another handler formatted it first
+    assert list(metadata(record).items()) == [("b", 1), ("a", 2), ("pid", 7)]
+    assert metadata(logger.makeRecord(logger.name, logging.INFO, __file__, 1, "m", (), None)) == {"pid": 7}
+    early = EarlyRecord(logger.name, logging.INFO, __file__, 1, "m", (), None)
+    early.late = True
+    assert metadata(early) == {"tenant": "t-1", "late": True, "pid": 7}
+
+
+@pytest.mark.parametrize("mode", [ContentMode.STRUCTURED, ContentMode.BINARY])
+async def test_each_record_keeps_its_own_span_within_a_chunk(
+    nats_server: NatsServer, nc: Client, logger: logging.Logger, mode: ContentMode
+) -> None:
+    got = await collect(nc, "cortex_logging.entry.created.>")
+    handler = NatsLogHandler(HandlerConfig(servers=(nats_server.url,), service="spans", mode=mode))
+    logger.addHandler(handler)
+    with tracer.start_as_current_span("a") as a:
+        logger.info("in a")
+    logger.info("in none")
+    with tracer.start_as_current_span("b") as b:
+        logger.info("in b")
+        with tracer.start_as_current_span("c") as c:
+            logger.info("in c")
+        logger.info("in b again")
+    await asyncio.to_thread(handler.flush)
+    await until(lambda: len(got) == 5)
+    spans = {e.message: e.to_data().get("spanId") for e in decoded(got)}
+    assert spans == {
+        "in a": f"{a.get_span_context().span_id:016x}",
+        "in none": None,
+        "in b": f"{b.get_span_context().span_id:016x}",
+        "in c": f"{c.get_span_context().span_id:016x}",
+        "in b again": f"{b.get_span_context().span_id:016x}",
+    }
+    event = decode_contract(got[2].headers, got[2].data, LogEntryCreated)[0]
+    assert event.mode is mode
+    assert event.attributes["traceparent"].split("-")[2] == spans["in b"]
+
+
+async def test_a_flush_is_not_slowed_by_a_thread_that_holds_the_gil(
+    nats_server: NatsServer, nc: Client, logger: logging.Logger
+) -> None:
+    """A thread busy in Python makes the worker stay away between slices, except while a thread
+    waits in flush: then the worker takes its full share and the flush meets its deadline."""
+    got = await collect(nc, "cortex_logging.entry.created.>")
+    handler = NatsLogHandler(HandlerConfig(servers=(nats_server.url,), service="busy", queue_size=40_000))
+    logger.addHandler(handler)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        for i in range(6000):
+            logger.info("record %d", i)
+        await asyncio.to_thread(handler.flush, 4.0)
+        published = handler.stats.published
+    finally:
+        stop.set()
+        spinner.join()
+    assert published == 6000
+    await until(lambda: len(got) == 6000)
