@@ -60,6 +60,8 @@ class EntrySink:
         await self._nc.flush()
         self._feed.count_published(sent)
         self._feed.done(sent)
+        if not self._feed.queued():  # all a flush waited for is out: linger for bulk takes again
+            self._feed.flush_requested = False
 
     def messages(self, entries: list[Encoded]) -> list[Message]:
         """The events of ``entries`` (those over the payload limit counted dropped and settled)."""

@@ -6,11 +6,13 @@ ones), and the caller's trace context, and appends them to a bounded deque,
 with no lock on the way. A background thread with its own event loop takes
 them a thousand at a time, a few milliseconds after the first one arrived,
 turns them into ``LogEntryCreated`` events and publishes them: one CloudEvent
-per entry for a gateway to batch, or, in library mode, batched in-process
-with the gateway's core and published to JetStream as ``logBatchCreated``.
-When the queue is full the overflow policy drops (and counts) an entry;
-``flush()`` and ``close()`` drain within a deadline, and
-``logging.shutdown()`` (run at interpreter exit) calls both.
+per entry for a gateway to batch (a chunk's events in one write), or, in
+library mode, batched in-process with the gateway's core and published to
+JetStream as ``logBatchCreated``. While the queue has room the worker holds the
+GIL only in short slices and stays away from a thread that is busy logging
+(:meth:`NatsLogHandler.breathe`). When the queue is full the overflow policy
+drops (and counts) an entry; ``flush()`` and ``close()`` drain within a
+deadline, and ``logging.shutdown()`` (run at interpreter exit) calls both.
 """
 
 from __future__ import annotations
@@ -325,6 +327,10 @@ class NatsLogHandler(logging.Handler):
             items = [pending.popleft() for _ in range(min(most, len(pending)))]
             self._taken += len(items)
         return items
+
+    def queued(self) -> int:
+        """Records waiting in the queue, not yet taken by the worker."""
+        return len(self._pending)
 
     def breathe(self) -> None:
         """Let the threads that log run while the queue has room (under three quarters full).

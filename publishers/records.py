@@ -34,6 +34,10 @@ class RecordFeed(Protocol):
         """The entries of ``items``; those that cannot be encoded are counted dropped and settled."""
         ...
 
+    def queued(self) -> int:
+        """Records waiting in the queue, not yet taken."""
+        ...
+
     def breathe(self) -> None:
         """Let the threads that log run a while (the worker holds the GIL in short slices)."""
         ...

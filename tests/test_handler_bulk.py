@@ -208,3 +208,18 @@ async def test_a_flush_is_not_slowed_by_a_thread_that_holds_the_gil(
         spinner.join()
     assert published == 6000
     await until(lambda: len(got) == 6000)
+
+
+async def test_a_flush_request_ends_once_the_queue_is_sent(
+    nats_server: NatsServer, logger: logging.Logger
+) -> None:
+    """After a flush the worker lingers for bulk takes again (it does not while a flush waits)."""
+    handler = NatsLogHandler(HandlerConfig(servers=(nats_server.url,), service="again"))
+    logger.addHandler(handler)
+    logger.info("one")
+    await asyncio.to_thread(handler.flush)
+    assert handler.stats.published == 1
+    await until(lambda: not handler.flush_requested)
+    logger.info("two")
+    await asyncio.to_thread(handler.flush)
+    assert handler.stats.published == 2
