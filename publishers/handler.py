@@ -40,7 +40,7 @@ from contracts.events import subject_for
 from contracts.models import LogEntryCreated
 from gateway.core.limits import BatchLimits, OverflowPolicy
 from publishers.entrysink import make_sink
-from publishers.records import Encoded, Snapshot
+from publishers.records import SLICE, Encoded, Snapshot
 from publishers.tracing import capture_context, trace_ids, trace_of
 
 try:  # the OpenTelemetry API is optional (publishers.tracing)
@@ -337,15 +337,18 @@ class NatsLogHandler(logging.Handler):
 
         ``sleep(0)`` releases the GIL; a thread that logs takes it and keeps it for the
         interpreter's switch interval (5 ms), so the worker holds it only in short slices of
-        ``SLICE`` records. When that sleep lasted more than half a switch interval, a thread was
-        busy logging: the worker then stays away ``_BACKOFF_S`` more (asking nothing of the GIL),
-        so that a burst costs its callers little more than ``emit``. Past three quarters, and
-        while a thread waits in :meth:`flush` or :meth:`close`, the worker takes its full share."""
-        if len(self._pending) >= self._breathe_below:
+        ``SLICE`` records. When that sleep lasted more than half a switch interval and a slice's
+        worth of records came in meanwhile, a thread is busy logging: the worker then stays away
+        ``_BACKOFF_S`` more (asking nothing of the GIL), so that a burst costs its callers little
+        more than ``emit``. Past three quarters, and while a thread waits in :meth:`flush` or
+        :meth:`close`, the worker takes its full share."""
+        pending = self._pending
+        queued = len(pending)
+        if queued >= self._breathe_below:
             return
         started = time.perf_counter()
         time.sleep(0)
-        if self._waiting or self._stopping:
+        if self._waiting or self._stopping or len(pending) - queued < SLICE:
             return
         if time.perf_counter() - started > sys.getswitchinterval() / 2:
             time.sleep(_BACKOFF_S)
