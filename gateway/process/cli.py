@@ -100,10 +100,18 @@ def _run(args: argparse.Namespace) -> int:
                 )
             )
         supervisor.die_with_supervisor()
+        _import_app(mcp=values["mcp"])
         return asyncio.run(_serve(config, connection, values, args))
     finally:
         if server is not None:
             server.stop()
+
+
+def _import_app(*, mcp: bool) -> None:
+    """Load the FastStream app (and the hot path) before the loop starts; uvicorn only for ``--mcp``."""
+    from gateway.process.hidden import import_hiding
+
+    import_hiding("gateway.process.app", () if mcp else ("uvicorn",))
 
 
 def _build_app(config: Any, connection: Any, values: dict[str, Any], args: argparse.Namespace) -> Any:
