@@ -109,9 +109,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _import_app(*, mcp: bool) -> None:
     """Load the FastStream app (and the hot path) before the loop starts; uvicorn only for ``--mcp``."""
+    from gateway.process.collector import collector_paused
     from gateway.process.hidden import import_hiding
 
-    import_hiding("gateway.process.app", () if mcp else ("uvicorn",))
+    with collector_paused():
+        import_hiding("gateway.process.app", () if mcp else ("uvicorn",))
 
 
 def _build_app(config: Any, connection: Any, values: dict[str, Any], args: argparse.Namespace) -> Any:
