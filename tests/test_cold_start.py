@@ -4,6 +4,7 @@ FastStream"); and the lazily loaded public names still resolve."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.process.cli import build_parser
 from gateway.process.hidden import import_hiding
 from gateway.process.natsserver import NatsServer
 
@@ -159,3 +161,18 @@ def test_import_hiding_hides_only_during_the_import(tmp_path: Path, monkeypatch:
     assert user.HAS is False
     assert "cold_optional" not in sys.modules
     assert importlib.import_module("cold_optional").VALUE == 1  # afterwards, as usual
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(commands.choices)
+
+
+def test_a_command_builds_its_own_parser_only_and_anything_else_gets_all() -> None:
+    every = list(_commands(build_parser()))
+    assert {"run", "query", "ctl", "mcp", "bench", "archive", "otlp-export"} <= set(every)
+    only_run = _commands(build_parser("run"))
+    assert list(only_run) == ["run"]
+    assert list(_commands(build_parser("no-such-command"))) == every
+    run_flags = {flag for action in only_run["run"]._actions for flag in action.option_strings}
+    assert {"--nats-url", "--config", "--mcp", "--otlp-port", "--http-port"} <= run_flags
