@@ -15,37 +15,42 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from gateway.process.settings import (
-    ARCHIVE_OPTIONS,
-    ASYNCAPI_OPTIONS,
-    CTL_OPTIONS,
-    MCP_OPTIONS,
-    OTLP_EXPORT_OPTIONS,
-    QUERY_OPTIONS,
-    RUN_OPTIONS,
-    SEND_OPTIONS,
-    TAIL_OPTIONS,
-    SettingError,
-    add_config_option,
-    add_options,
-    add_query_filters,
-    archive_config,
-    asyncapi_config,
-    check_bench,
-    check_config,
-    effective_settings,
-    mcp_http_settings,
-    otlp_export_config,
-    otlp_settings,
-    query_from_args,
-    query_settings,
-    read_options,
-    required_connection,
-    run_settings,
-    send_options,
-    state_dir,
-    tail_options,
-)
+from gateway.process.collector import collector_paused
+
+# The settings bring pydantic, the contracts, nats-py and the gateway's config: objects that live
+# as long as the process, which the collector's passes during the import walk to free nothing.
+with collector_paused():
+    from gateway.process.settings import (
+        ARCHIVE_OPTIONS,
+        ASYNCAPI_OPTIONS,
+        CTL_OPTIONS,
+        MCP_OPTIONS,
+        OTLP_EXPORT_OPTIONS,
+        QUERY_OPTIONS,
+        RUN_OPTIONS,
+        SEND_OPTIONS,
+        TAIL_OPTIONS,
+        SettingError,
+        add_config_option,
+        add_options,
+        add_query_filters,
+        archive_config,
+        asyncapi_config,
+        check_bench,
+        check_config,
+        effective_settings,
+        mcp_http_settings,
+        otlp_export_config,
+        otlp_settings,
+        query_from_args,
+        query_settings,
+        read_options,
+        required_connection,
+        run_settings,
+        send_options,
+        state_dir,
+        tail_options,
+    )
 
 __all__ = ["DESCRIPTION", "build_parser", "main"]
 
