@@ -5,6 +5,7 @@ FastStream"); and the lazily loaded public names still resolve."""
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from gateway.process.cli import build_parser
+from gateway.process.collector import collector_paused
 from gateway.process.hidden import import_hiding
 from gateway.process.natsserver import NatsServer
 
@@ -176,3 +178,20 @@ def test_a_command_builds_its_own_parser_only_and_anything_else_gets_all() -> No
     assert list(_commands(build_parser("no-such-command"))) == every
     run_flags = {flag for action in only_run["run"]._actions for flag in action.option_strings}
     assert {"--nats-url", "--config", "--mcp", "--otlp-port", "--http-port"} <= run_flags
+
+
+def test_collector_paused_skips_passes_freezes_what_was_made_and_restores_the_collector() -> None:
+    assert gc.isenabled()
+    before = gc.get_freeze_count()
+    with collector_paused():
+        assert not gc.isenabled()
+        made = [[i] for i in range(5000)]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= before + len(made)
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # one that was off stays off
+    finally:
+        gc.enable()
