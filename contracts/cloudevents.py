@@ -16,17 +16,18 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
 
 import orjson
-from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.v1.event import CloudEvent
 
 from contracts import jsonsafe
 from contracts.errors import ContractError, DecodeError, RejectReason
 from contracts.models import ContractModel
 from contracts.timestamps import RFC3339_PATTERN, format_timestamp, now_timestamp, parse_timestamp
+
+if TYPE_CHECKING:  # the SDK (and dateutil) load with the bridge's first use, not on every import
+    from cloudevents.core.v1.event import CloudEvent
 
 __all__ = [
     "CONTENT_TYPE_HEADER",
@@ -452,6 +453,9 @@ def to_sdk_event(event: DecodedEvent) -> CloudEvent:
     Raises:
         ValueError: ``event`` is bare data, which has no CloudEvents attributes.
     """
+    from cloudevents.core.formats.json import JSONFormat  # noqa: PLC0415
+    from cloudevents.core.v1.event import CloudEvent  # noqa: PLC0415
+
     if event.mode is ContentMode.BARE:
         raise ValueError("bare data has no CloudEvents attributes")
     if isinstance(event.data, bytes):
@@ -465,4 +469,6 @@ def to_sdk_event(event: DecodedEvent) -> CloudEvent:
 
 def from_sdk_event(sdk_event: CloudEvent) -> tuple[dict[str, str], bytes]:
     """Encode an SDK ``CloudEvent`` in structured mode for NATS, with the SDK's own JSON writer."""
+    from cloudevents.core.formats.json import JSONFormat  # noqa: PLC0415
+
     return {CONTENT_TYPE_HEADER: STRUCTURED_CONTENT_TYPE}, JSONFormat().write(sdk_event)

@@ -62,9 +62,13 @@ def query_request(data: bytes) -> LogQuery:
 
 
 class ControlRequest(BaseModel):
-    """Base of every request: strict, unknown fields refused; ``client`` names the caller."""
+    """Base of every request: strict, unknown fields refused; ``client`` names the caller.
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    Each model's validator is built on its first use, not on import (``defer_build``): a
+    gateway that is never asked does not build them in its cold start.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
     ENDPOINT: ClassVar[str] = ""
 
     client: ClientName | None = None
@@ -116,7 +120,7 @@ class ConfigSetRequest(ControlRequest):
 class ControlReply(BaseModel):
     """Base of every reply: the gateway that answered; fields a newer gateway adds are kept."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     gatewayId: str
 
@@ -124,7 +128,7 @@ class ControlReply(BaseModel):
 class ConnectionStatus(BaseModel):
     """The gateway's main NATS connection."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     connected: bool
     url: str | None = None

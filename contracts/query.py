@@ -64,7 +64,8 @@ class LogQuery(BaseModel):
     matches the entry's ``traceId`` field (or ``metadata.traceId``).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use (a query), not in every gateway's cold start.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     level: LogLevel | None = None
     min_level: LogLevel | None = None
@@ -126,7 +127,7 @@ class LogQuery(BaseModel):
 class QueryPage(BaseModel):
     """One page of a result; ``nextCursor`` is None on the last page."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     entries: list[LogEntryCreated]
     nextCursor: str | None = None

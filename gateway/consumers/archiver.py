@@ -7,15 +7,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from nats.aio.client import Client
 
 from contracts.cloudevents import encode_structured, make_attributes
 from contracts.models import LogArchived
+from gateway.consumers.options import ArchiveConfig
 from gateway.consumers.segments import (
-    Compression,
     SegmentInfo,
     SegmentWriter,
     archived_event_data,
@@ -27,28 +25,6 @@ from gateway.core.announce import stream_started
 __all__ = ["ArchiveConfig", "Archiver"]
 
 log = logging.getLogger("log_gateway.consumers.segments")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ArchiveConfig:
-    """Where segments go and when they roll."""
-
-    directory: Path
-    compression: Compression = Compression.ZSTD
-    max_segment_bytes: int = 64 * 1024 * 1024
-    max_segment_age_s: float = 300.0
-    durable: str = "log-archive"
-    stream: str = "CORTEX_LOGGING"
-    batch_subject: str = "cortex_logging.batch.created"
-    archived_subject: str = LogArchived.EVENT_TYPE
-    stream_started_subject: str = "cortex_logging.stream.started"
-    fsync: bool = True
-
-    def __post_init__(self) -> None:
-        if self.max_segment_bytes < 1:
-            raise ValueError(f"max_segment_bytes must be at least 1, got {self.max_segment_bytes}")
-        if not self.max_segment_age_s > 0:
-            raise ValueError(f"max_segment_age_s must be positive, got {self.max_segment_age_s}")
 
 
 class Archiver:

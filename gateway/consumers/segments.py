@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -27,6 +26,7 @@ import zstandard
 from contracts.models import LogArchived, LogEntryCreated
 from contracts.timestamps import entry_time, now_timestamp
 from gateway.consumers.manifest import ManifestBuilder, write_manifest
+from gateway.consumers.options import Compression
 
 __all__ = [
     "Compression",
@@ -39,17 +39,6 @@ __all__ = [
     "segment_chunks",
     "segment_lines",
 ]
-
-
-class Compression(StrEnum):
-    """Segment compression."""
-
-    ZSTD = "zstd"
-    GZIP = "gzip"
-
-    @property
-    def suffix(self) -> str:
-        return ".ndjson.zst" if self is Compression.ZSTD else ".ndjson.gz"
 
 
 @dataclass(frozen=True, slots=True)

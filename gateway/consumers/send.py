@@ -8,7 +8,6 @@ platform's), a binary-mode one (attributes in ``ce-`` headers), or the bare entr
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -17,28 +16,9 @@ from nats.aio.client import Client
 from contracts.cloudevents import encode_binary, encode_structured, make_attributes
 from contracts.models import LogEntryCreated
 from contracts.timestamps import now_timestamp
+from gateway.consumers.options import WIRE_FORMS, SendOptions
 
 __all__ = ["WIRE_FORMS", "SendOptions", "entry_message", "send"]
-
-WIRE_FORMS = ("structured", "binary", "bare")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SendOptions:
-    """What ``send`` publishes, how many, and where."""
-
-    level: str = "info"
-    message: str = "hello from log-gateway send"
-    source: str = "log-gateway-send"
-    count: int = 1
-    form: str = "structured"
-    subject: str = LogEntryCreated.EVENT_TYPE
-
-    def __post_init__(self) -> None:
-        if self.count < 1:
-            raise ValueError(f"count must be at least 1, got {self.count}")
-        if self.form not in WIRE_FORMS:
-            raise ValueError(f"form must be one of {', '.join(WIRE_FORMS)}, got {self.form!r}")
 
 
 def entry_message(options: SendOptions, n: int) -> tuple[dict[str, Any], dict[str, str] | None, bytes]:

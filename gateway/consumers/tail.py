@@ -6,7 +6,6 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 from nats.aio.client import Client
@@ -14,7 +13,8 @@ from nats.aio.msg import Msg
 
 from contracts.cloudevents import decode_contract
 from contracts.errors import DecodeError
-from contracts.models import LEVELS, EntryRejected, ErrorPatternDetected, LogEntryCreated
+from contracts.models import EntryRejected, ErrorPatternDetected, LogEntryCreated
+from gateway.consumers.options import TailOptions
 from gateway.consumers.subscribe import BatchSubscriber, Filters, SubscriberConfig
 from gateway.core.announce import stream_started
 
@@ -29,30 +29,6 @@ _COLORS = {
     "fatal": "\x1b[1;97;41m",
 }
 _ALERT = "\x1b[1;95m"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TailOptions:
-    """What to show and how."""
-
-    min_level: str = "debug"
-    sources: frozenset[str] | None = None
-    as_json: bool = False
-    color: bool = False
-    batch_subject: str = "cortex_logging.batch.created"
-    alert_subject: str = ErrorPatternDetected.EVENT_TYPE
-    stream_started_subject: str = "cortex_logging.stream.started"
-    rejected: bool = False  # also show what the gateway rejected (its entry.rejected events)
-    rejected_subject: str = EntryRejected.EVENT_TYPE
-
-    def __post_init__(self) -> None:
-        if self.min_level not in LEVELS:
-            raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {self.min_level!r}")
-
-    @property
-    def levels(self) -> frozenset[str]:
-        """The levels shown: ``min_level`` and above."""
-        return frozenset(LEVELS[LEVELS.index(self.min_level) :])
 
 
 def level_label(level: str, *, color: bool) -> str:

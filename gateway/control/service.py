@@ -40,7 +40,6 @@ from contracts.control import (
 )
 from contracts.errors import ContractError, DecodeError
 from contracts.query import QueryError
-from gateway.consumers.query import query_page
 from gateway.control.apply import ChangeRefused, Reconfigurer
 from gateway.control.changes import LIVE, shown_settings
 from gateway.control.status import gateway_status
@@ -146,6 +145,8 @@ class ControlService:
         )
 
     async def _query(self, data: bytes) -> BaseModel:
+        from gateway.consumers.query import query_page  # noqa: PLC0415 - loaded by the first query
+
         query = query_request(data)
         if query.regex:  # (Python's re has no time limit: one pattern could stall the gateway's loop)
             raise QueryError(

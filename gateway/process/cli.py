@@ -15,6 +15,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from gateway.process.collector import collector_paused
+
+# The settings bring pydantic, the contracts, nats-py and the gateway's config: objects that live
+# as long as the process, which the collector's passes during the import walk to free nothing.
+with collector_paused():
+    importlib.import_module("gateway.process.settings")
+
 from gateway.process.settings import (
     ARCHIVE_OPTIONS,
     ASYNCAPI_OPTIONS,
@@ -100,10 +107,20 @@ def _run(args: argparse.Namespace) -> int:
                 )
             )
         supervisor.die_with_supervisor()
+        _import_app(mcp=values["mcp"])
         return asyncio.run(_serve(config, connection, values, args))
     finally:
         if server is not None:
             server.stop()
+
+
+def _import_app(*, mcp: bool) -> None:
+    """Load the FastStream app (and the hot path) before the loop starts; uvicorn only for ``--mcp``."""
+    from gateway.process.collector import collector_paused
+    from gateway.process.hidden import import_hiding
+
+    with collector_paused():
+        import_hiding("gateway.process.app", () if mcp else ("uvicorn",))
 
 
 def _build_app(config: Any, connection: Any, values: dict[str, Any], args: argparse.Namespace) -> Any:
@@ -663,11 +680,50 @@ def _add_query_and_send_commands(commands: Any) -> None:
     send.set_defaults(func=_send)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every sub-command."""
+class _Version(argparse.Action):
+    """``--version``: the installed version, read from the package metadata only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(f"{parser.prog} {version('cortex-log-gateway')}")
+        parser.exit()
+
+
+class _Inert:
+    """What a sub-command that was not asked for is built into: every call does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+
+class _OnlyCommand:
+    """The sub-commands, of which only ``only`` (all when None) is built: ``log-gateway run`` does
+    not build the twenty other parsers and their hundreds of flags on every start."""
+
+    def __init__(self, commands: Any, only: str | None) -> None:
+        self._commands, self._only = commands, only
+        self.found = only is None
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if self._only is None or name == self._only:
+            self.found = True
+            return self._commands.add_parser(name, **kwargs)
+        return _Inert()
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` names, when it starts with one (the top level has options only)."""
+    return argv[0] if argv and not argv[0].startswith("-") else None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of every sub-command; with ``only``, of that one alone (if it exists)."""
     parser = argparse.ArgumentParser(prog="log-gateway", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('cortex-log-gateway')}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action=_Version)
+    commands: Any = _OnlyCommand(parser.add_subparsers(dest="command", required=True), only)
     run = commands.add_parser("run", help="run the gateway (an embedded nats-server when no URL is given)")
     add_config_option(run)
     add_options(run, RUN_OPTIONS)
@@ -699,13 +755,16 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.set_defaults(func=_schemas)
     _add_config_command(commands)
     _add_ctl_command(commands)
+    if not commands.found:  # not a command: the whole parser says which are
+        return build_parser()
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``log-gateway``; returns the exit status (2 for a bad setting)."""
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_command_in(given)).parse_args(given)
+    args.argv = given
     try:
         status: int = args.func(args)
     except SettingError as exc:

@@ -14,7 +14,6 @@ option's own parser, the same one a flag's text goes through.
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,8 @@ def read_config(path: Path, known: Collection[str]) -> dict[str, Any]:
         ValueError: the file cannot be read or is not TOML, or a key is unknown
             (with the nearest known one suggested), nested too deep or given twice.
     """
+    import tomllib  # noqa: PLC0415 - only a run with --config reads TOML
+
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

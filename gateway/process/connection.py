@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import nkeys
-from faststream.security import BaseSecurity, SASLPlaintext
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 
@@ -50,6 +48,8 @@ def _read(path: Path, name: str) -> bytes:
 
 def _check_user_seed(path: Path) -> None:
     """Refuse a seed file that nats-py could not sign with; the message never shows the seed."""
+    import nkeys  # noqa: PLC0415 - only a seed file needs it (and PyNaCl), not every start
+
     try:
         prefix, _ = nkeys.decode_seed(bytearray(_read(path, "nkey_seed_file").strip()))
     except (nkeys.NkeysError, ValueError):
@@ -139,6 +139,9 @@ class ConnectionSettings:
 
     def broker_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for FastStream's ``NatsBroker`` (and so nats-py's connect)."""
+        # Imported here: reading the settings does not load FastStream (``run`` loads it with the app).
+        from faststream.security import BaseSecurity, SASLPlaintext  # noqa: PLC0415
+
         context = self.ssl_context()
         kwargs: dict[str, Any] = {
             "servers": list(self.servers),

@@ -28,10 +28,7 @@ from gateway.config import (
     ThrottleLimits,
     default_gateway_id,
 )
-from gateway.consumers.archiver import ArchiveConfig
-from gateway.consumers.segments import Compression
-from gateway.consumers.send import WIRE_FORMS, SendOptions
-from gateway.consumers.tail import TailOptions
+from gateway.consumers.options import WIRE_FORMS, ArchiveConfig, Compression, SendOptions, TailOptions
 from gateway.core.limits import BatchLimits, BufferLimits, OverflowPolicy
 from gateway.core.patterns import PatternLimits
 from gateway.core.redact import DEFAULT_KEYS
