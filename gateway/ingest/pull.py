@@ -54,6 +54,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final, NamedTuple
 
 from nats.aio.client import Client
@@ -87,6 +88,12 @@ FrameHandler = Callable[[bytes, bytes, bytes | None, bytes], Awaitable[object] |
 _Frame = tuple[bytes, bytes, bytes | None, bytes]
 _PAUSE_S: Final = 0.2  # before the next request, after one the server refused for now
 _CHECK_EVERY: Final = 3  # 503s in a row before the consumer is looked at
+_DEPTH: Final = 2  # pull requests live at once (one being served, the next waiting behind it)
+_HEARTBEAT_FROM_S: Final = 0.5  # requests that live this long ask for idle heartbeats
+
+
+def _none() -> int:
+    return 0
 
 
 class PullError(GatewayError, RuntimeError):
@@ -117,12 +124,25 @@ _GIVEN_UP: Final = _End(PullAction.RETRY)  # no end came by the local deadline
 class _Request:
     subject: bytes
     left: int  # messages asked for and not yet come
-    deadline: float  # loop time
-    done: asyncio.Future[_End]
+    deadline: float  # loop time: given up unless a sign of life (a message, a 100) comes first
+    seen: int  # ``left`` when the deadline was last set (fewer left since: messages came)
+    number: int  # the n of its reply subject: the order requests were sent in
 
-    def end(self, how: _End) -> None:
-        if not self.done.done():
-            self.done.set_result(how)
+
+class _Slot:
+    """One reply subscription (``<inbox>.*``, ``<inbox>.<k>.*``) with at most one request live on it.
+
+    JetStream delivers a pull request's messages under their own subjects, so only the
+    subscription (the sid) tells which request a message answers; with one subscription per
+    live request the count of each is exact, though the server serves waiting requests in turn.
+    """
+
+    __slots__ = ("live", "prefix", "sub")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix  # reply subjects ``<prefix>.<n>``
+        self.sub: Subscription | None = None
+        self.live: _Request | None = None
 
 
 class PullReader:
@@ -164,8 +184,10 @@ class PullReader:
         self._warn = warn
         self.max_batch, self.expires_s = spec.fetch_batch, spec.fetch_timeout_s  # (409s may lower them)
         self._inbox, self._seq = "", 0
-        self._sub: Subscription | None = None
-        self._live: _Request | None = None
+        self._slots: list[_Slot] = []
+        self._coming = 0  # asked for by the live requests and not yet come
+        self._ended: deque[_End] = deque()  # requests ended in the read loop, for run() to act on
+        self._change: asyncio.Future[None] | None = None  # run() waits on it
         self._unhandled = 0  # received, not yet done with by the handler
         self._queue: deque[_Frame] = deque()  # received while the handler waits, in order
         self._busy = False  # the drainer holds a message the handler waits on
@@ -178,6 +200,7 @@ class PullReader:
         self.asked = self.received = self.returned = 0  # messages asked for, come, handed back
         self.ends: Counter[str] = Counter()  # how requests ended: "filled", "given_up" or the status code
         self.heartbeats = 0  # 100 statuses: a live request said alive
+        self.requests = 0  # pull requests sent
         self._tasks: set[asyncio.Task[None]] = set()
         self._drainer: asyncio.Task[None] | None = None
 
@@ -188,35 +211,67 @@ class PullReader:
 
     @property
     def live_subject(self) -> str | None:
-        """The reply subject of the request waiting now, if one is."""
-        return None if self._live is None else self._live.subject.decode()
+        """The reply subject of the oldest request waiting now, if one is."""
+        live = [slot.live for slot in self._slots if slot.live is not None]
+        return min(live, key=lambda request: request.number).subject.decode() if live else None
 
     def free(self) -> int:
-        """How many messages the next request may ask for."""
-        return self._room() - self._unhandled
+        """How many messages the next request may ask for: the room, less what was received and
+        not yet handled, less what the live requests may still bring."""
+        return self._room() - self._unhandled - self._coming
+
+    def counts(self) -> dict[str, int]:
+        """The reader's counters (for /metrics and stats): requests, messages, statuses by code."""
+        ends = {f"ended_{how}": n for how, n in sorted(self.ends.items())}
+        return {
+            "requests": self.requests,
+            "asked": self.asked,
+            "received": self.received,
+            "returned": self.returned,
+            "heartbeats": self.heartbeats,
+            **ends,
+        }
 
     async def start(self) -> None:
-        """Subscribe the reply inbox on the fast path and start the drainer."""
+        """Subscribe the reply inboxes on the fast path (one per request live at once) and start
+        the drainer."""
         self._inbox = self._nc.new_inbox()
-        self._sub = await self._nc.subscribe(f"{self._inbox}.*")
-        route_inbox(self._nc, self._sub, self._on_frame)
+        for k in range(_DEPTH):
+            slot = _Slot(self._inbox if k == 0 else f"{self._inbox}.{k}")
+            slot.sub = await self._nc.subscribe(f"{slot.prefix}.*")
+            route_inbox(self._nc, slot.sub, partial(self._on_frame, slot))
+            self._slots.append(slot)
         self._drainer = self._spawn(self._drain(), name="intake:durable-drain")
         self._tasks.add(self._drainer)
 
     async def run(self) -> None:
-        """Ask and hand over until :meth:`stop`; a request in progress is finished, not abandoned."""
-        while not self._stopping:
+        """Ask and hand over until :meth:`stop`; requests in progress are finished, not abandoned.
+
+        Up to ``_DEPTH`` requests are live at once: the next is waiting on the server before the
+        current one is drained, so the consumer never waits for the gateway to ask.
+        """
+        loop = asyncio.get_running_loop()
+        while not self._stopping or self._coming or self._ended or self._live_count():
             if self._failure is not None:
                 raise self._failure
-            want = min(self.free(), self.max_batch)
-            if want <= 0:
-                await self._wait_room(self.free)
+            while self._ended:
+                await self._after(self._ended.popleft())
+            self._expire(loop.time())
+            if self._stopping:
+                await self._wait(loop, room=False)
                 continue
-            await self._after(await self._request(want))
+            want, idle = min(self.free(), self.max_batch), self._idle_slot()
+            if idle is not None and want > 0 and (not self._live_count() or want * 4 >= self.max_batch):
+                await self._request(idle, want)  # (a small request only when none is live)
+            elif self._live_count():
+                await self._wait(loop, room=idle is not None)
+            else:
+                await self._wait_room(self.free)
 
     def stop(self) -> None:
-        """Ask no more; the request in progress ends within ``fetch_timeout_s``."""
+        """Ask no more; the requests in progress end within ``fetch_timeout_s``."""
         self._stopping = True
+        self._changed()
 
     async def handled(self) -> None:
         """Return once every message received so far is done with by the handler."""
@@ -230,35 +285,91 @@ class PullReader:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._sub is not None:
-            unroute_inbox(self._nc, self._sub)
+        for slot in self._slots:
+            if slot.sub is None:
+                continue
+            unroute_inbox(self._nc, slot.sub)
             try:
-                await self._sub.unsubscribe()
+                await slot.sub.unsubscribe()
             except NatsError as exc:
                 log.debug("unsubscribing the pull inbox failed: %r", exc)
 
     # -- requests -------------------------------------------------------------
 
-    async def _request(self, want: int) -> _End:
-        """Send one request for ``want`` messages and wait for its end (or give it up)."""
+    async def _request(self, slot: _Slot, want: int) -> None:
+        """Send one request for ``want`` messages on ``slot``; its end comes to :meth:`_end`."""
         loop = asyncio.get_running_loop()
         self._seq += 1
-        subject = f"{self._inbox}.{self._seq}"
-        grace = 0.5 + self.expires_s / 2
-        request = _Request(subject.encode(), want, loop.time() + self.expires_s + grace, loop.create_future())
-        body = b'{"batch":%d,"expires":%d}' % (want, int(self.expires_s * 1e9))
-        self._live = request
+        subject = f"{slot.prefix}.{self._seq}"
+        heartbeat = self._heartbeat_s()
+        body = b'{"batch":%d,"expires":%d' % (want, int(self.expires_s * 1e9))
+        body += b',"idle_heartbeat":%d}' % int(heartbeat * 1e9) if heartbeat else b"}"
+        request = _Request(subject.encode(), want, loop.time() + self._silence_s(), want, self._seq)
+        slot.live = request
+        self._coming += want
         self.asked += want
+        self.requests += 1
         try:
             await self._nc.publish(self._next, body, reply=subject)
-            while not request.done.done() and (wait := request.deadline - loop.time()) > 0:
-                await asyncio.wait([request.done], timeout=wait)
         except NatsError as exc:  # reconnecting: ask again shortly
             self._warn.warning("pull", "a pull request to the ingest consumer failed: %r", exc)
-            request.end(_GIVEN_UP)
+            self._end(slot, request, _GIVEN_UP)
+
+    def _heartbeat_s(self) -> float:
+        """The idle heartbeat asked for (the server wants it at most half the expiry); 0 for none."""
+        return min(self.expires_s / 4, 5.0) if self.expires_s >= _HEARTBEAT_FROM_S else 0.0
+
+    def _silence_s(self) -> float:
+        """How long a live request may say nothing (no message, no 100) before it is given up:
+        three heartbeats and a little, or, without heartbeats, its expiry and half again."""
+        heartbeat = self._heartbeat_s()
+        return 3 * heartbeat + 0.25 if heartbeat else self.expires_s * 1.5 + 0.5
+
+    def _live_count(self) -> int:
+        return sum(slot.live is not None for slot in self._slots)
+
+    def _idle_slot(self) -> _Slot | None:
+        return next((slot for slot in self._slots if slot.live is None), None)
+
+    def _end(self, slot: _Slot, request: _Request, how: _End) -> None:
+        """``request`` ended (filled, a status, given up): what it still may bring is not counted."""
+        if slot.live is not request:
+            return
+        slot.live = None
+        self._coming -= request.left
+        self._ended.append(how)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Wake :meth:`run` (a request ended, the reader stops, or a bug)."""
+        if self._change is not None and not self._change.done():
+            self._change.set_result(None)
+
+    def _expire(self, now: float) -> None:
+        """Give up the live requests silent past their deadline; move on those that made progress."""
+        for slot in self._slots:
+            request = slot.live
+            if request is None or request.deadline > now:
+                continue
+            if request.left < request.seen:  # (messages came: it is alive)
+                request.seen, request.deadline = request.left, now + self._silence_s()
+            else:
+                self._end(slot, request, _GIVEN_UP)
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop, *, room: bool) -> None:
+        """Until a request ends, the earliest deadline passes, or (``room``) the buffer frees room."""
+        change = self._change = loop.create_future()
+        waits: list[asyncio.Future[None]] = [change]
+        if room:  # (returns on the next freed(): then run() looks at free() again)
+            waits.append(asyncio.ensure_future(self._wait_room(_none)))
+        deadlines = [slot.live.deadline for slot in self._slots if slot.live is not None]
+        timeout = max(0.0, min(deadlines) - loop.time()) if deadlines else None
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._live = None
-        return request.done.result() if request.done.done() else _GIVEN_UP
+            self._change = None
+            for wait in waits[1:]:
+                wait.cancel()
 
     async def _after(self, end: _End) -> None:
         """Act on how a request ended, before the next one."""
@@ -317,8 +428,11 @@ class PullReader:
 
     # -- frames, in the read loop ----------------------------------------------
 
-    def _on_frame(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
-        """One frame of the inbox, in the read loop: a message (its reply is an ack subject) or a status.
+    def _on_frame(
+        self, slot: _Slot, subject: bytes, reply: bytes, headers: bytes | None, data: bytes
+    ) -> None:
+        """One frame of a slot's inbox, in the read loop: a message (its reply is an ack subject)
+        or a status.
 
         (One call deep to the handler on the common path: this runs once per entry.) Nothing
         raised here reaches the read loop, which serves the whole connection: a bug goes to
@@ -326,17 +440,18 @@ class PullReader:
         """
         try:
             if not reply.startswith(ACK_PREFIX):
-                self._status(subject, reply, headers)
+                self._status(slot, subject, reply, headers)
                 return
-            request = self._live
+            request = slot.live
             if request is None or request.left <= 0:
                 self._hand_back(reply)
                 return
             request.left -= 1
+            self._coming -= 1
             self.received += 1
             self._unhandled += 1
             if request.left == 0:
-                request.end(_FILLED)
+                self._end(slot, request, _FILLED)
             if self._busy or self._queue:
                 self._queue.append((subject, reply, headers, data))  # (behind the one the handler waits on)
                 return
@@ -381,9 +496,9 @@ class PullReader:
         except Exception as exc:  # noqa: BLE001 - a lost nak: the message comes back after ack_wait_s
             log.debug("writing to the ingest consumer failed: %r", exc)
 
-    def _status(self, subject: bytes, reply: bytes, headers: bytes | None) -> None:
+    def _status(self, slot: _Slot, subject: bytes, reply: bytes, headers: bytes | None) -> None:
         status = read_status(headers)
-        request = self._live
+        request = slot.live
         if status is None or request is None or subject != request.subject:
             return  # (a late status for a request already ended or given up)
         action = action_of(status, has_reply=bool(reply))
@@ -391,9 +506,9 @@ class PullReader:
             self._write_soon(b"PUB %s 0\r\n\r\n" % reply, 0)
         if action in (PullAction.ALIVE, PullAction.FLOW_CONTROL):
             self.heartbeats += 1
-            request.deadline = asyncio.get_running_loop().time() + self.expires_s * 1.5 + 0.5
+            request.deadline = asyncio.get_running_loop().time() + self._silence_s()
             return
-        request.end(_End(action, status))
+        self._end(slot, request, _End(action, status))
 
     def _fail(self, exc: Exception) -> None:
         """A bug on a message's way to the handler (the handler catches what a message can cause):
@@ -402,8 +517,10 @@ class PullReader:
         ``ack_wait_s``); the read loop, which serves the whole connection, goes on."""
         if self._failure is None:
             self._failure = exc
-        if self._live is not None:
-            self._live.end(_End(PullAction.FATAL))
+        for slot in self._slots:
+            if slot.live is not None:
+                self._end(slot, slot.live, _End(PullAction.FATAL))
+        self._changed()
         self._freed()  # (a reader waiting for room looks again, and finds the failure)
 
     # -- the drainer -----------------------------------------------------------
