@@ -16,6 +16,7 @@ spool holds it).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Final
@@ -82,10 +83,12 @@ class Acks:
         if problems:
             log.warning("durable ingest acks one publish each (nats-py changed: %s)", "; ".join(problems))
         self._pipelined = not problems
+        self.sent: Counter[str] = Counter()  # acks, naks and terms written, by kind (for /metrics)
 
     async def settle(self, handles: Iterable[object], how: Settle) -> int:
         """Settle every handle ``how``; returns how many could not be (left to redelivery)."""
         handles = list(handles)
+        self.sent[how.value] += len(handles)
         replies = [handle for handle in handles if isinstance(handle, bytes)]
         failed = await settle(handles, how) if len(replies) < len(handles) else 0
         if replies:
