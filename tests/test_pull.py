@@ -42,6 +42,7 @@ from gateway.ingest.jsmeta import (
 )
 from gateway.ingest.pull import PullError, PullReader, next_subject
 from gateway.logs import RateLimitedLog
+from gateway.process.metrics import render_metrics
 from gateway.process.natsserver import NatsServer
 from gateway.tasks import TaskWatch
 from tests.helpers import (
@@ -564,8 +565,6 @@ def test_the_cheap_first_delivery_check_never_contradicts_the_full_parse(reply: 
 
 
 async def test_the_pull_reader_s_counts_reach_metrics(nats_server: NatsServer, nc: Client) -> None:
-    from gateway.process.metrics import render_metrics
-
     spec = spec_for(ack_wait_s=5.0, fetch_timeout_s=0.2)
     cfg = config(
         durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=50, max_delay_ms=20)

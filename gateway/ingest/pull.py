@@ -173,15 +173,9 @@ class PullReader:
         spawn: Spawn,
         warn: RateLimitedLog,
     ) -> None:
-        self._nc = nc
-        self._next = next_subject(spec.stream, spec.durable)
-        self._handler = handler
-        self._room = room
-        self._wait_room = wait_room
-        self._freed = freed
-        self._ensure = ensure
-        self._spawn = spawn
-        self._warn = warn
+        self._nc, self._next, self._handler = nc, next_subject(spec.stream, spec.durable), handler
+        self._room, self._wait_room, self._freed = room, wait_room, freed
+        self._ensure, self._spawn, self._warn = ensure, spawn, warn
         self.max_batch, self.expires_s = spec.fetch_batch, spec.fetch_timeout_s  # (409s may lower them)
         self._inbox, self._seq = "", 0
         self._slots: list[_Slot] = []
@@ -199,8 +193,7 @@ class PullReader:
         self._failure: Exception | None = None  # a bug the reader's task dies of
         self.asked = self.received = self.returned = 0  # messages asked for, come, handed back
         self.ends: Counter[str] = Counter()  # how requests ended: "filled", "given_up" or the status code
-        self.heartbeats = 0  # 100 statuses: a live request said alive
-        self.requests = 0  # pull requests sent
+        self.heartbeats = self.requests = 0  # 100 statuses on a live request; pull requests sent
         self._tasks: set[asyncio.Task[None]] = set()
         self._drainer: asyncio.Task[None] | None = None
 
