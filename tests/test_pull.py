@@ -582,3 +582,17 @@ async def test_the_pull_reader_s_counts_reach_metrics(nats_server: NatsServer, n
     assert 'log_gateway_pull_messages_total{what="received"} 120.0' in text
     assert 'log_gateway_ingest_settled_total{how="ack"} 120.0' in text
     assert f"log_gateway_pull_requests_total {float(counts['requests'])}" in text
+
+
+async def test_a_stopped_reader_ends_once_its_live_requests_do(nc: Client) -> None:
+    """Both requests live on an empty stream: stop sends no more and returns once they end (408)."""
+    spec = spec_for(fetch_timeout_s=0.6)
+    holder = Holder(cap=2000)
+    async with reading(nc, spec, holder) as (reader, run, _):
+        await until(lambda: reader.requests >= 2 and reader.live_subject is not None)
+        reader.stop()
+        await asyncio.wait([run], timeout=3)
+        # Ended by its own requests' ends (within fetch_timeout_s), not by the cancel after 5 s.
+        assert run.done()
+        assert run.exception() is None
+    assert reader.ends["given_up"] == 0

@@ -244,14 +244,15 @@ class PullReader:
         current one is drained, so the consumer never waits for the gateway to ask.
         """
         loop = asyncio.get_running_loop()
-        while not self._stopping or self._coming or self._ended or self._live_count():
+        while not self._stopping or self._ended or self._live_count():
             if self._failure is not None:
                 raise self._failure
             while self._ended:
                 await self._after(self._ended.popleft())
             self._expire(loop.time())
-            if self._stopping:
-                await self._wait(loop, room=False)
+            if self._stopping:  # (no new request: wait for the live ones to end)
+                if self._live_count():
+                    await self._wait(loop, room=False)
                 continue
             want, idle = min(self.free(), self.max_batch), self._idle_slot()
             if idle is not None and want > 0 and (not self._live_count() or want * 4 >= self.max_batch):
