@@ -4,26 +4,34 @@ nats-py's ``fetch`` costs a task and a uuid per request, a ``Msg`` per message, 
 header parser, and the metadata parse (a ``datetime`` per message) before the gateway does
 any work. Here the reader asks the consumer itself: a request
 ``$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`` with the JSON body ``{"batch": N,
-"expires": ns}``, its reply subject ``<inbox>.<n>`` (a new ``n`` for each request) on one
-wildcard subscription served by :func:`gateway.ingest.fastpath.route_inbox`: each frame comes
-as ``(subject, reply, header block, body)`` straight from the read loop. A message's
+"expires": ns, "idle_heartbeat": ns}``, its reply subject ``<inbox>.<n>`` or ``<inbox>.1.<n>``
+(a new ``n`` for each request) on one of two wildcard subscriptions served by
+:func:`gateway.ingest.fastpath.route_inbox`: each frame comes as ``(subject, reply, header
+block, body)`` straight from the read loop. A message's
 delivery count is read from its ack subject (:func:`gateway.ingest.jsmeta.delivered_count`),
 and the ack subject itself is the entry's handle (:class:`gateway.ingest.acks.Acks`).
 
-**The room is a hard bound.** One request is live at a time, and it asks for at most the room
-the buffer has: ``room()`` less what was received and not yet handled. Each message counts
-against the live request; when it has all it asked for, or a status ends it, the next is
-sent. A message beyond what was asked (a request given up after a lost connection that the
-server served after all) is handed back at once (nak), so what is held never exceeds the
-room; it is not received, so it is not counted.
+**Two requests are live at once**, one on each subscription: while the server serves one, the
+next waits behind it, so the consumer never waits for the gateway to ask again. (The server
+serves waiting requests in turn and delivers each message under its own subject; only the
+subscription tells which request a message answers, hence one subscription per live request.)
+A second request goes out only for at least a quarter of ``fetch_batch``.
+
+**The room is a hard bound.** A request asks for at most what is free: ``room()`` less what
+was received and not yet handled, less what the live requests may still bring. Each message
+counts against the live request of its subscription; when it has all it asked for, or a status
+ends it, what it did not bring is free again and the next is sent. A message beyond what was
+asked (a request given up after a lost connection that the server served after all) is handed
+back at once (nak), so what is held never exceeds the room; it is not received, so it is not
+counted.
 
 **Status messages** (``NATS/1.0 <code>`` on the request's own reply subject, so a late one
 for an earlier request is told apart and ignored); the rules are in
 :func:`gateway.ingest.jsmeta.action_of`:
 
-- 100 Idle Heartbeat: the request is alive; its local deadline moves on. (No heartbeat is
-  asked for: a request lives ``fetch_timeout_s``, a second by default, and the local deadline
-  below catches a lost one soon enough.) 100 with a reply (flow control, which pull
+- 100 Idle Heartbeat: the request is alive; its local deadline moves on. A request living
+  0.5 s or more asks for one every quarter of its life (the server allows at most half), so
+  a lost request is noticed after three missed. 100 with a reply (flow control, which pull
   consumers do not send) is answered all the same.
 - 404 No Messages, 408 Request Timeout: the request ended early; the next follows at once.
 - 409: Consumer Deleted: the consumer is made again (``ensure``); if that fails the reader
@@ -35,8 +43,9 @@ for an earlier request is told apart and ignored); the rules are in
   gone): a short pause, and every third one in a row the consumer is made again if missing.
 - 400 Bad Request: the reader dies (health down): asking again would be refused again.
 
-A request whose end never comes (the connection dropped) is given up at its local deadline,
-``expires`` plus half of it plus half a second.
+A request whose end never comes (the connection dropped) is given up at its local deadline:
+three heartbeats and a quarter second without a message or a heartbeat (without heartbeats,
+``expires`` plus half of it plus half a second).
 
 **Why ``AckPolicy.EXPLICIT`` stays.** Several gateways fetch from one consumer; each holds the
 messages of its own open batches. ``AckAll`` acks every message up to the one acked, across
