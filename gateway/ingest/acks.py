@@ -8,6 +8,15 @@ No round trip is awaited per entry, nor per batch: an ack is a publish without a
 way (nats-py's ``Msg.ack`` does not wait for one either), and one the connection loses on its
 way is covered by redelivery after ``ack_wait_s``, a duplicate bounded like any other.
 
+Why not ``AckAll`` (one ack per batch, acking everything before it)? It is unsafe here even
+with one gateway: up to ``max_in_flight`` batches are published at once and their PubAcks come
+in any order, so acking a stored batch's last message would also ack the messages of an earlier
+batch still being published (lost if this gateway is then killed). With several gateways on
+one consumer it is worse: the consumer's sequence interleaves their deliveries, so one
+gateway's ack would ack what another still holds unstored. ``AckExplicit`` stays; the cost it
+had (a publish per entry) is what the one write per batch removes. (The pull reader's
+docstring, :mod:`gateway.ingest.pull`, says the same for the reader's side.)
+
 The rule "ack only after the batch is stored" is the caller's: the fate calls
 :meth:`Acks.settle` with ``ACK`` only once the output stream acknowledged the batch (or the
 spool holds it).
