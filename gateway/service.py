@@ -39,6 +39,7 @@ from gateway.core.accumulator import Accumulator
 from gateway.core.redact import Redactor
 from gateway.ingest.admission import Gate
 from gateway.ingest.decode import EntryDecoder
+from gateway.ingest.durable_intake import DurableIntake
 from gateway.ingest.reject import Rejects
 from gateway.logs import RateLimitedLog
 from gateway.sender import BatchMetrics
@@ -124,6 +125,13 @@ class Gateway:
     def subscriptions(self) -> list[Subscription]:
         """Core ingest's NATS subscriptions (none before :meth:`start`, none for durable ingest)."""
         return [] if self._rooms is None else list(self._rooms.intake.subscriptions)
+
+    @property
+    def pull_counts(self) -> dict[str, int]:
+        """Durable ingest's pull reader and acks, counted (requests, messages, statuses by code,
+        acks/naks/terms sent); empty for core ingest or before :meth:`start`."""
+        intake = None if self._rooms is None else self._rooms.intake
+        return intake.pull_counts() if isinstance(intake, DurableIntake) else {}
 
     @property
     def spooler(self) -> Spooler | None:

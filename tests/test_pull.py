@@ -34,12 +34,15 @@ from gateway.ingest.jsmeta import (
     ack_metadata,
     action_of,
     delivered_count,
+    first_delivery_prefix,
     go_duration_s,
+    is_first_delivery,
     limit_of,
     read_status,
 )
 from gateway.ingest.pull import PullError, PullReader, next_subject
 from gateway.logs import RateLimitedLog
+from gateway.process.metrics import render_metrics
 from gateway.process.natsserver import NatsServer
 from gateway.tasks import TaskWatch
 from tests.helpers import (
@@ -537,3 +540,59 @@ async def test_a_404_ends_the_request_and_a_100_keeps_it_alive(nc: Client) -> No
     # 404: ended, followed at once; 100: alive, nothing ended by it.
     assert reader.ends["404"] == 1
     assert sum(reader.ends.values()) == 1 + reader.ends["408"]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        V1,
+        V1.replace(b".gw.3.", b".gw.1."),
+        b"$JS.ACK.ENTRIES.gw.1.5.5.1733000000123456789.0",
+        b"$JS.ACK.ENTRIES.gw.11.5.5.1733000000123456789.0",
+        V2.replace(b".gw.3.", b".gw.1."),
+        b"$JS.ACK.ENTRIES.gw.1.ENTRIES.gw.1.5.5.1733000000123456789.0",  # domain, hash named alike
+        b"$JS.ACK.ENTRIES.gw.1.ENTRIES.gw.1.5.5.1733000000123456789.0.r4nd",
+        b"$JS.ACK.ENTRIES.gw.1.5.5.17330",  # 8 tokens
+        b"$JS.ACK.OTHER.gw.1.5.5.1733000000123456789.0",
+    ],
+)
+def test_the_cheap_first_delivery_check_never_contradicts_the_full_parse(reply: bytes) -> None:
+    prefix = first_delivery_prefix("ENTRIES", "gw")
+    if is_first_delivery(prefix, reply):
+        assert delivered_count(reply) == 1
+    if delivered_count(reply) == 1 and len(reply.split(b".")) == 9 and b".ENTRIES.gw." in reply:
+        assert is_first_delivery(prefix, reply)  # (the 9-token form of this consumer: always caught)
+
+
+async def test_the_pull_reader_s_counts_reach_metrics(nats_server: NatsServer, nc: Client) -> None:
+    spec = spec_for(ack_wait_s=5.0, fetch_timeout_s=0.2)
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=50, max_delay_ms=20)
+    )
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        await publish_entries(nc, entries(120))
+        await until(lambda: gateway.pull_counts.get("settled_ack") == 120)
+        await until_ingest(nc, spec, (0, 0))
+        counts = gateway.pull_counts
+        text = render_metrics(gateway).decode()
+    # in: 120; every one received on a request, acked once its batch was stored; nothing handed back.
+    assert counts["requests"] >= 1
+    assert counts["received"] == 120
+    assert counts["returned"] == 0
+    assert 'log_gateway_pull_messages_total{what="received"} 120.0' in text
+    assert 'log_gateway_ingest_settled_total{how="ack"} 120.0' in text
+    assert f"log_gateway_pull_requests_total {float(counts['requests'])}" in text
+
+
+async def test_a_stopped_reader_ends_once_its_live_requests_do(nc: Client) -> None:
+    """Both requests live on an empty stream: stop sends no more and returns once they end (408)."""
+    spec = spec_for(fetch_timeout_s=0.6)
+    holder = Holder(cap=2000)
+    async with reading(nc, spec, holder) as (reader, run, _):
+        await until(lambda: reader.requests >= 2 and reader.live_subject is not None)
+        reader.stop()
+        await asyncio.wait([run], timeout=3)
+        # Ended by its own requests' ends (within fetch_timeout_s), not by the cancel after 5 s.
+        assert run.done()
+        assert run.exception() is None
+    assert reader.ends["given_up"] == 0

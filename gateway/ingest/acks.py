@@ -8,6 +8,15 @@ No round trip is awaited per entry, nor per batch: an ack is a publish without a
 way (nats-py's ``Msg.ack`` does not wait for one either), and one the connection loses on its
 way is covered by redelivery after ``ack_wait_s``, a duplicate bounded like any other.
 
+Why not ``AckAll`` (one ack per batch, acking everything before it)? It is unsafe here even
+with one gateway: up to ``max_in_flight`` batches are published at once and their PubAcks come
+in any order, so acking a stored batch's last message would also ack the messages of an earlier
+batch still being published (lost if this gateway is then killed). With several gateways on
+one consumer it is worse: the consumer's sequence interleaves their deliveries, so one
+gateway's ack would ack what another still holds unstored. ``AckExplicit`` stays; the cost it
+had (a publish per entry) is what the one write per batch removes. (The pull reader's
+docstring, :mod:`gateway.ingest.pull`, says the same for the reader's side.)
+
 The rule "ack only after the batch is stored" is the caller's: the fate calls
 :meth:`Acks.settle` with ``ACK`` only once the output stream acknowledged the batch (or the
 spool holds it).
@@ -16,6 +25,7 @@ spool holds it).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Final
@@ -82,10 +92,12 @@ class Acks:
         if problems:
             log.warning("durable ingest acks one publish each (nats-py changed: %s)", "; ".join(problems))
         self._pipelined = not problems
+        self.sent: Counter[str] = Counter()  # acks, naks and terms written, by kind (for /metrics)
 
     async def settle(self, handles: Iterable[object], how: Settle) -> int:
         """Settle every handle ``how``; returns how many could not be (left to redelivery)."""
         handles = list(handles)
+        self.sent[how.value] += len(handles)
         replies = [handle for handle in handles if isinstance(handle, bytes)]
         failed = await settle(handles, how) if len(replies) < len(handles) else 0
         if replies:

@@ -45,7 +45,7 @@ from gateway.ingest.admission import Gate
 from gateway.ingest.bursts import Handler
 from gateway.ingest.decode import EntryDecoder
 from gateway.ingest.fastpath import Headers, fast_path_supported
-from gateway.ingest.jsmeta import delivered_count
+from gateway.ingest.jsmeta import delivered_count, first_delivery_prefix, is_first_delivery
 from gateway.ingest.pull import PullReader
 from gateway.ingest.reject import Rejects, oversize
 from gateway.logs import RateLimitedLog
@@ -196,6 +196,7 @@ class DurableIntake:
         self._room = room
         self._warn = RateLimitedLog(log)
         self._reader: DurableReader | PullReader | None = None
+        self._first = first_delivery_prefix(spec.stream, spec.durable)
         self._task: asyncio.Task[None] | None = None
         self.subscriptions: list[Subscription] = []  # nats-py's pending limits do not apply here
 
@@ -229,6 +230,13 @@ class DurableIntake:
         """What reads the consumer (a :class:`PullReader` where the fast path is supported), once started."""
         return self._reader
 
+    def pull_counts(self) -> dict[str, int]:
+        """The pull reader's counters (see :meth:`PullReader.counts`; none on nats-py's fetch) and
+        the acks, naks and terms written (``settled_ack``, ...)."""
+        reader = self._reader
+        counts = reader.counts() if isinstance(reader, PullReader) else {}
+        return {**counts, **{f"settled_{how}": n for how, n in sorted(self._acks.sent.items())}}
+
     async def _ensure(self) -> None:
         await ensure_consumer(self._js, self._spec, self._subjects)
 
@@ -246,6 +254,8 @@ class DurableIntake:
         self, subject: bytes, reply: bytes, headers: bytes | None, body: bytes
     ) -> Awaitable[object] | None:
         """Take one message off the pull fast path (``reply``: its ack subject, its handle)."""
+        if is_first_delivery(self._first, reply):  # (the common case, without a split)
+            return self._take(subject, headers, body, reply, 1)
         return self._take(subject, headers, body, reply, delivered_count(reply))
 
     def on_message(self, msg: Msg) -> Awaitable[object] | None:

@@ -4,26 +4,34 @@ nats-py's ``fetch`` costs a task and a uuid per request, a ``Msg`` per message, 
 header parser, and the metadata parse (a ``datetime`` per message) before the gateway does
 any work. Here the reader asks the consumer itself: a request
 ``$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`` with the JSON body ``{"batch": N,
-"expires": ns}``, its reply subject ``<inbox>.<n>`` (a new ``n`` for each request) on one
-wildcard subscription served by :func:`gateway.ingest.fastpath.route_inbox`: each frame comes
-as ``(subject, reply, header block, body)`` straight from the read loop. A message's
+"expires": ns, "idle_heartbeat": ns}``, its reply subject ``<inbox>.<n>`` or ``<inbox>.1.<n>``
+(a new ``n`` for each request) on one of two wildcard subscriptions served by
+:func:`gateway.ingest.fastpath.route_inbox`: each frame comes as ``(subject, reply, header
+block, body)`` straight from the read loop. A message's
 delivery count is read from its ack subject (:func:`gateway.ingest.jsmeta.delivered_count`),
 and the ack subject itself is the entry's handle (:class:`gateway.ingest.acks.Acks`).
 
-**The room is a hard bound.** One request is live at a time, and it asks for at most the room
-the buffer has: ``room()`` less what was received and not yet handled. Each message counts
-against the live request; when it has all it asked for, or a status ends it, the next is
-sent. A message beyond what was asked (a request given up after a lost connection that the
-server served after all) is handed back at once (nak), so what is held never exceeds the
-room; it is not received, so it is not counted.
+**Two requests are live at once**, one on each subscription: while the server serves one, the
+next waits behind it, so the consumer never waits for the gateway to ask again. (The server
+serves waiting requests in turn and delivers each message under its own subject; only the
+subscription tells which request a message answers, hence one subscription per live request.)
+A second request goes out only for at least a quarter of ``fetch_batch``.
+
+**The room is a hard bound.** A request asks for at most what is free: ``room()`` less what
+was received and not yet handled, less what the live requests may still bring. Each message
+counts against the live request of its subscription; when it has all it asked for, or a status
+ends it, what it did not bring is free again and the next is sent. A message beyond what was
+asked (a request given up after a lost connection that the server served after all) is handed
+back at once (nak), so what is held never exceeds the room; it is not received, so it is not
+counted.
 
 **Status messages** (``NATS/1.0 <code>`` on the request's own reply subject, so a late one
 for an earlier request is told apart and ignored); the rules are in
 :func:`gateway.ingest.jsmeta.action_of`:
 
-- 100 Idle Heartbeat: the request is alive; its local deadline moves on. (No heartbeat is
-  asked for: a request lives ``fetch_timeout_s``, a second by default, and the local deadline
-  below catches a lost one soon enough.) 100 with a reply (flow control, which pull
+- 100 Idle Heartbeat: the request is alive; its local deadline moves on. A request living
+  0.5 s or more asks for one every quarter of its life (the server allows at most half), so
+  a lost request is noticed after three missed. 100 with a reply (flow control, which pull
   consumers do not send) is answered all the same.
 - 404 No Messages, 408 Request Timeout: the request ended early; the next follows at once.
 - 409: Consumer Deleted: the consumer is made again (``ensure``); if that fails the reader
@@ -35,8 +43,9 @@ for an earlier request is told apart and ignored); the rules are in
   gone): a short pause, and every third one in a row the consumer is made again if missing.
 - 400 Bad Request: the reader dies (health down): asking again would be refused again.
 
-A request whose end never comes (the connection dropped) is given up at its local deadline,
-``expires`` plus half of it plus half a second.
+A request whose end never comes (the connection dropped) is given up at its local deadline:
+three heartbeats and a quarter second without a message or a heartbeat (without heartbeats,
+``expires`` plus half of it plus half a second).
 
 **Why ``AckPolicy.EXPLICIT`` stays.** Several gateways fetch from one consumer; each holds the
 messages of its own open batches. ``AckAll`` acks every message up to the one acked, across
@@ -54,6 +63,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final, NamedTuple
 
 from nats.aio.client import Client
@@ -87,6 +97,12 @@ FrameHandler = Callable[[bytes, bytes, bytes | None, bytes], Awaitable[object] |
 _Frame = tuple[bytes, bytes, bytes | None, bytes]
 _PAUSE_S: Final = 0.2  # before the next request, after one the server refused for now
 _CHECK_EVERY: Final = 3  # 503s in a row before the consumer is looked at
+_DEPTH: Final = 2  # pull requests live at once (one being served, the next waiting behind it)
+_HEARTBEAT_FROM_S: Final = 0.5  # requests that live this long ask for idle heartbeats
+
+
+def _none() -> int:
+    return 0
 
 
 class PullError(GatewayError, RuntimeError):
@@ -117,12 +133,25 @@ _GIVEN_UP: Final = _End(PullAction.RETRY)  # no end came by the local deadline
 class _Request:
     subject: bytes
     left: int  # messages asked for and not yet come
-    deadline: float  # loop time
-    done: asyncio.Future[_End]
+    deadline: float  # loop time: given up unless a sign of life (a message, a 100) comes first
+    seen: int  # ``left`` when the deadline was last set (fewer left since: messages came)
+    number: int  # the n of its reply subject: the order requests were sent in
 
-    def end(self, how: _End) -> None:
-        if not self.done.done():
-            self.done.set_result(how)
+
+class _Slot:
+    """One reply subscription (``<inbox>.*``, ``<inbox>.<k>.*``) with at most one request live on it.
+
+    JetStream delivers a pull request's messages under their own subjects, so only the
+    subscription (the sid) tells which request a message answers; with one subscription per
+    live request the count of each is exact, though the server serves waiting requests in turn.
+    """
+
+    __slots__ = ("live", "prefix", "sub")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix  # reply subjects ``<prefix>.<n>``
+        self.sub: Subscription | None = None
+        self.live: _Request | None = None
 
 
 class PullReader:
@@ -153,19 +182,15 @@ class PullReader:
         spawn: Spawn,
         warn: RateLimitedLog,
     ) -> None:
-        self._nc = nc
-        self._next = next_subject(spec.stream, spec.durable)
-        self._handler = handler
-        self._room = room
-        self._wait_room = wait_room
-        self._freed = freed
-        self._ensure = ensure
-        self._spawn = spawn
-        self._warn = warn
+        self._nc, self._next, self._handler = nc, next_subject(spec.stream, spec.durable), handler
+        self._room, self._wait_room, self._freed = room, wait_room, freed
+        self._ensure, self._spawn, self._warn = ensure, spawn, warn
         self.max_batch, self.expires_s = spec.fetch_batch, spec.fetch_timeout_s  # (409s may lower them)
         self._inbox, self._seq = "", 0
-        self._sub: Subscription | None = None
-        self._live: _Request | None = None
+        self._slots: list[_Slot] = []
+        self._coming = 0  # asked for by the live requests and not yet come
+        self._ended: deque[_End] = deque()  # requests ended in the read loop, for run() to act on
+        self._change: asyncio.Future[None] | None = None  # run() waits on it
         self._unhandled = 0  # received, not yet done with by the handler
         self._queue: deque[_Frame] = deque()  # received while the handler waits, in order
         self._busy = False  # the drainer holds a message the handler waits on
@@ -177,7 +202,7 @@ class PullReader:
         self._failure: Exception | None = None  # a bug the reader's task dies of
         self.asked = self.received = self.returned = 0  # messages asked for, come, handed back
         self.ends: Counter[str] = Counter()  # how requests ended: "filled", "given_up" or the status code
-        self.heartbeats = 0  # 100 statuses: a live request said alive
+        self.heartbeats = self.requests = 0  # 100 statuses on a live request; pull requests sent
         self._tasks: set[asyncio.Task[None]] = set()
         self._drainer: asyncio.Task[None] | None = None
 
@@ -188,35 +213,68 @@ class PullReader:
 
     @property
     def live_subject(self) -> str | None:
-        """The reply subject of the request waiting now, if one is."""
-        return None if self._live is None else self._live.subject.decode()
+        """The reply subject of the oldest request waiting now, if one is."""
+        live = [slot.live for slot in self._slots if slot.live is not None]
+        return min(live, key=lambda request: request.number).subject.decode() if live else None
 
     def free(self) -> int:
-        """How many messages the next request may ask for."""
-        return self._room() - self._unhandled
+        """How many messages the next request may ask for: the room, less what was received and
+        not yet handled, less what the live requests may still bring."""
+        return self._room() - self._unhandled - self._coming
+
+    def counts(self) -> dict[str, int]:
+        """The reader's counters (for /metrics and stats): requests, messages, statuses by code."""
+        ends = {f"ended_{how}": n for how, n in sorted(self.ends.items())}
+        return {
+            "requests": self.requests,
+            "asked": self.asked,
+            "received": self.received,
+            "returned": self.returned,
+            "heartbeats": self.heartbeats,
+            **ends,
+        }
 
     async def start(self) -> None:
-        """Subscribe the reply inbox on the fast path and start the drainer."""
+        """Subscribe the reply inboxes on the fast path (one per request live at once) and start
+        the drainer."""
         self._inbox = self._nc.new_inbox()
-        self._sub = await self._nc.subscribe(f"{self._inbox}.*")
-        route_inbox(self._nc, self._sub, self._on_frame)
+        for k in range(_DEPTH):
+            slot = _Slot(self._inbox if k == 0 else f"{self._inbox}.{k}")
+            slot.sub = await self._nc.subscribe(f"{slot.prefix}.*")
+            route_inbox(self._nc, slot.sub, partial(self._on_frame, slot))
+            self._slots.append(slot)
         self._drainer = self._spawn(self._drain(), name="intake:durable-drain")
         self._tasks.add(self._drainer)
 
     async def run(self) -> None:
-        """Ask and hand over until :meth:`stop`; a request in progress is finished, not abandoned."""
-        while not self._stopping:
+        """Ask and hand over until :meth:`stop`; requests in progress are finished, not abandoned.
+
+        Up to ``_DEPTH`` requests are live at once: the next is waiting on the server before the
+        current one is drained, so the consumer never waits for the gateway to ask.
+        """
+        loop = asyncio.get_running_loop()
+        while not self._stopping or self._ended or self._live_count():
             if self._failure is not None:
                 raise self._failure
-            want = min(self.free(), self.max_batch)
-            if want <= 0:
-                await self._wait_room(self.free)
+            while self._ended:
+                await self._after(self._ended.popleft())
+            self._expire(loop.time())
+            if self._stopping:  # (no new request: wait for the live ones to end)
+                if self._live_count():
+                    await self._wait(loop, room=False)
                 continue
-            await self._after(await self._request(want))
+            want, idle = min(self.free(), self.max_batch), self._idle_slot()
+            if idle is not None and want > 0 and (not self._live_count() or want * 4 >= self.max_batch):
+                await self._request(idle, want)  # (a small request only when none is live)
+            elif self._live_count():
+                await self._wait(loop, room=idle is not None)
+            else:
+                await self._wait_room(self.free)
 
     def stop(self) -> None:
-        """Ask no more; the request in progress ends within ``fetch_timeout_s``."""
+        """Ask no more; the requests in progress end within ``fetch_timeout_s``."""
         self._stopping = True
+        self._changed()
 
     async def handled(self) -> None:
         """Return once every message received so far is done with by the handler."""
@@ -230,35 +288,91 @@ class PullReader:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._sub is not None:
-            unroute_inbox(self._nc, self._sub)
+        for slot in self._slots:
+            if slot.sub is None:
+                continue
+            unroute_inbox(self._nc, slot.sub)
             try:
-                await self._sub.unsubscribe()
+                await slot.sub.unsubscribe()
             except NatsError as exc:
                 log.debug("unsubscribing the pull inbox failed: %r", exc)
 
     # -- requests -------------------------------------------------------------
 
-    async def _request(self, want: int) -> _End:
-        """Send one request for ``want`` messages and wait for its end (or give it up)."""
+    async def _request(self, slot: _Slot, want: int) -> None:
+        """Send one request for ``want`` messages on ``slot``; its end comes to :meth:`_end`."""
         loop = asyncio.get_running_loop()
         self._seq += 1
-        subject = f"{self._inbox}.{self._seq}"
-        grace = 0.5 + self.expires_s / 2
-        request = _Request(subject.encode(), want, loop.time() + self.expires_s + grace, loop.create_future())
-        body = b'{"batch":%d,"expires":%d}' % (want, int(self.expires_s * 1e9))
-        self._live = request
+        subject = f"{slot.prefix}.{self._seq}"
+        heartbeat = self._heartbeat_s()
+        body = b'{"batch":%d,"expires":%d' % (want, int(self.expires_s * 1e9))
+        body += b',"idle_heartbeat":%d}' % int(heartbeat * 1e9) if heartbeat else b"}"
+        request = _Request(subject.encode(), want, loop.time() + self._silence_s(), want, self._seq)
+        slot.live = request
+        self._coming += want
         self.asked += want
+        self.requests += 1
         try:
             await self._nc.publish(self._next, body, reply=subject)
-            while not request.done.done() and (wait := request.deadline - loop.time()) > 0:
-                await asyncio.wait([request.done], timeout=wait)
         except NatsError as exc:  # reconnecting: ask again shortly
             self._warn.warning("pull", "a pull request to the ingest consumer failed: %r", exc)
-            request.end(_GIVEN_UP)
+            self._end(slot, request, _GIVEN_UP)
+
+    def _heartbeat_s(self) -> float:
+        """The idle heartbeat asked for (the server wants it at most half the expiry); 0 for none."""
+        return min(self.expires_s / 4, 5.0) if self.expires_s >= _HEARTBEAT_FROM_S else 0.0
+
+    def _silence_s(self) -> float:
+        """How long a live request may say nothing (no message, no 100) before it is given up:
+        three heartbeats and a little, or, without heartbeats, its expiry and half again."""
+        heartbeat = self._heartbeat_s()
+        return 3 * heartbeat + 0.25 if heartbeat else self.expires_s * 1.5 + 0.5
+
+    def _live_count(self) -> int:
+        return sum(slot.live is not None for slot in self._slots)
+
+    def _idle_slot(self) -> _Slot | None:
+        return next((slot for slot in self._slots if slot.live is None), None)
+
+    def _end(self, slot: _Slot, request: _Request, how: _End) -> None:
+        """``request`` ended (filled, a status, given up): what it still may bring is not counted."""
+        if slot.live is not request:
+            return
+        slot.live = None
+        self._coming -= request.left
+        self._ended.append(how)
+        self._changed()
+
+    def _changed(self) -> None:
+        """Wake :meth:`run` (a request ended, the reader stops, or a bug)."""
+        if self._change is not None and not self._change.done():
+            self._change.set_result(None)
+
+    def _expire(self, now: float) -> None:
+        """Give up the live requests silent past their deadline; move on those that made progress."""
+        for slot in self._slots:
+            request = slot.live
+            if request is None or request.deadline > now:
+                continue
+            if request.left < request.seen:  # (messages came: it is alive)
+                request.seen, request.deadline = request.left, now + self._silence_s()
+            else:
+                self._end(slot, request, _GIVEN_UP)
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop, *, room: bool) -> None:
+        """Until a request ends, the earliest deadline passes, or (``room``) the buffer frees room."""
+        change = self._change = loop.create_future()
+        waits: list[asyncio.Future[None]] = [change]
+        if room:  # (returns on the next freed(): then run() looks at free() again)
+            waits.append(asyncio.ensure_future(self._wait_room(_none)))
+        deadlines = [slot.live.deadline for slot in self._slots if slot.live is not None]
+        timeout = max(0.0, min(deadlines) - loop.time()) if deadlines else None
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._live = None
-        return request.done.result() if request.done.done() else _GIVEN_UP
+            self._change = None
+            for wait in waits[1:]:
+                wait.cancel()
 
     async def _after(self, end: _End) -> None:
         """Act on how a request ended, before the next one."""
@@ -317,8 +431,11 @@ class PullReader:
 
     # -- frames, in the read loop ----------------------------------------------
 
-    def _on_frame(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
-        """One frame of the inbox, in the read loop: a message (its reply is an ack subject) or a status.
+    def _on_frame(
+        self, slot: _Slot, subject: bytes, reply: bytes, headers: bytes | None, data: bytes
+    ) -> None:
+        """One frame of a slot's inbox, in the read loop: a message (its reply is an ack subject)
+        or a status.
 
         (One call deep to the handler on the common path: this runs once per entry.) Nothing
         raised here reaches the read loop, which serves the whole connection: a bug goes to
@@ -326,17 +443,18 @@ class PullReader:
         """
         try:
             if not reply.startswith(ACK_PREFIX):
-                self._status(subject, reply, headers)
+                self._status(slot, subject, reply, headers)
                 return
-            request = self._live
+            request = slot.live
             if request is None or request.left <= 0:
                 self._hand_back(reply)
                 return
             request.left -= 1
+            self._coming -= 1
             self.received += 1
             self._unhandled += 1
             if request.left == 0:
-                request.end(_FILLED)
+                self._end(slot, request, _FILLED)
             if self._busy or self._queue:
                 self._queue.append((subject, reply, headers, data))  # (behind the one the handler waits on)
                 return
@@ -381,9 +499,9 @@ class PullReader:
         except Exception as exc:  # noqa: BLE001 - a lost nak: the message comes back after ack_wait_s
             log.debug("writing to the ingest consumer failed: %r", exc)
 
-    def _status(self, subject: bytes, reply: bytes, headers: bytes | None) -> None:
+    def _status(self, slot: _Slot, subject: bytes, reply: bytes, headers: bytes | None) -> None:
         status = read_status(headers)
-        request = self._live
+        request = slot.live
         if status is None or request is None or subject != request.subject:
             return  # (a late status for a request already ended or given up)
         action = action_of(status, has_reply=bool(reply))
@@ -391,9 +509,9 @@ class PullReader:
             self._write_soon(b"PUB %s 0\r\n\r\n" % reply, 0)
         if action in (PullAction.ALIVE, PullAction.FLOW_CONTROL):
             self.heartbeats += 1
-            request.deadline = asyncio.get_running_loop().time() + self.expires_s * 1.5 + 0.5
+            request.deadline = asyncio.get_running_loop().time() + self._silence_s()
             return
-        request.end(_End(action, status))
+        self._end(slot, request, _End(action, status))
 
     def _fail(self, exc: Exception) -> None:
         """A bug on a message's way to the handler (the handler catches what a message can cause):
@@ -402,8 +520,10 @@ class PullReader:
         ``ack_wait_s``); the read loop, which serves the whole connection, goes on."""
         if self._failure is None:
             self._failure = exc
-        if self._live is not None:
-            self._live.end(_End(PullAction.FATAL))
+        for slot in self._slots:
+            if slot.live is not None:
+                self._end(slot, slot.live, _End(PullAction.FATAL))
+        self._changed()
         self._freed()  # (a reader waiting for room looks again, and finds the failure)
 
     # -- the drainer -----------------------------------------------------------

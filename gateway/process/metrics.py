@@ -54,6 +54,7 @@ class GatewayCollector(Collector):
             _P + "ready", "1 once subscribed with the stream in place", value=int(self._gw.ready)
         )
         yield from self._faults()
+        yield from self._pull()
         yield from self._alerts()
         yield _by_origin("config_changes", "Live configuration changes applied, by origin", gw.config_changes)
         yield _by_origin("config_refused", "Live configuration changes refused, by origin", gw.config_refused)
@@ -73,6 +74,33 @@ class GatewayCollector(Collector):
         yield GaugeMetricFamily(
             _P + "alert_patterns_tracked", "Error patterns counted", value=alerts.detector.tracked
         )
+
+    def _pull(self) -> Iterable[Metric]:
+        """Durable ingest's pull requests, their replies and the acks written (none for core ingest)."""
+        counts = self._gw.pull_counts
+        if not counts:
+            return
+        yield _counter("pull_requests", "Pull requests sent to the ingest consumer", counts["requests"])
+        messages = CounterMetricFamily(
+            _P + "pull_messages", "Ingest messages, by what became of them", labels=["what"]
+        )
+        for what in ("asked", "received", "returned"):
+            messages.add_metric([what], counts[what])
+        yield messages
+        yield _counter("pull_heartbeats", "Idle heartbeats (100) on live pull requests", counts["heartbeats"])
+        ends = CounterMetricFamily(
+            _P + "pull_ends", "How pull requests ended: filled, given up or a status code", labels=["how"]
+        )
+        for key, value in counts.items():
+            if key.startswith("ended_"):
+                ends.add_metric([key.removeprefix("ended_")], value)
+        yield ends
+        settled = CounterMetricFamily(
+            _P + "ingest_settled", "Ingest messages acked, nakked or terminated", labels=["how"]
+        )
+        for how in ("ack", "nak", "term"):
+            settled.add_metric([how], counts.get(f"settled_{how}", 0))
+        yield settled
 
     def _faults(self) -> Iterable[Metric]:
         """What went wrong beside the entries: dead background tasks, rejects not forwarded."""
