@@ -199,3 +199,34 @@ def test_splitting_does_not_depend_on_how_the_buffer_is_chunked(
     assert frames == [item for item in items if not isinstance(item, bytes)]
     assert controls == [item for item in items if isinstance(item, bytes)]
     assert (frames, controls) == split_all(stream, [])
+
+
+_tricky_payload = st.lists(st.sampled_from([b"\r\n", b"\r", b"\n", b"MSG s 1 3", b"ab", b"{}"]), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_names, st.one_of(st.just(b""), _names), _tricky_payload.map(b"".join)), max_size=25),
+    st.integers(0, 3000),
+)
+def test_plain_frames_split_at_line_ends_at_once_are_those_read_one_by_one(
+    items: list[tuple[bytes, bytes, bytes]], cut: int
+) -> None:
+    """The one-call split of plain MSG frames (payloads holding line ends and frame-like text
+    included, the buffer cut anywhere) finds what the frame-by-frame loop finds."""
+    stream = b"".join(msg(subject, 1, payload, reply) for subject, reply, payload in items)[:cut]
+    cache = LineCache()
+    assert cache.plain
+    one_by_one = wire._split_from(stream, 0, LineCache(), [])
+    assert split_frames(stream, cache) == one_by_one
+    assert split_frames(stream, cache) == one_by_one  # the lines now cached
+    assert cache.plain
+
+
+def test_after_a_frame_with_headers_the_next_split_goes_frame_by_frame() -> None:
+    cache = LineCache()
+    split_frames(hmsg(b"s", 1, HEAD, b"x"), cache)
+    assert not cache.plain
+    stream = msg(b"s", 1, b"a") + msg(b"s", 1, b"b\r\nc")
+    assert split_frames(stream, cache).frames == [(b"s", 1, b"", None, b"a"), (b"s", 1, b"", None, b"b\r\nc")]
+    assert cache.plain  # that split held none: the next may go at once again

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import msgspec
 
 __all__ = ["SEVERITIES", "Alert", "PatternDetector", "PatternLimits", "severity_for", "signature"]
 
@@ -139,8 +141,9 @@ class Alert:
     last_occurrence: str
 
 
-@dataclass(slots=True)
-class _Bucket:
+# The two below are msgspec Structs, not dataclasses: a pattern seen once (each of a flood of
+# distinct error messages) makes one of each, and their C constructors cost a fraction.
+class _Bucket(msgspec.Struct):
     slot: int
     first: str
     first_at: float
@@ -150,13 +153,12 @@ class _Bucket:
     fatal: int = 0
 
 
-@dataclass(slots=True)
-class _Pattern:
+class _Pattern(msgspec.Struct):
     """One pattern's window: its non-empty buckets, oldest first, and running totals."""
 
     source: str
     text: str
-    buckets: deque[_Bucket] = field(default_factory=deque)
+    buckets: deque[_Bucket] = msgspec.field(default_factory=deque)
     count: int = 0
     fatal: int = 0
     alerted_at: float | None = None

@@ -32,6 +32,9 @@ class Gate:
 
     def __init__(self, pipeline: BatchPipeline, wake: asyncio.Event, warn: RateLimitedLog) -> None:
         self._offer = pipeline.offer
+        # offer(entry): the pipeline's own offer, for a hot loop that calls :meth:`dropped`
+        # itself on DROPPED (one call less per entry than :meth:`admit`).
+        self.offer: Callable[[PendingEntry], Admission] = pipeline.offer
         self._wake = wake
         self._warn = warn
         self.room = asyncio.Event()
@@ -40,8 +43,12 @@ class Gate:
         """Offer ``entry`` now; BLOCKED means the caller should :meth:`admit_blocking` it."""
         admission = self._offer(entry)
         if admission is DROPPED:
-            self._warn.warning("overflow", "buffer full: dropped the newest entry")
+            self.dropped()
         return admission
+
+    def dropped(self) -> None:
+        """An entry offered was dropped (the buffer is full under ``drop_newest``): say so, rate-limited."""
+        self._warn.warning("overflow", "buffer full: dropped the newest entry")
 
     async def admit_blocking(self, entry: PendingEntry) -> Admission:
         """Policy ``block``: hold this callback (and so intake) until there is room.

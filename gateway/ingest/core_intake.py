@@ -111,18 +111,21 @@ class CoreIntake:
     def on_frames(self, frames: list[Frame], start: int, stop: int) -> tuple[Awaitable[None], int] | None:
         """Take the messages of one read (``frames[start:stop]``), each as :meth:`on_message`
         takes it, in one loop; from the first that must wait, the fast path queues the rest."""
-        stats, decode, admit = self._stats, self.decoder.decode, self._gate.admit
+        stats, decode, offer = self._stats, self.decoder.decode, self._gate.offer
         for index in range(start, stop):
             subject, _, _, headers, body = frames[index]
             try:
-                admission = admit(entry := decode(headers, body))
+                admission = offer(entry := decode(headers, body))
             except DecodeError as exc:
                 stats.received += index + 1 - start
                 return self._rejects.reject(subject, headers, body, exc.reason, exc.detail), index + 1
             except Exception:  # noqa: BLE001 - a bug on one message must neither stop ingest nor go uncounted
                 self._rejects.failed(subject)
                 continue
-            if admission is not ACCEPTED and admission is not DROPPED:
+            if admission is not ACCEPTED:
+                if admission is DROPPED:
+                    self._gate.dropped()
+                    continue
                 stats.received += index + 1 - start
                 return self._not_admitted(subject, headers, body, entry, admission), index + 1
         stats.received += stop - start

@@ -145,7 +145,12 @@ class EntryDecoder:
             if not headers:  # (bare entries, the commonest, without a call between)
                 found = canonical_entry(body, strict=self.strict)
                 if found is not None:
-                    return self._pending(*found, body)
+                    entry, epoch = found  # (as _pending, written out: the body is the entry's JSON)
+                    level = entry["level"]
+                    if level in _ALERT_LEVELS and self._on_error_entry is not None:
+                        self._observe(entry, epoch)
+                    source, created = entry["source"], entry["createdAt"]
+                    return PendingEntry(body, level, source, epoch, created, self._clock())
             elif (done := self._canonical(headers, body)) is not None:
                 return done
         return self._general(headers, body)
@@ -204,12 +209,21 @@ class EntryDecoder:
         """``entry`` held as ``data``, its JSON (None: encode it as it is now)."""
         level, source, created = entry["level"], entry["source"], entry["createdAt"]
         if self._on_error_entry is not None and level in _ALERT_LEVELS:
-            self._on_error_entry(
-                source=source, message=entry["message"], level=level, created=created, created_at=epoch
-            )
+            self._observe(entry, epoch)
         if data is None:
             data = encode(entry)
         return PendingEntry(data, level, source, epoch, created, self._clock())
+
+    def _observe(self, entry: CanonicalEntry, epoch: float) -> None:
+        """Show an error or fatal ``entry`` to the pattern detector (there is one)."""
+        assert self._on_error_entry is not None  # noqa: S101 - checked by the callers
+        self._on_error_entry(
+            source=entry["source"],
+            message=entry["message"],
+            level=entry["level"],
+            created=entry["createdAt"],
+            created_at=epoch,
+        )
 
     def _validated_time(self, data: Any) -> tuple[float, str, bool]:
         """The model's verdict where the fast check could not give one, and the entry's time:

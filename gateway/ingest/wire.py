@@ -77,11 +77,14 @@ class LineCache:
     Only lines without a reply subject are kept: those are the ones a flood repeats.
     """
 
-    __slots__ = ("limit", "lines")
+    __slots__ = ("limit", "lines", "plain")
 
     def __init__(self, limit: int = MAX_KNOWN_LINES) -> None:
         self.limit = limit
         self.lines: dict[bytes, MessageLine] = {}
+        # The last split held no frame with headers: the next may be split at its line ends
+        # at once (see split_frames); one with headers would waste that split.
+        self.plain = True
 
     def read(self, line: bytes) -> MessageLine | None:
         """The line, read (remembered if it may come again); None if it is no message line."""
@@ -119,20 +122,62 @@ def split_frames(buf: bytes, cache: LineCache | None = None) -> Split:
     stopped with :attr:`Stop.END` or :attr:`Stop.PARTIAL`.
     """
     cache = cache or LineCache()
-    known, read = cache.lines, cache.read
     frames: list[Frame] = []
+    # Plain MSG frames (bare entries) split at every line end in one call while the stream
+    # holds only those; a header block holds line ends, so frames with headers go one by one.
+    pos = _split_plain(buf, cache, frames) if cache.plain and buf.startswith(b"MSG ") else 0
+    return _split_from(buf, pos, cache, frames)
+
+
+def _split_plain(buf: bytes, cache: LineCache, frames: list[Frame]) -> int:
+    """The ``MSG`` frames at the front of ``buf`` (which holds no ``HMSG``), split at every line
+    end in one call; returns where they end, for :func:`_split_from` to go on from.
+
+    A payload holding no line end (JSON, as publishers write it, holds none) is the piece after
+    its control line; a frame it is not so for (a payload holding one, the last piece, which no
+    line end has followed yet, a line that is no ``MSG`` line) ends the run, and from there the
+    frame-by-frame loop reads on, exactly. Each frame taken here is one that loop would take:
+    its line, ``size`` bytes of payload, and the line end after them.
+    """
+    known, read, append = cache.lines, cache.read, frames.append
+    pieces = buf.split(b"\r\n")
+    pos = 0
+    for line, body in zip(pieces[0:-2:2], pieces[1:-1:2], strict=True):
+        if (msg := known.get(line)) is None and (msg := read(line)) is None:
+            break
+        subject, sid, reply, head, total = msg
+        if head or total != len(body):
+            break
+        append((subject, sid, reply, None, body))
+        pos += len(line) + total + 4
+    return pos
+
+
+def _split_from(buf: bytes, pos: int, cache: LineCache, frames: list[Frame]) -> Split:
+    """:func:`split_frames` from ``pos`` on, one frame at a time, after ``frames``; notes in
+    ``cache.plain`` whether it met a frame with headers."""
+    known, read = cache.lines, cache.read
     append = frames.append
-    pos, size = 0, len(buf)
+    size, plain = len(buf), True
+    stop_at: Stop | None = None
+    line = None
     while (end := buf.find(b"\r\n", pos)) >= 0:
         line = buf[pos:end]
         if (msg := known.get(line)) is None and (msg := read(line)) is None:
-            return Split(frames, pos, Stop.CONTROL, line)
+            stop_at = Stop.CONTROL
+            break
         subject, sid, reply, head, total = msg
         start = end + 2
         stop = start + total
         if stop + 2 > size:
-            return Split(frames, pos, Stop.PARTIAL)
-        headers = buf[start : start + head] if head else None
+            stop_at, line = Stop.PARTIAL, None
+            break
+        headers = None
+        if head:
+            headers, plain = buf[start : start + head], False
         append((subject, sid, reply, headers, buf[start + head : stop]))
         pos = stop + 2
-    return Split(frames, pos, Stop.END if pos == size else Stop.PARTIAL)
+    cache.plain = plain
+    if stop_at is None:
+        return Split(frames, pos, Stop.END if pos == size else Stop.PARTIAL)
+    return Split(frames, pos, stop_at, line)
