@@ -99,12 +99,16 @@ BEFORE_READY = (
     "gateway.control.service",
 )
 
+# Settings, and pytest-cov's subprocess coverage (which loads tomllib to read pyproject.toml): a
+# user's `log-gateway run` has neither.
+_NOT_PASSED = ("LOG_GATEWAY_", "COV_CORE_", "COVERAGE_")
+
 LAZY_PACKAGES = ("gateway", "gateway.consumers", "publishers")
 
 
 def _modules_at_ready(url: str, out: Path) -> set[str]:
     stream = "COLD" + uuid.uuid4().hex[:8].upper()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOG_GATEWAY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_PASSED)}
     command = [sys.executable, "-c", _AT_READY, str(out), "run", "--nats-url", url, "--stream-name", stream]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
