@@ -596,3 +596,22 @@ async def test_a_stopped_reader_ends_once_its_live_requests_do(nc: Client) -> No
         assert run.done()
         assert run.exception() is None
     assert reader.ends["given_up"] == 0
+
+
+async def test_metrics_on_nats_py_s_fetch_count_the_acks_and_no_pull_requests(
+    nats_server: NatsServer, nc: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the fast path (nats-py's fetch reads) there are acks but no pull counters: a scrape
+    still answers, with the acks and without the pull rows."""
+    monkeypatch.setattr(durable_intake, "fast_path_supported", lambda _nc: False)
+    spec = spec_for(ack_wait_s=5.0, fetch_timeout_s=0.2)
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=50, max_delay_ms=20)
+    )
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        await publish_entries(nc, entries(10))
+        await until(lambda: gateway.pull_counts.get("settled_ack") == 10)
+        text = render_metrics(gateway).decode()
+    assert 'log_gateway_ingest_settled_total{how="ack"} 10.0' in text
+    assert "log_gateway_pull_requests_total" not in text
+    assert "log_gateway_entries_published_total 10.0" in text

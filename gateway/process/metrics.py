@@ -80,6 +80,9 @@ class GatewayCollector(Collector):
         counts = self._gw.pull_counts
         if not counts:
             return
+        yield from self._settled(counts)
+        if "requests" not in counts:  # nats-py's fetch reads (no fast path): only the acks are counted
+            return
         yield _counter("pull_requests", "Pull requests sent to the ingest consumer", counts["requests"])
         messages = CounterMetricFamily(
             _P + "pull_messages", "Ingest messages, by what became of them", labels=["what"]
@@ -95,6 +98,9 @@ class GatewayCollector(Collector):
             if key.startswith("ended_"):
                 ends.add_metric([key.removeprefix("ended_")], value)
         yield ends
+
+    @staticmethod
+    def _settled(counts: dict[str, int]) -> Iterable[Metric]:
         settled = CounterMetricFamily(
             _P + "ingest_settled", "Ingest messages acked, nakked or terminated", labels=["how"]
         )
