@@ -3,8 +3,10 @@ entry for a gateway to batch, or (library mode) batches made in-process."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import nats.errors
 import orjson
 from nats.aio.client import Client
 
@@ -25,6 +27,8 @@ __all__ = ["EntrySink", "Message", "Sink", "make_sink"]
 
 # One event as it goes out: its NATS headers, those headers as the block nats-py would write, its body.
 Message = tuple[dict[str, str], bytes, bytes]
+
+_FLUSH_TIMEOUT_S = 5  # a chunk's round trip; past it the chunk stays with nats-py to send
 
 _STRUCTURED_HEADERS = {CONTENT_TYPE_HEADER: STRUCTURED_CONTENT_TYPE}
 _STRUCTURED_BLOCK = header_block(_STRUCTURED_HEADERS)
@@ -57,7 +61,8 @@ class EntrySink:
             messages += self.messages(self._feed.encode(items[start : start + SLICE]))
             self._feed.breathe()
         sent = await self._publish(messages)
-        await self._nc.flush()
+        with contextlib.suppress(nats.errors.Error):  # written: nats-py sends them when it is back
+            await self._nc.flush(timeout=_FLUSH_TIMEOUT_S)
         self._feed.count_published(sent)
         self._feed.done(sent)
         if not self._feed.queued():  # all a flush waited for is out: linger for bulk takes again
@@ -100,9 +105,14 @@ class EntrySink:
             subject = self._subject
             commands = [hpub(subject, block, body) for _headers, block, body in messages]
             await write_commands(nc, commands, sum(len(body) for _headers, _block, body in messages))
-        else:
-            for headers, _block, body in messages:
+            return len(messages)
+        for index, (headers, _block, body) in enumerate(messages):
+            try:
                 await nc.publish(self._feed.subject, body, headers=headers)
+            except nats.errors.Error:  # the connection went away and its buffer is full
+                self._feed.count_dropped("disconnected", len(messages) - index)
+                self._feed.done(len(messages) - index)
+                return index
         return len(messages)
 
     async def tick(self, *, final: bool = False) -> None:

@@ -62,6 +62,7 @@ _TOP_LEVEL = ("userId", "sessionId")
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 _CHUNK = 1000  # records the worker takes at a time
 _LINGER_S = 0.005  # how long the worker waits, once woken, for more records to come
+_OUTAGE_POLL_S = 0.05  # how often the worker looks whether the connection is back
 _BACKOFF_S = 0.02  # how long the worker stays away from a thread that is busy logging (breathe)
 # Handler.handle gives back what Filterer.filter gave: the record itself from Python 3.12 on.
 _FILTER_GIVES_RECORD = sys.version_info >= (3, 12)
@@ -89,16 +90,17 @@ def _extra_fields(fields: dict[str, Any]) -> dict[str, Any]:
     set. The constructor's come first and ``makeRecord`` sets ``extra`` after them, so the keys
     are read from the end back to the last of the constructor's; a record whose keys before that
     are not just the constructor's (a factory that sets attributes first) is read whole."""
+    keys = list(fields)  # one C call: the caller's thread may add keys (a Formatter's) meanwhile
     found = []
     tail = 0
-    for key in reversed(fields):
+    for key in reversed(keys):
         if key in _CONSTRUCTED:
             break
         tail += 1
         if key not in _STANDARD:
             found.append(key)
-    if len(fields) - tail != len(_CONSTRUCTED):
-        return {k: v for k, v in fields.items() if k not in _STANDARD}
+    if len(keys) - tail != len(_CONSTRUCTED):
+        return {k: v for k, v in list(fields.items()) if k not in _STANDARD}
     return {k: fields[k] for k in reversed(found)}
 
 
@@ -295,7 +297,11 @@ class NatsLogHandler(logging.Handler):
         nc = await nats.connect(list(self.config.servers), max_reconnect_attempts=-1, **self.config.connect)
         sink = await make_sink(self, nc)
         try:
-            while not (self._stopping and not self._pending):
+            # Stopping while the server is away: what is queued is counted by close() as shutdown.
+            while not (self._stopping and (not self._pending or not nc.is_connected)):
+                if not nc.is_connected:  # records wait in the queue, under its overflow policy
+                    await asyncio.sleep(_OUTAGE_POLL_S)
+                    continue
                 items = self._take(_CHUNK)
                 if items:
                     await sink.send(items)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from contracts.cloudevents import encode_binary, encode_structured, make_attribu
 from gateway.process.natsserver import NatsServer
 from publishers import HandlerConfig, NatsLogHandler
 from publishers.entrysink import EntrySink
+from publishers.handler import _extra_fields
 from publishers.rawwrite import header_block, hpub, subject_bytes, write_commands, write_problems
 from publishers.tracing import trace_extensions
 from tests.helpers import collect, until
@@ -259,3 +261,69 @@ async def test_records_logged_while_the_server_is_away_arrive_when_it_is_back(lo
     assert [e.message for e in decoded(got)] == [f"while away {i}" for i in range(20)] + ["back 0"]
     assert handler.stats.published == 22
     assert not handler.stats.dropped
+
+
+def test_extras_are_read_while_another_thread_formats_the_record() -> None:
+    """The worker reads a record's extras while the caller's thread may still format it (a
+    Formatter adds ``message`` and ``asctime``): the keys are taken in one piece, so the dict
+    growing meanwhile never fails the read (which would drop the record as an error)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    shared: list[logging.LogRecord] = []
+    stop = threading.Event()
+    formatter = logging.Formatter("%(asctime)s %(message)s")
+
+    def formats() -> None:
+        while not stop.is_set():
+            if shared:
+                formatter.format(shared[-1])
+
+    thread = threading.Thread(target=formats, daemon=True)
+    thread.start()
+    failures = 0
+    try:
+        for i in range(100_000):
+            record = logging.LogRecord("x", logging.INFO, __file__, 1, "m %s", (i,), None)
+            record.a, record.b = 1, 2  # extras, set after the constructor as makeRecord does
+            shared[:] = [record]
+            try:
+                assert _extra_fields(record.__dict__) == {"a": 1, "b": 2}
+            except RuntimeError:
+                failures += 1
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(previous)
+    assert failures == 0
+
+
+async def test_an_outage_longer_than_nats_py_s_buffer_costs_nothing_uncounted(logger: logging.Logger) -> None:
+    """Down for more than nats-py's reconnect buffer holds (2 MiB): the worker keeps records in
+    its queue (and stays alive) until the server is back; then every record is published or
+    counted dropped, and what was published arrives."""
+    first = NatsServer().start()
+    handler = NatsLogHandler(
+        HandlerConfig(
+            servers=(first.url,), service="outage", queue_size=5000, connect={"reconnect_time_wait": 0.2}
+        )
+    )
+    logger.addHandler(handler)
+    logger.info("before")
+    await asyncio.to_thread(handler.flush)
+    port = first.port
+    first.close()
+    for i in range(8000):  # 8,000 x ~0.5 KB: past nats-py's buffer and the handler's queue
+        logger.info("while away %d %s", i, "x" * 400)
+    with NatsServer(port=port) as second:
+        watcher = await nats.connect(second.url)
+        try:
+            got = await collect(watcher, "cortex_logging.entry.created.>")
+            await asyncio.to_thread(handler.flush, 10.0)
+            assert handler._thread is not None
+            assert handler._thread.is_alive()
+            stats = handler.stats
+            await until(lambda: len(got) == stats.published - 1)
+        finally:
+            await watcher.close()
+    assert stats.published + sum(stats.dropped.values()) == 8001  # each record logged: sent or counted
+    assert set(stats.dropped) <= {"overflow_newest", "disconnected"}
