@@ -153,6 +153,7 @@ class Producer:
         self.ready = _CTX.Event()
         self.go = _CTX.Event()
         plan = _Plan(url, subject, msgs, rate, seconds)
+        self._seconds = seconds
         self.proc = _CTX.Process(target=_producer_main, args=(plan, self.ready, self.go), daemon=True)
         self.proc.start()
 
@@ -175,6 +176,9 @@ class Producer:
 
     async def join(self) -> None:
         """Wait for the producer to finish; it must have published everything."""
-        await asyncio.get_running_loop().run_in_executor(None, self.proc.join, _TIMEOUT_S)
+        # A paced producer runs ``seconds``, then waits for the server to have read it all: at ten
+        # times the peak, the server (sharing two cores with the gateway it is flooding) took more
+        # than the 120 s alone, so the wait is the run plus that.
+        await asyncio.get_running_loop().run_in_executor(None, self.proc.join, self._seconds + _TIMEOUT_S)
         if self.proc.exitcode != 0:
             raise RuntimeError(f"the benchmark's producer failed (exit code {self.proc.exitcode})")
