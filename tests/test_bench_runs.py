@@ -33,14 +33,14 @@ def test_each_row_is_the_median_of_the_runs_against_its_aim() -> None:
     table = aims_table([_run(0.79, 42.0), _run(0.85, 38.0), _run(0.81, 44.0)])
     assert _row(table, "gateway / limit, bare") == [
         "gateway / limit, bare",
-        "0.79",
-        "0.85",
-        "0.81",
-        "**0.81**",
+        "0.790",
+        "0.850",
+        "0.810",
+        "**0.810**",
         ">= 0.8, met",
     ]
     handler = _row(table, "NatsLogHandler / FileHandler, caller's cost")
-    assert handler[1:] == ["1.05", "0.95", "1.10", "**1.05**", "<= 1, missed"]
+    assert handler[1:] == ["1.050", "0.950", "1.100", "**1.050**", "<= 1, missed"]
     assert len(table.splitlines()) == 2 + len(AIMS)
 
 

@@ -29,7 +29,7 @@ class Aim:
     read: Callable[[dict[str, Any]], float]
     bound: float
     at_least: bool = True  # False: the figure must stay at or below ``bound``
-    fmt: str = ".2f"
+    fmt: str = ".3f"  # three places, so that a median just under its aim does not print as it
 
     def met(self, value: float) -> bool:
         """Whether ``value`` meets the aim."""
