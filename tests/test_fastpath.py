@@ -28,6 +28,7 @@ from gateway.config import DurableIngest
 from gateway.core import DropReason
 from gateway.ingest import fastpath, nats_private
 from gateway.ingest.fastpath import Headers, fast_path_supported, subscribe_fast, take_over
+from gateway.ingest.wire import Frame
 from gateway.process import app as app_module
 from gateway.process.app import build_app
 from gateway.process.connection import ConnectionSettings
@@ -481,7 +482,7 @@ async def test_a_pull_inbox_handler_that_raises_does_not_stop_the_connection_rea
     async def take(msg: Msg) -> None:
         got.append(msg.data)
 
-    def broken(_subject: bytes, _reply: bytes, _headers: bytes | None, _data: bytes) -> None:
+    def broken(_frames: list[Frame], _start: int, _stop: int) -> None:
         raise RuntimeError("a bug in the inbox handler")
 
     try:

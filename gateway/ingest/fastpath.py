@@ -81,9 +81,10 @@ RunHandler = Callable[[list[Frame], int, int], tuple[Awaitable[object], int] | N
 # on_shed(subject, headers, body): a message the pending limits drop, shown before it goes
 # (so the gateway can still look at error entries while it sheds bulk traffic).
 ShedHandler = Callable[[bytes, Headers, bytes], None]
-# inbox(subject, reply, raw header block or None, body): an inbox's frames, handled in the read
-# loop with their reply subject (durable ingest's pull replies); it must not wait.
-InboxHandler = Callable[[bytes, bytes, bytes | None, bytes], None]
+# inbox(frames, start, stop): frames[start:stop] (of one read, all for the inbox's subscription),
+# handled in the read loop in order, each with its reply subject (durable ingest's pull replies):
+# one call per read, as for a RunHandler; it must not wait.
+InboxHandler = Callable[[list[Frame], int, int], None]
 _Item = tuple[bytes, Headers, bytes]
 # After a burst this long the reader lets other tasks (the sender) run before the next.
 _LONG_BURST = 1024
@@ -221,7 +222,7 @@ class _Router:
             else:
                 self._stats["in_msgs"] += 1
                 self._stats["in_bytes"] += len(data)
-                _to_inbox(inbox, subject, reply, headers, data)
+                _to_inbox(inbox, [(subject, sid, reply, headers, data)], 0, 1)
             return
         stats = self._stats
         stats["in_msgs"] += 1
@@ -248,9 +249,9 @@ class _Router:
             await self._parse()
 
     async def _deliver(self, frames: list[Frame]) -> None:
-        """Hand each run of frames for one fast-path subscription to its sink, at most
-        ``_SLICE_FRAMES`` at a time with a turn of the loop between slices; a frame for a
-        durable pull inbox to its handler; any other subscription's, one by one, to nats-py."""
+        """Hand each run of frames for one fast-path subscription to its sink, or for a durable
+        pull inbox to its handler, at most ``_SLICE_FRAMES`` at a time with a turn of the loop
+        between slices; any other subscription's, one by one, to nats-py."""
         count = payload = 0  # the fast path's messages, added to nats-py's stats once
         start, total, since_turn = 0, len(frames), self._since_turn
         try:
@@ -260,18 +261,18 @@ class _Router:
                     since_turn = 0
                 subject, sid, reply, headers, data = frames[start]
                 sink = self.sinks.get(sid)
-                if sink is None:
-                    if (inbox := self.inboxes.get(sid)) is None:
-                        await self._original(sid, subject, reply, data, headers)
-                    else:
-                        _to_inbox(inbox, subject, reply, headers, data)
-                        count, payload = count + 1, payload + len(data)
+                inbox = self.inboxes.get(sid) if sink is None else None
+                if sink is None and inbox is None:
+                    await self._original(sid, subject, reply, data, headers)
                     start, since_turn = start + 1, since_turn + 1
                     continue
                 stop, size = _run_end(frames, start, min(total, start + _SLICE_FRAMES - since_turn), sid)
                 count, payload = count + stop - start, payload + size
-                for dropped in sink.deliver_run(frames, start, stop):
-                    await self._slow_consumer(sink, sid, dropped[0], dropped[2])
+                if inbox is not None:
+                    _to_inbox(inbox, frames, start, stop)
+                elif sink is not None:
+                    for dropped in sink.deliver_run(frames, start, stop):
+                        await self._slow_consumer(sink, sid, dropped[0], dropped[2])
                 start, since_turn = stop, since_turn + stop - start
         finally:
             self._since_turn = since_turn
@@ -279,13 +280,15 @@ class _Router:
             self._stats["in_bytes"] += payload
 
 
-def _to_inbox(inbox: InboxHandler, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
-    """A frame to a pull inbox's handler; a bug there is logged, never raised into the read loop
-    (which serves the whole connection: it would stop reading with the client still "connected")."""
+def _to_inbox(inbox: InboxHandler, frames: list[Frame], start: int, stop: int) -> None:
+    """A run of frames to a pull inbox's handler; a bug there is logged, never raised into the
+    read loop (which serves the whole connection: it would stop reading with the client still
+    "connected")."""
     try:
-        inbox(subject, reply, headers, data)
+        inbox(frames, start, stop)
     except Exception:  # (the handler takes its reader down itself: pull.PullReader._fail)
-        log.exception("a pull inbox's handler failed on a frame of %s", subject.decode(errors="replace"))
+        subject = frames[start][0].decode(errors="replace")
+        log.exception("a pull inbox's handler failed on the frames of a read for %s", subject)
 
 
 def _run_end(frames: list[Frame], start: int, limit: int, sid: int) -> tuple[int, int]:

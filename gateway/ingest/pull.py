@@ -84,6 +84,7 @@ from gateway.ingest.jsmeta import (
     limit_of,
     read_status,
 )
+from gateway.ingest.wire import Frame
 from gateway.logs import RateLimitedLog
 from gateway.tasks import Spawn
 
@@ -241,7 +242,7 @@ class PullReader:
         for k in range(_DEPTH):
             slot = _Slot(self._inbox if k == 0 else f"{self._inbox}.{k}")
             slot.sub = await self._nc.subscribe(f"{slot.prefix}.*")
-            route_inbox(self._nc, slot.sub, partial(self._on_frame, slot))
+            route_inbox(self._nc, slot.sub, partial(self._on_frames, slot))
             self._slots.append(slot)
         self._drainer = self._spawn(self._drain(), name="intake:durable-drain")
         self._tasks.add(self._drainer)
@@ -431,41 +432,39 @@ class PullReader:
 
     # -- frames, in the read loop ----------------------------------------------
 
-    def _on_frame(
-        self, slot: _Slot, subject: bytes, reply: bytes, headers: bytes | None, data: bytes
-    ) -> None:
-        """One frame of a slot's inbox, in the read loop: a message (its reply is an ack subject)
-        or a status.
+    def _on_frames(self, slot: _Slot, frames: list[Frame], start: int, stop: int) -> None:
+        """The frames of one read for a slot's inbox, in the read loop, in order: messages (their
+        reply is an ack subject) and statuses.
 
-        (One call deep to the handler on the common path: this runs once per entry.) Nothing
-        raised here reaches the read loop, which serves the whole connection: a bug goes to
-        :meth:`_fail`, which takes the reader down.
+        (One call per read, and one call deep to the handler per message: this loop runs once
+        per entry.) Nothing raised here reaches the read loop, which serves the whole
+        connection: a bug goes to :meth:`_fail`, which takes the reader down; the messages left
+        in the run stay unacknowledged, and come again after ``ack_wait_s``.
         """
+        queue, handler = self._queue, self._handler
         try:
-            if not reply.startswith(ACK_PREFIX):
-                self._status(slot, subject, reply, headers)
-                return
-            request = slot.live
-            if request is None or request.left <= 0:
-                self._hand_back(reply)
-                return
-            request.left -= 1
-            self._coming -= 1
-            self.received += 1
-            self._unhandled += 1
-            if request.left == 0:
-                self._end(slot, request, _FILLED)
-            if self._busy or self._queue:
-                self._queue.append((subject, reply, headers, data))  # (behind the one the handler waits on)
-                return
-            pending = self._handler(subject, reply, headers, data)
-            if pending is None:
-                self._unhandled -= 1
-                return
-            self._busy = True
-            self._idle.clear()
-            self._waiting = pending
-            self._wake.set()
+            for subject, _sid, reply, headers, data in frames[start:stop]:
+                request = slot.live
+                if not reply.startswith(ACK_PREFIX):
+                    self._status(slot, subject, reply, headers)
+                    continue
+                if request is None or request.left <= 0:
+                    self._hand_back(reply)
+                    continue
+                request.left -= 1
+                self._coming -= 1
+                self.received += 1
+                if request.left == 0:
+                    self._end(slot, request, _FILLED)
+                if self._busy or queue:
+                    self._unhandled += 1
+                    queue.append((subject, reply, headers, data))  # (behind the one the handler waits on)
+                elif (pending := handler(subject, reply, headers, data)) is not None:
+                    self._unhandled += 1
+                    self._busy = True
+                    self._idle.clear()
+                    self._waiting = pending
+                    self._wake.set()
         except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
             self._fail(exc)
 

@@ -87,9 +87,13 @@ class LineCache:
         self.plain = True
 
     def read(self, line: bytes) -> MessageLine | None:
-        """The line, read (remembered if it may come again); None if it is no message line."""
-        known = self.lines.get(line)
-        if known is None and (known := parse_line(line)) is not None and not known.reply:
+        """The line, read (remembered if it may come again); None if it is no message line.
+
+        For a line not in :attr:`lines` (the splitters look there first): a line with a reply
+        subject (a JetStream delivery's ack subject: each is new) is read, not looked up twice.
+        """
+        known = parse_line(line)
+        if known is not None and not known.reply:
             if len(self.lines) >= self.limit:
                 self.lines.clear()
             self.lines[line] = known
