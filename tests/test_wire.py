@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.ingest import wire
-from gateway.ingest.wire import Frame, LineCache, MessageLine, Split, Stop, parse_line, split_frames
+from gateway.ingest.wire import Frame, LineCache, Split, Stop, parse_line, split_frames
 from tests.helpers import parse_python
 
 HEAD = b"NATS/1.0\r\nce-id: 1\r\n\r\n"
@@ -146,7 +146,7 @@ def test_large_sizes() -> None:
     assert split_frames(msg(subject, 1, b"a")).frames == [(subject, 1, b"", None, b"a")]
     huge = b"MSG s 1 %d\r\nabc" % (1 << 62)  # a size no buffer will reach: it waits, as nats-py does
     assert split_frames(huge) == Split([], 0, Stop.PARTIAL)
-    assert parse_line(b"MSG s 18446744073709551616 3") == MessageLine(b"s", 1 << 64, b"", 0, 3)
+    assert parse_line(b"MSG s 18446744073709551616 3") == (b"s", 1 << 64, b"", 0, 3)
 
 
 def test_the_cache_remembers_lines_without_a_reply_and_stays_bounded() -> None:
@@ -158,6 +158,18 @@ def test_the_cache_remembers_lines_without_a_reply_and_stays_bounded() -> None:
     assert set(cache.lines) == {b"MSG c 1 1"}  # full: started again
     assert cache.read(b"PING") is None
     assert LineCache().limit == wire.MAX_KNOWN_LINES
+
+
+def test_lines_with_a_reply_are_read_through_the_cache_s_numbers_which_stay_bounded() -> None:
+    """Every JetStream delivery's line is new (its ack subject): its sid and sizes come from the
+    cache's numbers, read exactly as without a cache, and the numbers never pass the limit."""
+    cache = LineCache(limit=8)
+    for size in range(40):
+        line = b"HMSG s 7 $JS.ACK.S.C.1.%d.%d.0.0 %d %d" % (size, size, size // 2, size)
+        assert cache.read(line) == parse_line(line) == (b"s", 7, line.split()[3], size // 2, size)
+        assert len(cache.numbers) <= 8
+    assert cache.lines == {}  # (lines with a reply are not kept)
+    assert cache.read(b"HMSG s 7 r 9 3") is None  # a header block larger than the message
 
 
 def test_the_splitter_imports_nothing_from_nats() -> None:

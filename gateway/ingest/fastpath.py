@@ -81,9 +81,10 @@ RunHandler = Callable[[list[Frame], int, int], tuple[Awaitable[object], int] | N
 # on_shed(subject, headers, body): a message the pending limits drop, shown before it goes
 # (so the gateway can still look at error entries while it sheds bulk traffic).
 ShedHandler = Callable[[bytes, Headers, bytes], None]
-# inbox(frames, start, stop): frames[start:stop] (of one read, all for the inbox's subscription),
-# handled in the read loop in order, each with its reply subject (durable ingest's pull replies):
-# one call per read, as for a RunHandler; it must not wait.
+# inbox(frames, start, stop): frames[start:stop] (of one read, all for subscriptions routed to
+# this handler: their sids tell them apart), handled in the read loop in order, each with its
+# reply subject (durable ingest's pull replies): one call per read, as for a RunHandler; it must
+# not wait.
 InboxHandler = Callable[[list[Frame], int, int], None]
 _Item = tuple[bytes, Headers, bytes]
 # After a burst this long the reader lets other tasks (the sender) run before the next.
@@ -171,7 +172,8 @@ def take_over(
 
 def route_inbox(nc: Client, sub: Subscription, inbox: InboxHandler) -> None:
     """Hand every frame for ``sub`` (subscribed without a callback, nothing received yet) to
-    ``inbox``, in the read loop, from now on. The caller has checked :func:`fast_path_supported`."""
+    ``inbox``, in the read loop, from now on; frames for several subscriptions routed to the same
+    ``inbox`` (the same object) come in one call. The caller has checked :func:`fast_path_supported`."""
     _Router.of(nc).inboxes[private.subscription_id(sub)] = inbox
 
 
@@ -266,13 +268,15 @@ class _Router:
                     await self._original(sid, subject, reply, data, headers)
                     start, since_turn = start + 1, since_turn + 1
                     continue
-                stop, size = _run_end(frames, start, min(total, start + _SLICE_FRAMES - since_turn), sid)
-                count, payload = count + stop - start, payload + size
-                if inbox is not None:
+                limit = min(total, start + _SLICE_FRAMES - since_turn)
+                if inbox is not None:  # (the run goes on across the inboxes of one handler)
+                    stop, size = _inbox_run_end(frames, start, limit, self.inboxes, inbox)
                     _to_inbox(inbox, frames, start, stop)
                 elif sink is not None:
+                    stop, size = _run_end(frames, start, limit, sid)
                     for dropped in sink.deliver_run(frames, start, stop):
                         await self._slow_consumer(sink, sid, dropped[0], dropped[2])
+                count, payload = count + stop - start, payload + size
                 start, since_turn = stop, since_turn + stop - start
         finally:
             self._since_turn = since_turn
@@ -289,6 +293,21 @@ def _to_inbox(inbox: InboxHandler, frames: list[Frame], start: int, stop: int) -
     except Exception:  # (the handler takes its reader down itself: pull.PullReader._fail)
         subject = frames[start][0].decode(errors="replace")
         log.exception("a pull inbox's handler failed on the frames of a read for %s", subject)
+
+
+def _inbox_run_end(
+    frames: list[Frame], start: int, limit: int, inboxes: dict[int, InboxHandler], inbox: InboxHandler
+) -> tuple[int, int]:
+    """Where the run of frames for the inboxes routed to ``inbox`` from ``start`` ends (before
+    ``limit``), and its payload bytes. (A pull reader's live requests have an inbox each, and
+    the server serves them in turn: their frames alternate.)"""
+    size = 0
+    for stop in range(start, limit):
+        frame = frames[stop]
+        if inboxes.get(frame[1]) is not inbox:
+            return stop, size
+        size += len(frame[4])
+    return limit, size
 
 
 def _run_end(frames: list[Frame], start: int, limit: int, sid: int) -> tuple[int, int]:

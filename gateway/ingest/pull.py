@@ -63,7 +63,6 @@ import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Final, NamedTuple
 
 from nats.aio.client import Client
@@ -189,6 +188,8 @@ class PullReader:
         self.max_batch, self.expires_s = spec.fetch_batch, spec.fetch_timeout_s  # (409s may lower them)
         self._inbox, self._seq = "", 0
         self._slots: list[_Slot] = []
+        self._slot_of: dict[int, _Slot] = {}  # by the sid of its subscription
+        self._frames_handler = self._on_frames  # (one object for every slot: see fastpath.route_inbox)
         self._coming = 0  # asked for by the live requests and not yet come
         self._ended: deque[_End] = deque()  # requests ended in the read loop, for run() to act on
         self._change: asyncio.Future[None] | None = None  # run() waits on it
@@ -242,7 +243,8 @@ class PullReader:
         for k in range(_DEPTH):
             slot = _Slot(self._inbox if k == 0 else f"{self._inbox}.{k}")
             slot.sub = await self._nc.subscribe(f"{slot.prefix}.*")
-            route_inbox(self._nc, slot.sub, partial(self._on_frames, slot))
+            self._slot_of[private.subscription_id(slot.sub)] = slot
+            route_inbox(self._nc, slot.sub, self._frames_handler)
             self._slots.append(slot)
         self._drainer = self._spawn(self._drain(), name="intake:durable-drain")
         self._tasks.add(self._drainer)
@@ -432,18 +434,19 @@ class PullReader:
 
     # -- frames, in the read loop ----------------------------------------------
 
-    def _on_frames(self, slot: _Slot, frames: list[Frame], start: int, stop: int) -> None:
-        """The frames of one read for a slot's inbox, in the read loop, in order: messages (their
-        reply is an ack subject) and statuses.
+    def _on_frames(self, frames: list[Frame], start: int, stop: int) -> None:
+        """The frames of one read for the slots' inboxes, in the read loop, in order: messages
+        (their reply is an ack subject) and statuses.
 
         (One call per read, and one call deep to the handler per message: this loop runs once
         per entry.) Nothing raised here reaches the read loop, which serves the whole
         connection: a bug goes to :meth:`_fail`, which takes the reader down; the messages left
         in the run stay unacknowledged, and come again after ``ack_wait_s``.
         """
-        queue, handler = self._queue, self._handler
+        queue, handler, slot_of = self._queue, self._handler, self._slot_of
         try:
-            for subject, _sid, reply, headers, data in frames[start:stop]:
+            for subject, sid, reply, headers, data in frames[start:stop]:
+                slot = slot_of[sid]
                 request = slot.live
                 if not reply.startswith(ACK_PREFIX):
                     self._status(slot, subject, reply, headers)

@@ -38,14 +38,11 @@ __all__ = [
 MAX_KNOWN_LINES: Final = 4096
 
 
-class MessageLine(NamedTuple):
-    """A ``MSG``/``HMSG`` control line, read."""
-
-    subject: bytes
-    sid: int
-    reply: bytes  # b"" when there is none
-    header_size: int  # 0 for MSG
-    total_size: int  # the header block and the payload
+# A ``MSG``/``HMSG`` control line, read: (subject, sid, reply (b"" when there is none), header
+# size (0 for MSG), total size: the header block and the payload). A plain tuple, as Frame: a
+# JetStream delivery's line (a new ack subject each time, never cached) is read once per
+# message, and making a NamedTuple costs as much as splitting the line.
+MessageLine = tuple[bytes, int, bytes, int, int]
 
 
 # One message: (subject, sid, reply, raw header block or None for MSG, payload). A plain tuple,
@@ -77,11 +74,15 @@ class LineCache:
     Only lines without a reply subject are kept: those are the ones a flood repeats.
     """
 
-    __slots__ = ("limit", "lines", "plain")
+    __slots__ = ("limit", "lines", "numbers", "plain")
 
     def __init__(self, limit: int = MAX_KNOWN_LINES) -> None:
         self.limit = limit
         self.lines: dict[bytes, MessageLine] = {}
+        # The sids and sizes of lines already read, as ints: a line that is not cached (one with
+        # a reply subject) is read with three lookups here instead of three int() of bytes, each
+        # several times dearer. Bounded and cleared with ``lines``.
+        self.numbers: dict[bytes, int] = {}
         # The last split held no frame with headers: the next may be split at its line ends
         # at once (see split_frames); one with headers would waste that split.
         self.plain = True
@@ -92,8 +93,10 @@ class LineCache:
         For a line not in :attr:`lines` (the splitters look there first): a line with a reply
         subject (a JetStream delivery's ack subject: each is new) is read, not looked up twice.
         """
-        known = parse_line(line)
-        if known is not None and not known.reply:
+        if len(self.numbers) >= self.limit:
+            self.numbers.clear()
+        known = _read_line(line, self.numbers)
+        if known is not None and not known[2]:
             if len(self.lines) >= self.limit:
                 self.lines.clear()
             self.lines[line] = known
@@ -103,6 +106,11 @@ class LineCache:
 def parse_line(line: bytes) -> MessageLine | None:
     """``MSG subject sid [reply] size`` or ``HMSG subject sid [reply] header-size size`` (no line end),
     read; None for anything else, a malformed message line included (nats-py's parser says what is wrong)."""
+    return _read_line(line, {})
+
+
+def _read_line(line: bytes, numbers: dict[bytes, int]) -> MessageLine | None:
+    """:func:`parse_line`, the digits converted through ``numbers`` (each new one added)."""
     args = line.split()
     count = len(args)
     if count in (4, 5) and args[0] == b"MSG":
@@ -113,9 +121,14 @@ def parse_line(line: bytes) -> MessageLine | None:
     else:
         return None
     sid, total = args[2], args[-1]
-    if not (sid.isdigit() and total.isdigit() and head.isdigit()) or int(head) > int(total):
+    if not (sid.isdigit() and total.isdigit() and head.isdigit()):
         return None
-    return MessageLine(args[1], int(sid), args[3] if count == 5 else b"", int(head), int(total))
+    get = numbers.get
+    if (sid_n := get(sid)) is None or (head_n := get(head)) is None or (total_n := get(total)) is None:
+        sid_n, head_n, total_n = (numbers.setdefault(digits, int(digits)) for digits in (sid, head, total))
+    if head_n > total_n:
+        return None
+    return (args[1], sid_n, args[3] if count == 5 else b"", head_n, total_n)
 
 
 def split_frames(buf: bytes, cache: LineCache | None = None) -> Split:
