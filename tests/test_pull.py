@@ -41,6 +41,7 @@ from gateway.ingest.jsmeta import (
     read_status,
 )
 from gateway.ingest.pull import PullError, PullReader, next_subject
+from gateway.ingest.wire import Frame
 from gateway.logs import RateLimitedLog
 from gateway.process.metrics import render_metrics
 from gateway.process.natsserver import NatsServer
@@ -191,10 +192,11 @@ class Holder:
     most: int = 0
     freed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def handler(self, _subject: bytes, reply: bytes, _headers: bytes | None, _body: bytes) -> None:
-        self.replies.append(reply)
-        self.delivered.append(delivered_count(reply))
-        self.most = max(self.most, len(self.replies))
+    def handler(self, messages: list[Frame]) -> None:
+        for _subject, _sid, reply, _headers, _body in messages:
+            self.replies.append(reply)
+            self.delivered.append(delivered_count(reply))
+            self.most = max(self.most, len(self.replies))
 
     def room(self) -> int:
         return self.cap - len(self.replies)
@@ -401,7 +403,7 @@ async def test_a_push_consumer_under_the_name_takes_health_down(nc: Client) -> N
 class Broken(Holder):
     """A handler with a bug: it raises on the first message."""
 
-    def handler(self, _subject: bytes, reply: bytes, _headers: bytes | None, _body: bytes) -> None:
+    def handler(self, messages: list[Frame]) -> None:
         raise RuntimeError("a bug in the handler")
 
 

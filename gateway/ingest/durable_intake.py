@@ -37,7 +37,7 @@ from nats.js.errors import NotFoundError
 
 from contracts.errors import DecodeError, RejectReason
 from gateway.config import DurableIngest
-from gateway.core.accumulator import BLOCKED, OVERSIZE
+from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED, OVERSIZE
 from gateway.core.entry import PendingEntry
 from gateway.core.stats import Stats
 from gateway.ingest.acks import Acks, Settle, settle
@@ -48,6 +48,7 @@ from gateway.ingest.fastpath import Headers, fast_path_supported
 from gateway.ingest.jsmeta import delivered_count, first_delivery_prefix, is_first_delivery
 from gateway.ingest.pull import PullReader
 from gateway.ingest.reject import Rejects, oversize
+from gateway.ingest.wire import Frame
 from gateway.logs import RateLimitedLog
 from gateway.tasks import Spawn
 
@@ -213,7 +214,7 @@ class DurableIntake:
             reader = PullReader(
                 self._nc,
                 self._spec,
-                self.on_frame,
+                self.on_frames,
                 room=self._room,
                 wait_room=self._gate.wait_room,
                 freed=self._gate.freed,
@@ -250,13 +251,17 @@ class DurableIntake:
     async def _wait_room(self) -> None:
         await self._gate.wait_room(self._room)
 
-    def on_frame(
-        self, subject: bytes, reply: bytes, headers: bytes | None, body: bytes
-    ) -> Awaitable[object] | None:
-        """Take one message off the pull fast path (``reply``: its ack subject, its handle)."""
-        if is_first_delivery(self._first, reply):  # (the common case, without a split)
-            return self._take(subject, headers, body, reply, 1)
-        return self._take(subject, headers, body, reply, delivered_count(reply))
+    def on_frames(self, messages: list[Frame]) -> tuple[Awaitable[object], int] | None:
+        """Take the messages of one read off the pull fast path (each frame's reply: its ack
+        subject, its handle), in order; from the first that must wait, the reader queues the
+        rest (see :data:`gateway.ingest.pull.FrameHandler`)."""
+        first, take = self._first, self._take
+        for index, (subject, _, reply, headers, body) in enumerate(messages):
+            # (is_first_delivery: the common case, without a split)
+            delivered = 1 if is_first_delivery(first, reply) else delivered_count(reply)
+            if (pending := take(subject, headers, body, reply, delivered)) is not None:
+                return pending, index + 1
+        return None
 
     def on_message(self, msg: Msg) -> Awaitable[object] | None:
         """Take one message fetched by nats-py; settled once its batch is stored."""
@@ -276,15 +281,16 @@ class DurableIntake:
             self._rejects.failed(subject)
             return self._acks.settle([handle], Settle.TERM)
         entry.handle = handle
-        admission = self._gate.admit(entry)
+        admission = self._gate.offer(entry)  # (Gate.admit, written out: this runs once per entry)
+        if admission is ACCEPTED:
+            return None
+        if admission is DROPPED:
+            self._gate.dropped()
+            return None
         if admission is BLOCKED:
             return self._admit_blocked(subject, headers, body, entry)
-        if admission is OVERSIZE:
-            detail = oversize(len(entry.data))
-            return self._terminate(
-                subject, headers, body, handle, reason=RejectReason.OVERSIZE, detail=detail
-            )
-        return None
+        detail = oversize(len(entry.data))  # (OVERSIZE: too large for any batch)
+        return self._terminate(subject, headers, body, handle, reason=RejectReason.OVERSIZE, detail=detail)
 
     async def _admit_blocked(
         self, subject: bytes, headers: Headers, body: bytes, entry: PendingEntry

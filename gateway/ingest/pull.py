@@ -11,10 +11,11 @@ block, body)`` straight from the read loop. A message's
 delivery count is read from its ack subject (:func:`gateway.ingest.jsmeta.delivered_count`),
 and the ack subject itself is the entry's handle (:class:`gateway.ingest.acks.Acks`).
 
-**Two requests are live at once**, one on each subscription: while the server serves one, the
-next waits behind it, so the consumer never waits for the gateway to ask again. (The server
-serves waiting requests in turn and delivers each message under its own subject; only the
-subscription tells which request a message answers, hence one subscription per live request.)
+**Two requests are live at once**, one on each subscription, so the consumer never waits for
+the gateway to ask again. (The server serves waiting requests in turn, so their messages
+interleave, and delivers each message under its own subject; only the subscription tells which
+request a message answers, hence one subscription per live request. Both subscriptions' frames
+come to the reader in one run per read.)
 A second request goes out only for at least a quarter of ``fetch_batch``.
 
 **The room is a hard bound.** A request asks for at most what is free: ``room()`` less what
@@ -91,10 +92,11 @@ __all__ = ["FrameHandler", "PullError", "PullReader", "next_subject"]
 
 log = logging.getLogger("log_gateway")
 
-# handler(subject, ack subject, raw header block or None, body): None when done with the
-# message, or an awaitable when it must wait (the block policy, a reject being forwarded).
-FrameHandler = Callable[[bytes, bytes, bytes | None, bytes], Awaitable[object] | None]
-_Frame = tuple[bytes, bytes, bytes | None, bytes]
+# handler(messages): takes messages (frames whose reply is their ack subject) in order, as
+# core ingest's run handler does: None when done with all of them, or (awaitable, next) when
+# the message before ``next`` must wait (the block policy, a reject being forwarded); the
+# reader waits for it, and the messages from ``next`` on queue behind it.
+FrameHandler = Callable[[list[Frame]], tuple[Awaitable[object], int] | None]
 _PAUSE_S: Final = 0.2  # before the next request, after one the server refused for now
 _CHECK_EVERY: Final = 3  # 503s in a row before the consumer is looked at
 _DEPTH: Final = 2  # pull requests live at once (one being served, the next waiting behind it)
@@ -194,7 +196,7 @@ class PullReader:
         self._ended: deque[_End] = deque()  # requests ended in the read loop, for run() to act on
         self._change: asyncio.Future[None] | None = None  # run() waits on it
         self._unhandled = 0  # received, not yet done with by the handler
-        self._queue: deque[_Frame] = deque()  # received while the handler waits, in order
+        self._queue: deque[Frame] = deque()  # received while the handler waits, in order
         self._busy = False  # the drainer holds a message the handler waits on
         self._waiting: Awaitable[object] | None = None
         self._wake, self._idle = asyncio.Event(), asyncio.Event()  # (a message to wait on; none held)
@@ -435,52 +437,66 @@ class PullReader:
     # -- frames, in the read loop ----------------------------------------------
 
     def _on_frames(self, frames: list[Frame], start: int, stop: int) -> None:
-        """The frames of one read for the slots' inboxes, in the read loop, in order: messages
-        (their reply is an ack subject) and statuses.
+        """The frames of one read for the slots' inboxes, in the read loop, in order: statuses
+        and messages (their reply is an ack subject), the messages handed over in one call.
 
-        (One call per read, and one call deep to the handler per message: this loop runs once
-        per entry.) Nothing raised here reaches the read loop, which serves the whole
-        connection: a bug goes to :meth:`_fail`, which takes the reader down; the messages left
-        in the run stay unacknowledged, and come again after ``ack_wait_s``.
+        Nothing raised here reaches the read loop, which serves the whole connection: a bug goes
+        to :meth:`_fail`, which takes the reader down; the messages left in the run stay
+        unacknowledged, and come again after ``ack_wait_s``.
         """
-        queue, handler, slot_of = self._queue, self._handler, self._slot_of
         try:
-            for subject, sid, reply, headers, data in frames[start:stop]:
-                slot = slot_of[sid]
-                request = slot.live
-                if not reply.startswith(ACK_PREFIX):
-                    self._status(slot, subject, reply, headers)
-                    continue
-                if request is None or request.left <= 0:
-                    self._hand_back(reply)
-                    continue
-                request.left -= 1
-                self._coming -= 1
-                self.received += 1
-                if request.left == 0:
-                    self._end(slot, request, _FILLED)
-                if self._busy or queue:
-                    self._unhandled += 1
-                    queue.append((subject, reply, headers, data))  # (behind the one the handler waits on)
-                elif (pending := handler(subject, reply, headers, data)) is not None:
-                    self._unhandled += 1
-                    self._busy = True
-                    self._idle.clear()
-                    self._waiting = pending
-                    self._wake.set()
+            messages = self._count(frames, start, stop)
+            if not messages:
+                return
+            if self._busy or self._queue:  # (behind the one the handler waits on)
+                self._unhandled += len(messages)
+                self._queue.extend(messages)
+                return
+            if (waiting := self._handler(messages)) is None:
+                return
+            pending, after = waiting
+            self._unhandled += 1 + len(messages) - after
+            self._queue.extend(messages[after:])
+            self._busy = True
+            self._idle.clear()
+            self._waiting = pending
+            self._wake.set()
         except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
             self._fail(exc)
 
-    def _call(self, frame: _Frame) -> Awaitable[object] | None:
+    def _count(self, frames: list[Frame], start: int, stop: int) -> list[Frame]:
+        """The messages among ``frames[start:stop]``, each counted against its slot's request;
+        statuses acted on, and a message no request waits for handed back. (This loop runs once
+        per entry.)"""
+        slot_of, messages = self._slot_of, []
+        for frame in frames[start:stop]:
+            slot, reply = slot_of[frame[1]], frame[2]
+            if not reply.startswith(ACK_PREFIX):
+                self._status(slot, frame[0], reply, frame[3])
+                continue
+            request = slot.live
+            if request is None or request.left <= 0:
+                self._hand_back(reply)
+                continue
+            request.left -= 1
+            if request.left == 0:
+                self._end(slot, request, _FILLED)
+            messages.append(frame)
+        self._coming -= len(messages)
+        self.received += len(messages)
+        return messages
+
+    def _call(self, frame: Frame) -> Awaitable[object] | None:
         """The handler on one message; None once done with it (counted so), else what it waits on."""
         try:
-            pending = self._handler(*frame)
+            waiting = self._handler([frame])
         except Exception as exc:  # noqa: BLE001 - a bug: raised in the reader (see _fail)
             self._fail(exc)
-            pending = None
-        if pending is None:
+            waiting = None
+        if waiting is None:
             self._unhandled -= 1
-        return pending
+            return None
+        return waiting[0]
 
     def _hand_back(self, reply: bytes) -> None:
         """A message beyond what was asked: nak it at once, so the room stays a hard bound."""
