@@ -124,7 +124,7 @@ class DurableIngest:
     max_age_s: float = 7 * 24 * 3600.0
     ack_wait_s: float = 120.0
     max_ack_pending: int = 100_000
-    fetch_batch: int = 500
+    fetch_batch: int = 1000
     fetch_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:

@@ -18,11 +18,13 @@ from gateway.ingest.durable_intake import Settle, ensure_ingest, settle
 from gateway.process.natsserver import NatsServer
 from tests.helpers import (
     FAST_PUBLISH,
+    FORMS,
     config,
     entries,
     fail_decoding,
     ingest_state,
     log_ids,
+    message,
     publish_entries,
     running_gateway,
     stored_batches,
@@ -77,6 +79,34 @@ async def test_an_entry_the_gateway_fails_on_is_counted_and_terminated(
     assert dict(gateway.stats.dropped) == {"ingest_failed": 1}
     assert gateway.stats.received == gateway.stats.published + gateway.stats.total_dropped == 40
     assert gateway.stats.redelivered == 0
+
+
+async def test_rejects_amid_a_read_s_messages_hold_up_none_of_the_rest(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """A read's messages go to the intake in one call; each reject (terminated, an awaited
+    write) holds up the rest of its run, which queue behind it and are taken in turn."""
+    spec = durable()
+    cfg = config(
+        durable_ingest=spec, publish=FAST_PUBLISH, batch=BatchLimits(max_entries=50, max_delay_ms=20)
+    )
+    sent = entries(300)
+    valid = [entry for i, entry in enumerate(sent) if i % 7 != 3]
+    async with running_gateway(nats_server.url, cfg) as (gateway, _):
+        await until_ingest(nc, spec, (0, 0))  # (the stream and consumer are made)
+        for i, entry in enumerate(sent):  # every 7th a reject, among its neighbours of one read
+            headers, body = message(FORMS[i % 3], entry)
+            bad = i % 7 == 3
+            await nc.publish("cortex_logging.entry.created", b"{not json" if bad else body, headers=headers)
+        await nc.flush()  # (one burst: the gateway reads it in runs of many messages)
+        await until(lambda: gateway.stats.published == len(valid))
+        await until(lambda: gateway.stats.total_rejected == len(sent) - len(valid))
+        await until_ingest(nc, spec, (0, 0))  # stored ones acked, rejected ones terminated
+    stored = log_ids(await stored_batches(nc.jetstream(), cfg.stream.name))
+    # in: 300; stored: 257 once each; rejected: 43; dropped, returned, redelivered: 0.
+    assert sorted(stored) == sorted(entry["logId"] for entry in valid)
+    assert gateway.stats.received == 300
+    assert gateway.stats.total_dropped == gateway.stats.returned == gateway.stats.redelivered == 0
 
 
 async def test_two_gateways_share_one_consumer(nats_server: NatsServer, nc: Client) -> None:
