@@ -132,6 +132,7 @@ async def test_the_parser_reads_what_a_real_server_sends(nc: Client) -> None:
         (b"NATS/1.0 409 Consumer is push based\r\n\r\n", b"", PullAction.FATAL),
         (b"NATS/1.0 409 Exceeded MaxRequestBatch of 5\r\n\r\n", b"", PullAction.SHRINK_BATCH),
         (b"NATS/1.0 409 Exceeded MaxRequestExpires of 1m30s\r\n\r\n", b"", PullAction.SHRINK_EXPIRES),
+        (b"NATS/1.0 409 Exceeded MaxAckPending\r\n\r\n", b"", PullAction.SHRINK_BATCH),
         (b"NATS/1.0 409 Exceeded MaxWaiting\r\n\r\n", b"", PullAction.RETRY),
         (b"NATS/1.0 409 Leadership Change\r\n\r\n", b"", PullAction.RETRY),
         (b"NATS/1.0 409 Server Shutdown\r\n\r\n", b"", PullAction.RETRY),
@@ -357,6 +358,24 @@ async def test_a_consumer_s_batch_cap_is_kept_after_its_409(nc: Client) -> None:
     # 409 Exceeded MaxRequestBatch of 5: refused once, then asked for 5 at most.
     assert reader.ends["409"] == 1
     assert reader.max_batch == 5
+
+
+async def test_requests_ask_within_the_consumer_s_max_ack_pending(nc: Client) -> None:
+    """A request asks for no more than the consumer's max_ack_pending (some servers refuse a
+    larger batch with 409 Exceeded MaxAckPending, which names no limit: the batch is halved)."""
+    spec = spec_for(max_ack_pending=30, fetch_batch=1000)
+    holder = Holder(cap=500)
+    async with reading(nc, spec, holder) as (reader, _, _):
+        assert reader.max_batch == 30
+        await publish(nc, spec.stream.lower(), 30)
+        await until(holding(holder, 30))
+    assert "409" not in reader.ends
+    # (A server that refuses a batch above the cap, 409 Exceeded MaxAckPending, names no limit:
+    # the batch is halved, the expiry kept; this one clamps the batch instead.)
+    reader._shrink(PullAction.SHRINK_BATCH, PullStatus(409, "Exceeded MaxAckPending"))
+    assert (reader.max_batch, reader.expires_s) == (15, spec.fetch_timeout_s)
+    reader._shrink(PullAction.SHRINK_EXPIRES, PullStatus(409, "Exceeded MaxRequestExpires"))
+    assert (reader.max_batch, reader.expires_s) == (15, spec.fetch_timeout_s / 2)
 
 
 async def test_no_consumer_answering_is_retried_and_the_consumer_made(nc: Client) -> None:

@@ -135,7 +135,7 @@ class PullAction(enum.Enum):
     FLOW_CONTROL = "flow_control"  # 100 FlowControl Request: answer it (an empty reply)
     ENDED = "ended"  # 404 No Messages, 408 Request Timeout: ask again at once
     RETRY = "retry"  # 409 leadership change, server shutdown, max waiting...: ask again shortly
-    SHRINK_BATCH = "shrink_batch"  # 409 Exceeded MaxRequestBatch of N: ask for N at most
+    SHRINK_BATCH = "shrink_batch"  # 409 Exceeded MaxRequestBatch of N: ask for N at most (or half)
     SHRINK_EXPIRES = "shrink_expires"  # 409 Exceeded MaxRequestExpires of D: wait D at most
     CONSUMER_GONE = "consumer_gone"  # 409 Consumer Deleted: make it again (or health goes down)
     UNAVAILABLE = "unavailable"  # 503 No Responders: no consumer (or no JetStream) answers
@@ -147,6 +147,7 @@ _409: Final = (
     ("consumer is push based", PullAction.FATAL),
     ("exceeded maxrequestbatch", PullAction.SHRINK_BATCH),
     ("exceeded maxrequestexpires", PullAction.SHRINK_EXPIRES),
+    ("exceeded maxackpending", PullAction.SHRINK_BATCH),  # (a batch above the consumer's cap)
     # The rest end the request and say nothing about the next one: leadership change,
     # server shutdown, exceeded maxwaiting, maxrequestmaxbytes (never sent), message size.
 )

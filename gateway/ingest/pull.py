@@ -6,8 +6,8 @@ any work. Here the reader asks the consumer itself: a request
 ``$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>`` with the JSON body ``{"batch": N,
 "expires": ns, "idle_heartbeat": ns}``, its reply subject ``<inbox>.<n>`` or ``<inbox>.1.<n>``
 (a new ``n`` for each request) on one of two wildcard subscriptions served by
-:func:`gateway.ingest.fastpath.route_inbox`: each frame comes as ``(subject, reply, header
-block, body)`` straight from the read loop. A message's
+:func:`gateway.ingest.fastpath.route_inbox`: the frames (``(subject, sid, reply, header block,
+body)``) come straight from the read loop, a run of them per call. A message's
 delivery count is read from its ack subject (:func:`gateway.ingest.jsmeta.delivered_count`),
 and the ack subject itself is the entry's handle (:class:`gateway.ingest.acks.Acks`).
 
@@ -99,7 +99,7 @@ log = logging.getLogger("log_gateway")
 FrameHandler = Callable[[list[Frame]], tuple[Awaitable[object], int] | None]
 _PAUSE_S: Final = 0.2  # before the next request, after one the server refused for now
 _CHECK_EVERY: Final = 3  # 503s in a row before the consumer is looked at
-_DEPTH: Final = 2  # pull requests live at once (one being served, the next waiting behind it)
+_DEPTH: Final = 2  # pull requests live at once (served in turn: one ending leaves one being served)
 _HEARTBEAT_FROM_S: Final = 0.5  # requests that live this long ask for idle heartbeats
 
 
@@ -162,7 +162,7 @@ class PullReader:
     Args:
         nc: the connection (its fast path supported: see ``fastpath.fast_path_supported``).
         spec: the stream, consumer, request size and expiry.
-        handler: takes one message's frame.
+        handler: takes messages' frames in order (see :data:`FrameHandler`).
         room: how many more entries the buffer takes now.
         wait_room: returns once the buffer may have room again.
         freed: wakes ``wait_room`` (called when a message that waited is done with).
@@ -187,7 +187,9 @@ class PullReader:
         self._nc, self._next, self._handler = nc, next_subject(spec.stream, spec.durable), handler
         self._room, self._wait_room, self._freed = room, wait_room, freed
         self._ensure, self._spawn, self._warn = ensure, spawn, warn
-        self.max_batch, self.expires_s = spec.fetch_batch, spec.fetch_timeout_s  # (409s may lower them)
+        # (409s may lower them; the server refuses a batch above the consumer's max_ack_pending)
+        self.max_batch = min(spec.fetch_batch, spec.max_ack_pending)
+        self.expires_s = spec.fetch_timeout_s
         self._inbox, self._seq = "", 0
         self._slots: list[_Slot] = []
         self._slot_of: dict[int, _Slot] = {}  # by the sid of its subscription
@@ -410,12 +412,12 @@ class PullReader:
     def _shrink(self, action: PullAction, status: PullStatus) -> None:
         """Ask within a limit the consumer set (``Exceeded MaxRequestBatch of 5``)."""
         limit = limit_of(status) or ""
-        if action is PullAction.SHRINK_BATCH and limit.isdigit() and int(limit) > 0:
-            self.max_batch = min(self.max_batch, int(limit))
-        elif action is PullAction.SHRINK_EXPIRES and (seconds := go_duration_s(limit)):
+        if action is PullAction.SHRINK_BATCH:  # (no limit named: Exceeded MaxAckPending)
+            named = int(limit) if limit.isdigit() and int(limit) > 0 else 0
+            self.max_batch = min(self.max_batch, named) if named else max(1, self.max_batch // 2)
+        elif seconds := go_duration_s(limit):
             self.expires_s = min(self.expires_s, seconds * 0.9)
         else:
-            self.max_batch = max(1, self.max_batch // 2)
             self.expires_s = max(0.01, self.expires_s / 2)
         log.warning(
             "the ingest consumer limits pull requests (%s): asking for %d at most, for %g s",
@@ -469,21 +471,23 @@ class PullReader:
         statuses acted on, and a message no request waits for handed back. (This loop runs once
         per entry.)"""
         slot_of, messages = self._slot_of, []
-        for frame in frames[start:stop]:
-            slot, reply = slot_of[frame[1]], frame[2]
-            if not reply.startswith(ACK_PREFIX):
-                self._status(slot, frame[0], reply, frame[3])
-                continue
-            request = slot.live
-            if request is None or request.left <= 0:
-                self._hand_back(reply)
-                continue
-            request.left -= 1
-            if request.left == 0:
-                self._end(slot, request, _FILLED)
-            messages.append(frame)
-        self._coming -= len(messages)
-        self.received += len(messages)
+        try:
+            for frame in frames[start:stop]:
+                slot, reply = slot_of[frame[1]], frame[2]
+                if not reply.startswith(ACK_PREFIX):
+                    self._status(slot, frame[0], reply, frame[3])
+                    continue
+                request = slot.live
+                if request is None or request.left <= 0:
+                    self._hand_back(reply)
+                    continue
+                request.left -= 1
+                if request.left == 0:
+                    self._end(slot, request, _FILLED)
+                messages.append(frame)
+        finally:  # (also when a bug stops the loop: what was counted against a request stays so)
+            self._coming -= len(messages)
+            self.received += len(messages)
         return messages
 
     def _call(self, frame: Frame) -> Awaitable[object] | None:
@@ -534,8 +538,9 @@ class PullReader:
     def _fail(self, exc: Exception) -> None:
         """A bug on a message's way to the handler (the handler catches what a message can cause):
         raised in the reader's task, which dies of it, logged with its traceback, and takes health
-        down, as nats-py's fetch loop did. Its message is left unacknowledged (redelivered after
-        ``ack_wait_s``); the read loop, which serves the whole connection, goes on."""
+        down, as nats-py's fetch loop did. Its message, and the rest of its run, are left
+        unacknowledged (redelivered after ``ack_wait_s``); the read loop, which serves the whole
+        connection, goes on."""
         if self._failure is None:
             self._failure = exc
         for slot in self._slots:

@@ -81,7 +81,7 @@ class LineCache:
         self.lines: dict[bytes, MessageLine] = {}
         # The sids and sizes of lines already read, as ints: a line that is not cached (one with
         # a reply subject) is read with three lookups here instead of three int() of bytes, each
-        # several times dearer. Bounded and cleared with ``lines``.
+        # several times dearer. Bounded: cleared once it holds ``limit``.
         self.numbers: dict[bytes, int] = {}
         # The last split held no frame with headers: the next may be split at its line ends
         # at once (see split_frames); one with headers would waste that split.
