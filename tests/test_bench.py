@@ -33,6 +33,9 @@ def _check_overload_rows(results: dict[str, Any]) -> None:
     flood = results["overload_10x"]
     assert flood["offered_per_s"] == pytest.approx(10 * flood["peak_per_s"])
     assert flood["stored"] > 0
+    # What the producer got onto the wire is counted, never more than was offered.
+    for row in (overload, flood):
+        assert 0 < row["sent_per_s"] <= row["offered_per_s"] * 1.01
     sustained = results["sustained"]
     assert [t["share"] for t in sustained["tried"]] == [0.5]
     assert sustained["tried"][0]["entries"] > 0

@@ -27,7 +27,8 @@ _WARMUP_S = 2
 
 @dataclass(frozen=True)
 class GoodputResult:
-    """Entries stored per second while ``offered_per_s`` were offered."""
+    """Entries stored per second while ``offered_per_s`` were offered (``sent_per_s``: what the
+    producer got onto the wire of it, lower when the server read slower than it was offered)."""
 
     offered_per_s: float
     median_per_s: float
@@ -35,6 +36,7 @@ class GoodputResult:
     seconds: int
     stored: int
     timeline: tuple[int, ...] = ()
+    sent_per_s: float = 0.0
 
     def ratio_to(self, peak: float) -> float:
         """Median goodput as a share of ``peak``."""
@@ -70,6 +72,7 @@ async def measure_goodput(url: str, rate: float, seconds: float, *args: str) -> 
     per_second = [seen.counts.get(s, 0) for s in window]
     return GoodputResult(
         offered_per_s=rate,
+        sent_per_s=producer.sent / seconds,
         median_per_s=statistics.median(per_second),
         min_per_s=min(per_second),
         seconds=len(per_second),

@@ -45,6 +45,7 @@ _PLACEHOLDER = 1111111111.111111
 _PLACEHOLDER_BYTES = b"1111111111.111111"
 # At most this many distinct entries are made for a fixed load; a longer run sends them again.
 _PACED_POOL = 50_000
+_CHUNK_S = 0.01  # a paced producer behind its rate writes at most this long's worth at once
 
 
 def header_block(headers: dict[str, str]) -> bytes:
@@ -75,18 +76,19 @@ class _Plan:
     seconds: float
 
 
-def _producer_main(plan: _Plan, ready: MpEvent, go: MpEvent) -> None:
+def _producer_main(plan: _Plan, ready: MpEvent, go: MpEvent, sent: Any) -> None:
     with _connected(plan.url) as sock:
         if plan.msgs is None:
             stamped = _stamped(plan.subject, min(int(plan.rate * plan.seconds) + 1, _PACED_POOL))
             ready.set()
             go.wait()
-            _paced(sock, stamped, plan.rate, plan.seconds)
+            sent.value = _paced(sock, stamped, plan.rate, plan.seconds)
         else:
             commands = wire(plan.subject, plan.msgs)
             ready.set()
             go.wait()
             sock.sendall(commands)
+            sent.value = len(plan.msgs)
         sock.sendall(b"PING\r\n")  # the server has read everything once it answers
         _await_pong(sock.makefile("rb"))
 
@@ -120,13 +122,19 @@ def _stamped(subject: str, count: int) -> list[tuple[bytes, int]]:
     return out
 
 
-def _paced(sock: socket.socket, stamped: list[tuple[bytes, int]], rate: float, seconds: float) -> None:
-    """Send ``rate`` entries per second for ``seconds``, each stamped with the time it is sent."""
+def _paced(sock: socket.socket, stamped: list[tuple[bytes, int]], rate: float, seconds: float) -> int:
+    """Send ``rate`` entries per second for ``seconds``, each stamped with the time it is sent;
+    returns how many were sent.
+
+    Behind its rate (the server reads slower than it is offered), each write is at most
+    ``_CHUNK_S`` worth: what was due and not sent is never sent in one piece, which at ten times
+    the peak grew to minutes of writing after the run's end, and the producer was given up."""
     start = time.perf_counter()
     sent = 0
     width = len(_PLACEHOLDER_BYTES)
+    chunk = max(1, int(rate * _CHUNK_S))
     while (elapsed := time.perf_counter() - start) < seconds:
-        due = int(elapsed * rate)
+        due = min(int(elapsed * rate), sent + chunk)
         if due > sent:
             stamp = b"%.6f" % time.time()
             parts: list[bytes] = []
@@ -136,6 +144,7 @@ def _paced(sock: socket.socket, stamped: list[tuple[bytes, int]], rate: float, s
             sock.sendall(b"".join(parts))
             sent = due
         time.sleep(0.001)
+    return sent
 
 
 class Producer:
@@ -154,7 +163,10 @@ class Producer:
         self.go = _CTX.Event()
         plan = _Plan(url, subject, msgs, rate, seconds)
         self._seconds = seconds
-        self.proc = _CTX.Process(target=_producer_main, args=(plan, self.ready, self.go), daemon=True)
+        self._sent = _CTX.Value("q", 0)
+        self.proc = _CTX.Process(
+            target=_producer_main, args=(plan, self.ready, self.go, self._sent), daemon=True
+        )
         self.proc.start()
 
     async def wait_ready(self) -> None:
@@ -173,6 +185,11 @@ class Producer:
         """:meth:`wait_ready`, then :meth:`say_go`."""
         await self.wait_ready()
         return self.say_go()
+
+    @property
+    def sent(self) -> int:
+        """How many entries it sent (set once it finished sending)."""
+        return int(self._sent.value)
 
     async def join(self) -> None:
         """Wait for the producer to finish; it must have published everything."""

@@ -33,9 +33,14 @@ def write_markdown(results: dict[str, Any], path: Path) -> None:
 
 
 def _overload_line(row: dict[str, Any]) -> str:
+    sent = row.get("sent_per_s", 0.0)
+    wire = (
+        f" (the producer got {sent:,.0f}/s onto the wire)" if 0 < sent < 0.98 * row["offered_per_s"] else ""
+    )
     return (
         f"Overload: {row['offered_per_s']:,.0f} entries/s offered ({row.get('factor', 2):g}x the peak of "
-        f"{row['peak_per_s']:,.0f}/s) for {row['seconds']} s: goodput median {row['median_per_s']:,.0f}/s, "
+        f"{row['peak_per_s']:,.0f}/s){wire} for {row['seconds']} s: "
+        f"goodput median {row['median_per_s']:,.0f}/s, "
         f"weakest second {row['min_per_s']:,.0f}/s, **{row['ratio_to_peak']:.2f} of the peak**."
     )
 
