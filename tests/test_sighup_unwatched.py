@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +25,15 @@ def run_values(**changes: Any) -> dict[str, Any]:
     return values | changes
 
 
+@pytest.fixture
+def sighup_default() -> Iterator[None]:
+    """SIGHUP at its default disposition (a run under ``nohup`` inherits it ignored), put back after."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGHUP, previous)
+
+
+@pytest.mark.usefixtures("sighup_default")
 async def test_sighup_is_unwatched_once_the_app_stops(
     nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
