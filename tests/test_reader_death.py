@@ -34,10 +34,10 @@ async def test_a_durable_reader_that_dies_takes_health_down(
     async with running_gateway(nats_server.url, cfg) as (gateway, _):
         assert not gateway.failed
 
-        def offer(entry: PendingEntry) -> None:
+        def admit(entry: PendingEntry) -> None:
             broken(entry)
 
-        gateway.gate.offer = offer  # type: ignore[assignment]  # (what durable intake admits by)
+        gateway.gate.admit = admit  # type: ignore[method-assign,assignment]
         with caplog.at_level(logging.ERROR, logger="log_gateway"):
             await publish_entries(nc, entries(1))
             await until(lambda: gateway.failed == ("intake:durable",), timeout_s=10)

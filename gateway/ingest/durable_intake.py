@@ -37,7 +37,7 @@ from nats.js.errors import NotFoundError
 
 from contracts.errors import DecodeError, RejectReason
 from gateway.config import DurableIngest
-from gateway.core.accumulator import ACCEPTED, BLOCKED, DROPPED, OVERSIZE
+from gateway.core.accumulator import BLOCKED, OVERSIZE
 from gateway.core.entry import PendingEntry
 from gateway.core.stats import Stats
 from gateway.ingest.acks import Acks, Settle, settle
@@ -281,16 +281,15 @@ class DurableIntake:
             self._rejects.failed(subject)
             return self._acks.settle([handle], Settle.TERM)
         entry.handle = handle
-        admission = self._gate.offer(entry)  # (Gate.admit, written out: this runs once per entry)
-        if admission is ACCEPTED:
-            return None
-        if admission is DROPPED:
-            self._gate.dropped()
-            return None
+        admission = self._gate.admit(entry)
         if admission is BLOCKED:
             return self._admit_blocked(subject, headers, body, entry)
-        detail = oversize(len(entry.data))  # (OVERSIZE: too large for any batch)
-        return self._terminate(subject, headers, body, handle, reason=RejectReason.OVERSIZE, detail=detail)
+        if admission is OVERSIZE:
+            detail = oversize(len(entry.data))
+            return self._terminate(
+                subject, headers, body, handle, reason=RejectReason.OVERSIZE, detail=detail
+            )
+        return None
 
     async def _admit_blocked(
         self, subject: bytes, headers: Headers, body: bytes, entry: PendingEntry
